@@ -1,0 +1,1 @@
+"""Analyses of IR: op support, op statistics (and, later, costs)."""

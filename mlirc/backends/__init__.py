@@ -1,0 +1,40 @@
+"""Backends turn a pipeline's final IR into something that runs.
+
+Each backend names the stages it compiles through after `linalg` and loads
+the final module into an `Executable`: a callable from a list of numpy arrays
+(the flat inputs) to a list of numpy arrays (the flat outputs).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ..errors import InputError
+
+
+class Executable(Protocol):
+    def __call__(self, inputs: list) -> list: ...
+
+
+class Backend(Protocol):
+    name: str
+
+    def stages(self) -> list: ...
+
+    def load(self, module, signature, options: dict) -> Executable: ...
+
+
+def _backends() -> dict:
+    from .jit import JitBackend
+    return {"jit": JitBackend()}
+
+
+def backend_names() -> list[str]:
+    return list(_backends())
+
+
+def get_backend(name: str) -> Backend:
+    backends = _backends()
+    if name not in backends:
+        raise InputError(f"unknown backend '{name}'; backends: {', '.join(backends)}")
+    return backends[name]

@@ -1,0 +1,99 @@
+"""`mlirc.compile`: from a model (or saved IR) through the stages to a runnable model."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from . import ir
+from .analysis.support import unsupported_ops_error
+from .backends import get_backend
+from .errors import InputError, PipelineError
+from .frontends import mlir_text
+from .frontends import torch as torch_frontend
+from .runner import StageResult, run_stage, snapshot
+from .runtime.compiled_model import CompiledModel
+from .stages import Pipeline, default_pipeline
+
+
+def compile(model, example_args=(), *, backend: str = "jit",
+            stop_at: str | None = None, start_from: str | None = None,
+            dump_dir: str | Path | None = None, pipeline: Pipeline | None = None,
+            opt_level: int = 3, on_stage=None) -> CompiledModel:
+    """Compiles `model` for `backend`.
+
+    model: a torch.nn.Module (with `example_args`), or a path to / text of a
+      `.mlir` module at stage `start_from` (default: the first stage).
+    stop_at: the last stage to run; the result then holds IR but cannot run.
+    dump_dir: write each stage's IR there as `NN-stage.mlir`.
+    pipeline: a custom Pipeline (see `mlirc.default_pipeline`).
+    on_stage: called with each StageResult as it completes (progress).
+    """
+    started = time.perf_counter()
+    pipeline = pipeline or default_pipeline(backend)
+    if stop_at is not None:
+        pipeline.index(stop_at)  # fails early on an unknown name
+    context = ir.new_context()
+    reference = None
+
+    if _is_torch_module(model):
+        if start_from not in (None, pipeline.names()[0]):
+            raise InputError("start_from applies to .mlir input, not to a torch module")
+        import_start = time.perf_counter()
+        module, signature = torch_frontend.import_module(model, example_args, context)
+        first = snapshot(pipeline.names()[0], module, time.perf_counter() - import_start)
+        start_from, reference = pipeline.names()[0], model
+    elif isinstance(model, (str, Path)):
+        module, signature, _ = mlir_text.import_text(model, context)
+        start_from = start_from or pipeline.names()[0]
+        pipeline.index(start_from)
+        first = snapshot(start_from, module, 0.0)
+    else:
+        raise InputError(f"cannot compile a {type(model).__name__}: expected a "
+                         "torch.nn.Module, or a path to (or text of) a .mlir module")
+
+    results = [first]
+    _dump(dump_dir, pipeline, first)
+    if on_stage:
+        on_stage(first)
+    for stage in pipeline.between(start_from, stop_at):
+        try:
+            result = run_stage(module, stage, results[-1].text, dump_dir)
+        except PipelineError as failure:
+            if stage.name == "linalg":
+                # Name the unsupported ops instead of the first legalization error.
+                error = unsupported_ops_error(results[-1].text)
+                if error is not None:
+                    raise error from None
+            raise failure from None
+        results.append(result)
+        _dump(dump_dir, pipeline, result)
+        if on_stage:
+            on_stage(result)
+
+    stopped = stop_at is not None and stop_at != pipeline.names()[-1]
+    executable = None
+    if not stopped:
+        executable = get_backend(backend).load(module, signature, {"opt_level": opt_level})
+    return CompiledModel(signature, backend, results, executable, reference,
+                         stopped_at=stop_at if stopped else None,
+                         compile_seconds=time.perf_counter() - started)
+
+
+def _is_torch_module(model) -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return isinstance(model, torch.nn.Module)
+
+
+def _dump(dump_dir, pipeline: Pipeline, result: StageResult) -> None:
+    if dump_dir is None:
+        return
+    folder = Path(dump_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    index = pipeline.index(result.name)
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", result.name)
+    (folder / f"{index:02d}-{safe}.mlir").write_text(result.text)

@@ -1,0 +1,1 @@
+"""Frontends turn a model into an MLIR module plus its Signature."""

@@ -1,0 +1,40 @@
+"""MLIR text frontend: a `.mlir` file (or string) at any stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import ir
+from ..errors import InputError
+from ..runtime import signature as sig
+
+
+def looks_like_mlir_text(source) -> bool:
+    return isinstance(source, str) and ("func.func" in source or "module" in source) \
+        and "\n" in source
+
+
+def import_text(source, context: ir.Context | None = None):
+    """Parses a path or MLIR text; returns (module, Signature, name)."""
+    module, name = parse_source(source, context)
+    return module, sig.read(module), name
+
+
+def parse_source(source, context: ir.Context | None = None):
+    """Parses a path or MLIR text; returns (module, name for messages)."""
+    if isinstance(source, (str, Path)) and not looks_like_mlir_text(str(source)):
+        path = Path(source)
+        if not path.exists():
+            raise InputError(f"no such file: {path}")
+        text, name = path.read_text(), str(path)
+    else:
+        text, name = str(source), "<string>"
+    context = context or ir.new_context()
+    try:
+        module = ir.parse_module(text, context)
+    except ir.MLIRError as error:
+        first = error.error_diagnostics[0] if error.error_diagnostics else None
+        line = ir.source_location(first.location).replace("-:", "line ") if first else ""
+        message = first.message.strip().splitlines()[0] if first else "parse error"
+        raise InputError(f"cannot parse {name}{', ' + line if line else ''}: {message}") from None
+    return module, name

@@ -1,0 +1,86 @@
+"""PyTorch frontend: nn.Module -> torch.export -> torch dialect (FX importer)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .. import ir
+from ..errors import FrontendError, InputError
+from ..runtime import signature as sig
+
+
+def _torch():
+    import torch
+    return torch
+
+
+def to_torch_args(example_args) -> tuple:
+    """Example arguments with numpy arrays turned into tensors (structure kept)."""
+    torch = _torch()
+    from torch.utils import _pytree as pytree
+
+    def convert(leaf):
+        if isinstance(leaf, np.ndarray):
+            return torch.from_numpy(np.ascontiguousarray(leaf))
+        if isinstance(leaf, (np.generic,)):
+            return torch.tensor(leaf)
+        return leaf
+    return tuple(pytree.tree_map(convert, tuple(example_args)))
+
+
+def import_module(model, example_args, context: ir.Context | None = None):
+    """Returns (module in the torch dialect, Signature). The signature is also
+    attached to the module."""
+    torch = _torch()
+    from torch.utils import _pytree as pytree
+    from torch_mlir.extras.fx_decomp_util import get_decomposition_table
+    from torch_mlir.extras.fx_importer import FxImporter
+
+    if not isinstance(model, torch.nn.Module):
+        raise InputError(f"expected a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(example_args, (tuple, list)):
+        example_args = (example_args,)
+    args = to_torch_args(example_args)
+    leaves = pytree.tree_leaves(args)
+    if not leaves:
+        raise InputError("no example inputs: give the tensors the model is called with")
+    for leaf in leaves:
+        if not isinstance(leaf, torch.Tensor):
+            raise InputError(f"example inputs must be tensors or numpy arrays, "
+                             f"got {type(leaf).__name__}")
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.export.export(model, args, strict=False)
+            program = program.run_decompositions(get_decomposition_table())
+    except Exception as error:  # torch.export raises many kinds; report one line
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise FrontendError(f"torch.export failed: {type(error).__name__}: {message}") from None
+
+    context = context or ir.new_context()
+    importer = FxImporter(context=context)
+    try:
+        importer.import_frozen_program(program, func_name="main")
+    except Exception as error:
+        raise FrontendError(f"the FX importer failed: {type(error).__name__}: "
+                            f"{str(error).strip()[:300]}") from None
+    module = importer.module
+
+    function_signature = sig.read(module)
+    user_inputs = [s.arg.name for s in program.graph_signature.input_specs
+                   if s.kind.name == "USER_INPUT"]
+    out_tree = program.call_spec.out_spec
+    if out_tree.num_leaves != len(function_signature.outputs):
+        raise FrontendError(f"the model returns {out_tree.num_leaves} values but only "
+                            f"{len(function_signature.outputs)} are tensors; "
+                            "return tensors only")
+    signature = sig.Signature(
+        function_signature.inputs, function_signature.outputs,
+        in_tree=pytree.treespec_dumps(program.call_spec.in_spec),
+        out_tree=pytree.treespec_dumps(out_tree),
+        input_names=user_inputs)
+    sig.attach(module, signature)
+    return module, signature

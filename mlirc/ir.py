@@ -1,0 +1,131 @@
+"""The one gateway to the MLIR Python bindings.
+
+Every other module imports MLIR through here, so swapping the bindings (for
+example to IREE's) touches this file only. It also owns the few conveniences
+the rest of mlirc needs on top of the raw bindings: making a context with all
+dialects registered, parsing and printing modules, and capturing diagnostics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from torch_mlir import ir, passmanager
+from torch_mlir.dialects import torch as torch_dialect
+from torch_mlir.execution_engine import ExecutionEngine
+
+Context = ir.Context
+Module = ir.Module
+Location = ir.Location
+MLIRError = ir.MLIRError
+PassManager = passmanager.PassManager
+UnitAttr = ir.UnitAttr
+StringAttr = ir.StringAttr
+TypeAttr = ir.TypeAttr
+FunctionType = ir.FunctionType
+DiagnosticSeverity = ir.DiagnosticSeverity
+
+__all__ = [
+    "Context", "Module", "Location", "MLIRError", "PassManager", "UnitAttr",
+    "StringAttr", "TypeAttr", "FunctionType", "ExecutionEngine", "new_context", "parse_module",
+    "module_text", "walk_ops", "op_counts_by_dialect", "Diagnostic",
+    "capture_diagnostics", "source_location",
+]
+
+
+def new_context() -> ir.Context:
+    """A context with the upstream dialects and torch-mlir's dialect and passes."""
+    context = ir.Context()
+    torch_dialect.register_dialect(context)
+    return context
+
+
+def parse_module(text: str, context: ir.Context | None = None) -> ir.Module:
+    """Parses MLIR text; raises MLIRError (with diagnostics) on bad input."""
+    context = context or new_context()
+    with context:
+        return ir.Module.parse(text)
+
+
+def module_text(module: ir.Module, *, elide_large: bool = False,
+                debug_info: bool = False) -> str:
+    """The module as text. `elide_large` hides weights, for display only:
+    elided text cannot be parsed back into the same program."""
+    limit = 16 if elide_large else None
+    return module.operation.get_asm(
+        large_elements_limit=limit, large_resource_limit=limit,
+        enable_debug_info=debug_info)
+
+
+def walk_ops(operation):
+    """Yields every operation nested under `operation` (pre-order), itself excluded."""
+    for region in operation.regions:
+        for block in region.blocks:
+            for op in block.operations:
+                yield op.operation
+                yield from walk_ops(op.operation)
+
+
+def op_counts_by_dialect(module: ir.Module) -> Counter:
+    """How many operations of each dialect the module holds (builtin excluded)."""
+    counts: Counter = Counter()
+    for op in walk_ops(module.operation):
+        dialect = op.name.split(".", 1)[0]
+        if dialect != "builtin":
+            counts[dialect] += 1
+    return counts
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    severity: str
+    location: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.location}: " if self.location else ""
+        return f"{where}{self.severity}: {self.message}"
+
+
+_SEVERITY = {
+    ir.DiagnosticSeverity.ERROR: "error",
+    ir.DiagnosticSeverity.WARNING: "warning",
+    ir.DiagnosticSeverity.NOTE: "note",
+    ir.DiagnosticSeverity.REMARK: "remark",
+}
+
+
+@contextlib.contextmanager
+def capture_diagnostics(context: ir.Context):
+    """Collects the context's diagnostics into a list instead of stderr."""
+    captured: list[Diagnostic] = []
+
+    def handler(diagnostic) -> bool:
+        captured.append(Diagnostic(
+            _SEVERITY.get(diagnostic.severity, "error"),
+            source_location(diagnostic.location),
+            str(diagnostic.message)))
+        for note in diagnostic.notes:
+            captured.append(Diagnostic("note", source_location(note.location),
+                                       str(note.message)))
+        return True
+
+    handle = context.attach_diagnostic_handler(handler)
+    try:
+        yield captured
+    finally:
+        handle.detach()
+
+
+_FILE_LINE = re.compile(r'"([^"]+)":(\d+):(\d+)')
+
+
+def source_location(location) -> str:
+    """'file:line' for a location that points into source code, else ''."""
+    match = _FILE_LINE.search(str(location))
+    if not match:
+        return ""
+    return f"{match.group(1)}:{match.group(2)}"

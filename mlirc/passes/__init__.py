@@ -1,0 +1,11 @@
+"""mlirc's passes: the pass model (`base`) and the passes written in Python.
+
+Importing this package registers every Python pass, so pipeline text can name them.
+"""
+
+from .base import (MlirPass, Pass, PassFailure, PythonPass, parse_pipeline,
+                   register_pass, PYTHON_PASSES)
+from . import c_interface  # noqa: F401  (registers its pass)
+
+__all__ = ["MlirPass", "Pass", "PassFailure", "PythonPass", "parse_pipeline",
+           "register_pass", "PYTHON_PASSES"]

@@ -1,0 +1,2 @@
+"""Runtime pieces shared by every backend: signatures, memref descriptors and
+the CompiledModel API."""

@@ -1,0 +1,77 @@
+"""CompiledModel: what `mlirc.compile` returns, the same for every backend."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ..errors import InputError
+from ..runner import StageResult
+from . import inputs as input_checks
+from .signature import Signature
+from .verify import VerifyReport, compare
+
+
+@dataclass
+class CompiledModel:
+    signature: Signature
+    backend: str
+    stages: list[StageResult]           # every stage's IR and timings, in order
+    executable: object | None = None    # None when compilation stopped early
+    reference: object | None = None     # the source model, for verify()
+    stopped_at: str | None = None
+    compile_seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ir(self) -> dict[str, str]:
+        """Stage name -> the full IR text after that stage."""
+        return {s.name: s.text for s in self.stages}
+
+    @property
+    def final_stage(self) -> str:
+        return self.stages[-1].name
+
+    def __call__(self, *args, **kwargs):
+        if self.executable is None:
+            raise InputError(f"compilation stopped at stage '{self.stopped_at}'; "
+                             "compile without stop_at to run the model")
+        arrays, as_torch = input_checks.flatten_arguments(self.signature, args, kwargs)
+        outputs = self.executable(arrays)
+        return input_checks.restore_outputs(self.signature, outputs, as_torch)
+
+    def run_flat(self, arrays: list) -> list:
+        """Runs on already-checked flat numpy inputs; returns flat numpy outputs."""
+        return self.executable(arrays)
+
+    def verify(self, *args, rtol: float = 1e-4, atol: float = 1e-5,
+               reference=None, **kwargs) -> VerifyReport:
+        """Runs the reference model (eager PyTorch) and mlirc on the same inputs."""
+        reference = reference or self.reference
+        if reference is None:
+            raise InputError("no reference model to verify against: "
+                             "pass reference= (e.g. the torch.nn.Module)")
+        import torch
+        from torch.utils import _pytree as pytree
+        from ..frontends.torch import to_torch_args
+
+        torch_args = to_torch_args(args)
+        with torch.no_grad():
+            expected = reference(*torch_args, **kwargs)
+        expected_flat = [t.detach().numpy() if isinstance(t, torch.Tensor) else t
+                         for t in pytree.tree_leaves(expected)]
+        arrays, _ = input_checks.flatten_arguments(self.signature, torch_args, kwargs)
+        actual = self.executable(arrays)
+        return compare(expected_flat, actual, rtol, atol)
+
+    def time(self, *args, repeat: int = 20, warmup: int = 3) -> float:
+        """Median seconds per call over `repeat` calls."""
+        arrays, _ = input_checks.flatten_arguments(self.signature, args, {})
+        for _ in range(warmup):
+            self.executable(arrays)
+        samples = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            self.executable(arrays)
+            samples.append(time.perf_counter() - start)
+        return sorted(samples)[len(samples) // 2]

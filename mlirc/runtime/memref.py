@@ -1,0 +1,49 @@
+"""numpy arrays as MLIR ranked memref descriptors (the C layout behind
+`_mlir_ciface_` functions): {allocated, aligned, offset, sizes[rank], strides[rank]}.
+
+One descriptor layout serves every element type, since the pointers are
+untyped; the caller keeps the numpy array alive while the descriptor is used.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+
+import numpy as np
+
+
+@functools.cache
+def descriptor_type(rank: int) -> type[ctypes.Structure]:
+    fields = [("allocated", ctypes.c_void_p), ("aligned", ctypes.c_void_p),
+              ("offset", ctypes.c_int64)]
+    if rank > 0:
+        fields += [("sizes", ctypes.c_int64 * rank), ("strides", ctypes.c_int64 * rank)]
+    return type(f"MemRefDescriptor{rank}D", (ctypes.Structure,), {"_fields_": fields})
+
+
+def descriptor_of(array: np.ndarray) -> ctypes.Structure:
+    """A descriptor viewing `array`, which must be C-contiguous and aligned."""
+    assert array.flags["C_CONTIGUOUS"], "memref descriptors need contiguous arrays"
+    descriptor = descriptor_type(array.ndim)()
+    pointer = array.ctypes.data
+    descriptor.allocated = pointer
+    descriptor.aligned = pointer
+    descriptor.offset = 0
+    if array.ndim > 0:
+        descriptor.sizes[:] = array.shape
+        descriptor.strides[:] = [s // array.itemsize for s in array.strides] \
+            if array.size else [0] * array.ndim
+    return descriptor
+
+
+def packed_arguments(arrays: list[np.ndarray]) -> tuple[ctypes.Array, list]:
+    """The `void **` argument list of an MLIR packed interface function whose
+    parameters are pointers to memref descriptors. Returns the array and the
+    objects that must stay alive during the call."""
+    descriptors = [descriptor_of(a) for a in arrays]
+    pointers = [ctypes.pointer(d) for d in descriptors]
+    slots = [ctypes.pointer(p) for p in pointers]
+    packed = (ctypes.c_void_p * len(slots))(
+        *[ctypes.cast(s, ctypes.c_void_p) for s in slots])
+    return packed, [arrays, descriptors, pointers, slots]

@@ -1,0 +1,163 @@
+"""What a compiled function takes and returns: shapes, dtypes and the Python
+structure (tuple, list, dict) of its inputs and outputs.
+
+The signature travels with the IR as the module attribute `mlirc.signature`,
+so a `.mlir` dumped at any stage can be compiled again on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import ir
+from ..errors import InputError
+
+SIGNATURE_ATTR = "mlirc.signature"
+
+
+@dataclass(frozen=True)
+class DType:
+    name: str          # mlirc's short name, as in `2x3xf32`
+    numpy: np.dtype
+    mlir: str          # element type in linalg/memref IR (signless)
+    torch: str         # element type in !torch.vtensor
+
+
+DTYPES = {d.name: d for d in [
+    DType("f32", np.dtype(np.float32), "f32", "f32"),
+    DType("f64", np.dtype(np.float64), "f64", "f64"),
+    DType("f16", np.dtype(np.float16), "f16", "f16"),
+    DType("i8", np.dtype(np.int8), "i8", "si8"),
+    DType("u8", np.dtype(np.uint8), "i8", "ui8"),
+    DType("i16", np.dtype(np.int16), "i16", "si16"),
+    DType("i32", np.dtype(np.int32), "i32", "si32"),
+    DType("i64", np.dtype(np.int64), "i64", "si64"),
+    DType("bool", np.dtype(np.bool_), "i1", "i1"),
+]}
+_BY_NUMPY = {d.numpy: d for d in DTYPES.values()}
+_BY_TORCH = {d.torch: d for d in DTYPES.values()}
+# Signless MLIR types are read as signed: `i8` is int8, never uint8.
+_BY_MLIR = {d.mlir: d for d in reversed(list(DTYPES.values()))}
+
+
+def dtype_of_numpy(dtype) -> DType:
+    try:
+        return _BY_NUMPY[np.dtype(dtype)]
+    except KeyError:
+        raise InputError(f"dtype {np.dtype(dtype)} is not supported; "
+                         f"supported: {', '.join(DTYPES)}") from None
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def numpy_dtype(self) -> np.dtype:
+        return DTYPES[self.dtype].numpy
+
+    def __str__(self) -> str:
+        return "x".join([*map(str, self.shape), self.dtype])
+
+    @staticmethod
+    def parse(text: str) -> "TensorSpec":
+        """'2x3xf32' -> TensorSpec((2, 3), 'f32'); 'f32' is a scalar."""
+        *dims, dtype = text.split("x")
+        if dtype not in DTYPES or not all(d.isdigit() for d in dims):
+            raise InputError(f"cannot read tensor type '{text}': expected e.g. 2x3xf32")
+        return TensorSpec(tuple(int(d) for d in dims), dtype)
+
+
+@dataclass
+class Signature:
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    # Pytree specs (torch.utils._pytree.treespec_dumps) restoring the model's
+    # argument and result structure; None means a flat tuple.
+    in_tree: str | None = None
+    out_tree: str | None = None
+    input_names: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "inputs": [str(s) for s in self.inputs],
+            "outputs": [str(s) for s in self.outputs],
+            "in_tree": self.in_tree, "out_tree": self.out_tree,
+            "input_names": self.input_names,
+        })
+
+    @staticmethod
+    def from_json(text: str) -> "Signature":
+        data = json.loads(text)
+        return Signature([TensorSpec.parse(s) for s in data["inputs"]],
+                         [TensorSpec.parse(s) for s in data["outputs"]],
+                         data.get("in_tree"), data.get("out_tree"),
+                         data.get("input_names", []))
+
+    def describe(self) -> str:
+        ins = ", ".join(map(str, self.inputs))
+        outs = ", ".join(map(str, self.outputs))
+        return f"({ins}) -> ({outs})"
+
+
+def attach(module: ir.Module, signature: Signature) -> None:
+    with module.context:
+        module.operation.attributes[SIGNATURE_ATTR] = ir.StringAttr.get(signature.to_json())
+
+
+def read(module: ir.Module, entry: str = "main") -> Signature:
+    """The signature stored on the module, else one read off the entry
+    function's tensor, memref or !torch.vtensor types."""
+    attributes = module.operation.attributes
+    if SIGNATURE_ATTR in attributes:
+        return Signature.from_json(ir.StringAttr(attributes[SIGNATURE_ATTR]).value)
+    return _infer_from_function(module, entry)
+
+
+def entry_function(module: ir.Module, entry: str = "main"):
+    for op in module.body.operations:
+        if op.operation.name == "func.func" and \
+                ir.StringAttr(op.attributes["sym_name"]).value == entry:
+            return op
+    raise InputError(f"the module has no function @{entry} to compile")
+
+
+_TORCH_TENSOR = re.compile(r"^!torch\.vtensor<\[([-\d,]*)\],(\w+)>$")
+_BUILTIN_SHAPED = re.compile(r"^(?:tensor|memref)<((?:\d+x)*)(\w+)>$")
+
+
+def _spec_of_type(type_text: str) -> TensorSpec:
+    match = _TORCH_TENSOR.match(type_text)
+    if match:
+        dims = [int(d) for d in match.group(1).split(",") if d]
+        table = _BY_TORCH
+    else:
+        match = _BUILTIN_SHAPED.match(type_text)
+        if not match:
+            raise InputError(f"cannot use type {type_text} at the function boundary: "
+                             "only statically shaped tensors are supported")
+        dims = [int(d) for d in match.group(1).split("x") if d]
+        table = _BY_MLIR
+    if any(d < 0 for d in dims):
+        raise InputError(f"dynamic dimensions in {type_text} are not supported yet")
+    element = match.group(2)
+    if element not in table:
+        raise InputError(f"element type {element} in {type_text} is not supported")
+    return TensorSpec(tuple(dims), table[element].name)
+
+
+def _infer_from_function(module: ir.Module, entry: str) -> Signature:
+    func = entry_function(module, entry)
+    function_type = ir.TypeAttr(func.attributes["function_type"]).value
+    function_type = ir.FunctionType(function_type)
+    if any(str(t).startswith("memref") for t in function_type.inputs):
+        raise InputError("this module is already bufferized and carries no "
+                         f"'{SIGNATURE_ATTR}' attribute, so its results are unknown; "
+                         "start from a stage dumped by mlirc or from a tensor-level stage")
+    return Signature([_spec_of_type(str(t)) for t in function_type.inputs],
+                     [_spec_of_type(str(t)) for t in function_type.results])

@@ -1,0 +1,162 @@
+"""Named stages: each an IR -> IR step with a visible, replaceable pass list.
+
+A `Pipeline` is an ordered list of stages, data rather than code: users look
+at it (`mlirc stages`), replace or extend a stage's passes, or insert stages
+of their own. The first stage is the frontend's output and has no passes.
+`runner.run_pipeline` executes any pipeline.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+from .errors import InputError
+from .passes import MlirPass, Pass, PythonPass, parse_pipeline
+from .passes.c_interface import EmitCInterface
+
+
+@dataclass
+class Stage:
+    name: str
+    description: str
+    passes: list[Pass] = field(default_factory=list)
+    # The opt tool whose pass registry holds this stage's MLIR passes; the
+    # failure report prints a repro command for it.
+    tool: str = "mlirc-opt"
+
+    @property
+    def pipeline_text(self) -> str:
+        return ",".join(p.text for p in self.passes)
+
+    @property
+    def repro_tool(self) -> str:
+        if any(isinstance(p, PythonPass) for p in self.passes):
+            return "mlirc-opt"  # only mlirc-opt knows Python passes
+        return self.tool
+
+
+def _mlir(*texts: str) -> list[Pass]:
+    return [MlirPass(t) for t in texts]
+
+
+def _torch_stages() -> list[Stage]:
+    return [
+        Stage("torch", "torch dialect as imported (torch.export + FX importer)"),
+        Stage("torch-backend",
+              "torch backend contract: value semantics, refined shapes and dtypes, "
+              "complex ops decomposed",
+              _mlir("func.func(torch-match-quantized-custom-ops)",
+                    "torchdynamo-export-to-torch-backend-pipeline"),
+              tool="torch-mlir-opt"),
+        Stage("linalg", "linalg on tensors, with arith, math, tensor, scf and tm_tensor",
+              _mlir("torch-backend-to-linalg-on-tensors-backend-pipeline"),
+              tool="torch-mlir-opt"),
+    ]
+
+
+def _native_stages() -> list[Stage]:
+    return [
+        Stage("optimized", "linalg on tensors after fusion and cleanup",
+              _mlir("func.func(linalg-fuse-elementwise-ops)",
+                    "func.func(canonicalize)", "func.func(cse)")),
+        Stage("bufferized",
+              "memrefs instead of tensors; results become out-parameters, "
+              "temporaries are freed",
+              _mlir("func.func(refback-generalize-tensor-pad)",
+                    "func.func(refback-generalize-tensor-concat)",
+                    "func.func(tm-tensor-bufferize)",
+                    "one-shot-bufferize{bufferize-function-boundaries "
+                    "function-boundary-type-conversion=identity-layout-map}",
+                    "refback-mlprogram-bufferize",
+                    "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}",
+                    "buffer-deallocation-pipeline",
+                    "func.func(canonicalize)")),
+        Stage("loops", "scf loops over memrefs: linalg, tm_tensor and affine lowered",
+              _mlir("func.func(tm-tensor-to-loops)",
+                    # memref.copy of strided views would call the runtime's
+                    # memrefCopy; as linalg.copy it becomes plain loops.
+                    "func.func(refback-munge-memref-copy)",
+                    "func.func(convert-linalg-to-loops)",
+                    "func.func(lower-affine)",
+                    "func.func(canonicalize)")),
+        Stage("llvm", "LLVM dialect, with _mlir_ciface_ wrappers for C callers",
+              [EmitCInterface(),
+               *_mlir("convert-scf-to-cf",
+                      "func.func(refback-expand-ops-for-llvm)",
+                      "func.func(arith-expand)",
+                      "func.func(convert-math-to-llvm)",
+                      "convert-math-to-libm",
+                      "expand-strided-metadata",
+                      "lower-affine",
+                      "finalize-memref-to-llvm",
+                      "func.func(convert-arith-to-llvm)",
+                      "convert-func-to-llvm",
+                      "convert-cf-to-llvm",
+                      "reconcile-unrealized-casts")]),
+    ]
+
+
+class Pipeline:
+    """An ordered, editable list of stages."""
+
+    def __init__(self, stages: list[Stage]):
+        names = [s.name for s in stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage names must be unique: {names}")
+        self.stages = stages
+
+    def names(self) -> list[str]:
+        return [s.name for s in self.stages]
+
+    def __iter__(self):
+        return iter(self.stages)
+
+    def __len__(self) -> int:
+        return len(self.stages)
+
+    def __getitem__(self, name: str) -> Stage:
+        return self.stages[self.index(name)]
+
+    def index(self, name: str) -> int:
+        for i, stage in enumerate(self.stages):
+            if stage.name == name:
+                return i
+        raise InputError(f"no stage named '{name}'; stages: {', '.join(self.names())}")
+
+    def copy(self) -> "Pipeline":
+        return Pipeline(copy.deepcopy(self.stages))
+
+    def set_passes(self, name: str, passes: list[Pass] | str) -> "Pipeline":
+        """Replace a stage's passes, given as objects or as pipeline text."""
+        self[name].passes = parse_pipeline(passes) if isinstance(passes, str) else list(passes)
+        return self
+
+    def add_passes(self, name: str, *passes: Pass | str) -> "Pipeline":
+        """Append passes (objects or pipeline text) to the end of a stage."""
+        for item in passes:
+            self[name].passes.extend(parse_pipeline(item) if isinstance(item, str) else [item])
+        return self
+
+    def insert_after(self, name: str, stage: Stage) -> "Pipeline":
+        self.stages.insert(self.index(name) + 1, stage)
+        return Pipeline(self.stages)  # re-checks unique names
+
+    def between(self, start_from: str | None, stop_at: str | None) -> list[Stage]:
+        """The stages to run after `start_from` up to and including `stop_at`."""
+        first = self.index(start_from) + 1 if start_from else 1
+        last = self.index(stop_at) if stop_at else len(self.stages) - 1
+        if stop_at and start_from and last < first - 1:
+            raise InputError(f"stop_at='{stop_at}' comes before start_from='{start_from}'")
+        return self.stages[first:last + 1]
+
+
+def default_pipeline(backend: str = "jit") -> Pipeline:
+    """The stages a backend compiles through. Native backends (jit) lower all
+    the way to LLVM; the rest stop at linalg and hand over to their compiler."""
+    from .backends import get_backend
+    return Pipeline(_torch_stages() + get_backend(backend).stages())
+
+
+def native_stages() -> list[Stage]:
+    return _native_stages()
