@@ -106,8 +106,12 @@ def cmd_explore(args) -> int:
 
 def cmd_check(args) -> int:
     from .analysis.support import find_unsupported_ops
-    compiled, _, _ = _compile(args, stop_at="torch-backend")
-    ops = find_unsupported_ops(compiled.ir["torch-backend"])
+    from .errors import UnsupportedOpsError
+    try:
+        compiled, _, _ = _compile(args, stop_at="torch-backend")
+        ops = find_unsupported_ops(compiled.ir["torch-backend"])
+    except UnsupportedOpsError as error:
+        ops = error.ops
     if not ops:
         print(f"{args.source}: every op lowers to linalg")
         return 0

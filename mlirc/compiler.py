@@ -61,12 +61,9 @@ def compile(model, example_args=(), *, backend: str = "jit",
         try:
             result = run_stage(module, stage, results[-1].text, dump_dir)
         except PipelineError as failure:
-            if stage.name == "linalg":
-                # Name the unsupported ops instead of the first legalization error.
-                error = unsupported_ops_error(results[-1].text)
-                if error is not None:
-                    raise error from None
-            raise failure from None
+            # Name the unsupported ops rather than the first legalization error.
+            error = unsupported_ops_error(stage.name, results[-1].text)
+            raise (error or failure) from None
         results.append(result)
         _dump(dump_dir, pipeline, result)
         if on_stage:

@@ -32,7 +32,7 @@ __all__ = [
     "Context", "Module", "Location", "MLIRError", "PassManager", "UnitAttr",
     "StringAttr", "TypeAttr", "FunctionType", "ExecutionEngine", "new_context", "parse_module",
     "module_text", "walk_ops", "op_counts_by_dialect", "Diagnostic",
-    "capture_diagnostics", "source_location",
+    "capture_diagnostics", "diagnostics_of", "source_location",
 ]
 
 
@@ -120,12 +120,28 @@ def capture_diagnostics(context: ir.Context):
         handle.detach()
 
 
+def diagnostics_of(error: ir.MLIRError) -> list[Diagnostic]:
+    """The diagnostics an MLIRError carries (with their notes)."""
+    found = []
+    for diagnostic in error.error_diagnostics:
+        found.append(Diagnostic("error", source_location(diagnostic.location),
+                                str(diagnostic.message)))
+        for note in diagnostic.notes:
+            found.append(Diagnostic("note", source_location(note.location), str(note.message)))
+    return found
+
+
 _FILE_LINE = re.compile(r'"([^"]+)":(\d+):(\d+)')
 
 
 def source_location(location) -> str:
-    """'file:line' for a location that points into source code, else ''."""
-    match = _FILE_LINE.search(str(location))
-    if not match:
+    """'file:line' for a location that points into source code, else ''.
+
+    Call-site locations list the innermost frame first; the first frame
+    outside installed packages (torch's own modules) is the user's line."""
+    frames = _FILE_LINE.findall(str(location))
+    if not frames:
         return ""
-    return f"{match.group(1)}:{match.group(2)}"
+    user_frames = [f for f in frames if "site-packages" not in f[0]]
+    path, line, _ = (user_frames or frames)[0]
+    return f"{path}:{line}"

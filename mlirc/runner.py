@@ -73,8 +73,9 @@ def _run_pass(module: ir.Module, stage: Stage, index: int, input_text: str,
         try:
             pass_manager.run(module.operation)
             return
-        except ir.MLIRError:
-            pass
+        except ir.MLIRError as error:
+            # Diagnostics reach either our handler or the exception, by pass.
+            diagnostics.extend(ir.diagnostics_of(error))
     raise _failure_report(stage, index, input_text, diagnostics, dump_dir)
 
 

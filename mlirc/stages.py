@@ -65,9 +65,12 @@ def _native_stages() -> list[Stage]:
               "temporaries are freed",
               _mlir("func.func(refback-generalize-tensor-pad)",
                     "func.func(refback-generalize-tensor-concat)",
-                    "func.func(tm-tensor-bufferize)",
-                    "one-shot-bufferize{bufferize-function-boundaries "
+                    # tm_tensor ops (scan, scatter, sort) have no one-shot
+                    # bufferization: let them through, then bufferize them.
+                    "one-shot-bufferize{allow-unknown-ops bufferize-function-boundaries "
                     "function-boundary-type-conversion=identity-layout-map}",
+                    "func.func(tm-tensor-bufferize)",
+                    "func.func(canonicalize)",
                     "refback-mlprogram-bufferize",
                     "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}",
                     "buffer-deallocation-pipeline",

@@ -39,6 +39,7 @@ class UnsupportedOp:
 
 
 def find_unsupported_ops(torch_backend_text: str) -> list[UnsupportedOp]:
+    """Ops left after the torch -> linalg conversions, on torch-backend IR."""
     context = ir.new_context()
     with ir.capture_diagnostics(context):
         module = ir.parse_module(torch_backend_text, context)
@@ -48,12 +49,25 @@ def find_unsupported_ops(torch_backend_text: str) -> list[UnsupportedOp]:
                 pass_manager.run(module.operation)
             except ir.MLIRError:
                 pass  # partial conversion: what is left is what we report
+    return _collect(module, lambda name: name.startswith("torch.")
+                    and not name.startswith(_HELPER_PREFIXES))
+
+
+def find_unknown_operators(torch_text: str) -> list[UnsupportedOp]:
+    """`torch.operator` ops: aten ops that torch-mlir does not know at all."""
+    module = ir.parse_module(torch_text)
+    return _collect(module, lambda name: name == "torch.operator")
+
+
+def _collect(module, selected) -> list[UnsupportedOp]:
     counts: dict[str, int] = defaultdict(int)
     sources: dict[str, list[str]] = defaultdict(list)
     for op in ir.walk_ops(module.operation):
-        name = op.name
-        if not name.startswith("torch.") or name.startswith(_HELPER_PREFIXES):
+        if not selected(op.name):
             continue
+        name = op.name
+        if name == "torch.operator":
+            name = ir.StringAttr(op.attributes["name"]).value
         counts[name] += 1
         where = ir.source_location(op.location)
         if where and where not in sources[name]:
@@ -61,11 +75,18 @@ def find_unsupported_ops(torch_backend_text: str) -> list[UnsupportedOp]:
     return [UnsupportedOp(n, counts[n], sources[n]) for n in sorted(counts)]
 
 
-def unsupported_ops_error(torch_backend_text: str) -> UnsupportedOpsError | None:
-    """An error listing the unsupported ops, or None if none are found."""
-    ops = find_unsupported_ops(torch_backend_text)
+def unsupported_ops_error(stage: str, input_text: str) -> UnsupportedOpsError | None:
+    """An error listing the ops that stop `stage` (torch-backend or linalg)
+    from lowering `input_text`, or None if it finds none to blame."""
+    if stage == "torch-backend":
+        ops = find_unknown_operators(input_text)
+    elif stage == "linalg":
+        ops = find_unsupported_ops(input_text)
+    else:
+        return None
     if not ops:
         return None
     listing = "; ".join(str(op) for op in ops)
-    return UnsupportedOpsError(f"{len(ops)} op kind(s) cannot be lowered to linalg: "
+    return UnsupportedOpsError(f"{len(ops)} op kind(s) cannot be lowered by stage '{stage}': "
                                f"{listing}", ops)
+

@@ -9,6 +9,7 @@ import numpy as np
 from .. import ir
 from ..errors import FrontendError, InputError
 from ..runtime import signature as sig
+from ..runtime import structure
 
 
 def _torch():
@@ -79,8 +80,8 @@ def import_module(model, example_args, context: ir.Context | None = None):
                             "return tensors only")
     signature = sig.Signature(
         function_signature.inputs, function_signature.outputs,
-        in_tree=pytree.treespec_dumps(program.call_spec.in_spec),
-        out_tree=pytree.treespec_dumps(out_tree),
+        in_tree=structure.from_treespec(program.call_spec.in_spec),
+        out_tree=structure.from_treespec(out_tree),
         input_names=user_inputs)
     sig.attach(module, signature)
     return module, signature

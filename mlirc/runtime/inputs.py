@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
+from . import structure
 from .signature import Signature, dtype_of_numpy
 
 
@@ -15,9 +16,13 @@ def _is_torch_tensor(value) -> bool:
 
 def flatten_arguments(signature: Signature, args: tuple, kwargs: dict | None = None):
     """Returns (flat numpy inputs, whether the caller used torch tensors)."""
-    if signature.in_tree:
-        from torch.utils import _pytree as pytree
-        leaves = pytree.tree_leaves((tuple(args), dict(kwargs or {})))
+    if signature.in_tree is not None:
+        try:
+            leaves = structure.flatten_as(signature.in_tree, (tuple(args), dict(kwargs or {})),
+                                          "arguments")
+        except ValueError as error:
+            raise InputError(f"expected {len(signature.inputs)} input tensor(s) "
+                             f"{signature.describe().split(' -> ')[0]}: {error}") from None
     else:
         if kwargs:
             raise InputError("this model takes positional inputs only")
@@ -62,7 +67,6 @@ def restore_outputs(signature: Signature, outputs: list[np.ndarray], as_torch: b
     if as_torch:
         import torch
         outputs = [torch.from_numpy(o) for o in outputs]
-    if signature.out_tree:
-        from torch.utils import _pytree as pytree
-        return pytree.tree_unflatten(outputs, pytree.treespec_loads(signature.out_tree))
+    if signature.out_tree is not None:
+        return structure.unflatten(signature.out_tree, outputs)
     return outputs[0] if len(outputs) == 1 else tuple(outputs)

@@ -77,10 +77,10 @@ class TensorSpec:
 class Signature:
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
-    # Pytree specs (torch.utils._pytree.treespec_dumps) restoring the model's
-    # argument and result structure; None means a flat tuple.
-    in_tree: str | None = None
-    out_tree: str | None = None
+    # The nesting of the model's arguments and results (see structure.py);
+    # None means flat: a single tensor or a tuple of them.
+    in_tree: object = None
+    out_tree: object = None
     input_names: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
