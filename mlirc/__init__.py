@@ -11,7 +11,7 @@ from . import passes  # noqa: F401  (registers Python passes)
 from .compiler import compile
 from .errors import (ArtifactError, BackendError, FrontendError, InputError,
                      MlircError, PipelineError, UnsupportedOpsError)
-from .passes import MlirPass, PythonPass, register_pass
+from .passes import MlirPass, PatternPass, PythonPass, register_pass
 from .runtime.compiled_model import CompiledModel
 from .stages import Pipeline, Stage, default_pipeline
 
@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "compile", "default_pipeline", "Pipeline", "Stage", "CompiledModel",
-    "MlirPass", "PythonPass", "register_pass",
+    "MlirPass", "PatternPass", "PythonPass", "register_pass",
     "MlircError", "InputError", "FrontendError", "UnsupportedOpsError",
     "PipelineError", "BackendError", "ArtifactError",
 ]

@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from torch_mlir import ir, passmanager
+from torch_mlir import dialects, ir, passmanager, rewrite
 from torch_mlir.dialects import torch as torch_dialect
 from torch_mlir.execution_engine import ExecutionEngine
 
@@ -28,7 +28,11 @@ TypeAttr = ir.TypeAttr
 FunctionType = ir.FunctionType
 DiagnosticSeverity = ir.DiagnosticSeverity
 
+F32Type = ir.F32Type
+InsertionPoint = ir.InsertionPoint
+
 __all__ = [
+    "dialects", "rewrite", "F32Type", "InsertionPoint",
     "Context", "Module", "Location", "MLIRError", "PassManager", "UnitAttr",
     "StringAttr", "TypeAttr", "FunctionType", "ExecutionEngine", "new_context", "parse_module",
     "module_text", "walk_ops", "op_counts_by_dialect", "Diagnostic",

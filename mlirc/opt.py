@@ -2,6 +2,7 @@
 Python passes included. The repro command of every pipeline failure uses it.
 
     mlirc-opt --pass-pipeline='builtin.module(cse,mlirc-emit-c-interface)' in.mlir
+    mlirc-opt --stage bufferized in.mlir     # one of the default pipeline's stages
 """
 
 from __future__ import annotations
@@ -13,18 +14,23 @@ from . import ir, passes
 from .errors import MlircError, PipelineError
 from .frontends.mlir_text import parse_source
 from .runner import run_stage
-from .stages import Stage
+from .stages import Stage, default_pipeline
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mlirc-opt", description=__doc__.splitlines()[0])
     parser.add_argument("input", help=".mlir file")
-    parser.add_argument("--pass-pipeline", required=True)
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--pass-pipeline", help="MLIR pipeline text; Python passes by name")
+    what.add_argument("--stage", help="run this stage of the default (jit) pipeline")
     parser.add_argument("-o", "--output", help="write the result here (default: stdout)")
     args = parser.parse_args(argv)
     try:
         module, _ = parse_source(args.input)
-        stage = Stage("mlirc-opt", "command line", passes.parse_pipeline(args.pass_pipeline))
+        if args.stage:
+            stage = default_pipeline("jit")[args.stage]
+        else:
+            stage = Stage("mlirc-opt", "command line", passes.parse_pipeline(args.pass_pipeline))
         text = open(args.input).read()
         run_stage(module, stage, text, dump_dir=None)
     except PipelineError as error:

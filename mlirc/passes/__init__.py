@@ -3,9 +3,9 @@
 Importing this package registers every Python pass, so pipeline text can name them.
 """
 
-from .base import (MlirPass, Pass, PassFailure, PythonPass, parse_pipeline,
+from .base import (MlirPass, Pass, PassFailure, PatternPass, PythonPass, parse_pipeline,
                    register_pass, PYTHON_PASSES)
 from . import c_interface  # noqa: F401  (registers its pass)
 
-__all__ = ["MlirPass", "Pass", "PassFailure", "PythonPass", "parse_pipeline",
+__all__ = ["MlirPass", "Pass", "PassFailure", "PatternPass", "PythonPass", "parse_pipeline",
            "register_pass", "PYTHON_PASSES"]

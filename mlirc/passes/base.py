@@ -74,6 +74,24 @@ class PythonPass:
                          description=self.description)
 
 
+class PatternPass(PythonPass):
+    """A PythonPass made of rewrite patterns, applied greedily until fixpoint.
+
+    Subclasses return (root op class or name, callback) pairs from `patterns`;
+    a callback `(op, rewriter)` rewrites and returns a falsy value on a match,
+    or returns True to decline (MLIR's Python rewrite API convention)."""
+
+    def patterns(self) -> list[tuple[object, typing.Callable]]:
+        raise NotImplementedError
+
+    def run(self, module_op) -> None:
+        pattern_set = ir.rewrite.RewritePatternSet(module_op.context)
+        for root, callback in self.patterns():
+            pattern_set.add(root, callback)
+        with module_op.context, ir.Location.unknown():
+            ir.rewrite.apply_patterns_and_fold_greedily(module_op, pattern_set.freeze())
+
+
 # (pass name, exception) of Python passes that failed during the current run;
 # the runner reads and clears it, since MLIR's own error carries no message.
 python_pass_failures: list[tuple[str, Exception]] = []
