@@ -5,9 +5,11 @@
     y = compiled(x)                                # numpy or torch in, same out
     print(compiled.ir["linalg"])                   # the IR of any stage
     print(compiled.verify(x))                      # against eager PyTorch
+    compiled.save("model.mlirc"); mlirc.load("model.mlirc")
 """
 
 from . import passes  # noqa: F401  (registers Python passes)
+from .artifact import load
 from .compiler import compile
 from .errors import (ArtifactError, BackendError, FrontendError, InputError,
                      MlircError, PipelineError, UnsupportedOpsError)
@@ -15,10 +17,10 @@ from .passes import MlirPass, PatternPass, PythonPass, register_pass
 from .runtime.compiled_model import CompiledModel
 from .stages import Pipeline, Stage, default_pipeline
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402
 
 __all__ = [
-    "compile", "default_pipeline", "Pipeline", "Stage", "CompiledModel",
+    "compile", "load", "default_pipeline", "Pipeline", "Stage", "CompiledModel",
     "MlirPass", "PatternPass", "PythonPass", "register_pass",
     "MlircError", "InputError", "FrontendError", "UnsupportedOpsError",
     "PipelineError", "BackendError", "ArtifactError",

@@ -6,7 +6,8 @@ import re
 import time
 from pathlib import Path
 
-from . import ir
+from . import artifact, ir
+from . import cache as compile_cache
 from .analysis.support import unsupported_ops_error
 from .backends import get_backend
 from .errors import InputError, PipelineError
@@ -20,7 +21,9 @@ from .stages import Pipeline, default_pipeline
 def compile(model, example_args=(), *, backend: str = "jit",
             stop_at: str | None = None, start_from: str | None = None,
             dump_dir: str | Path | None = None, pipeline: Pipeline | None = None,
-            opt_level: int = 3, on_stage=None) -> CompiledModel:
+            opt_level: int = 3, name: str | None = None,
+            iree_flags: tuple[str, ...] = (), cache: bool | None = None,
+            on_stage=None) -> CompiledModel:
     """Compiles `model` for `backend`.
 
     model: a torch.nn.Module (with `example_args`), or a path to / text of a
@@ -28,6 +31,10 @@ def compile(model, example_args=(), *, backend: str = "jit",
     stop_at: the last stage to run; the result then holds IR but cannot run.
     dump_dir: write each stage's IR there as `NN-stage.mlir`.
     pipeline: a custom Pipeline (see `mlirc.default_pipeline`).
+    name: the C entry point of the aot backend (`_mlir_ciface_<name>`).
+    iree_flags: extra iree-compile flags for the iree-* backends.
+    cache: reuse and store compiled artifacts (default: on unless
+      MLIRC_NO_CACHE=1); never used with stop_at or dump_dir, which need stages.
     on_stage: called with each StageResult as it completes (progress).
     """
     started = time.perf_counter()
@@ -57,6 +64,19 @@ def compile(model, example_args=(), *, backend: str = "jit",
     _dump(dump_dir, pipeline, first)
     if on_stage:
         on_stage(first)
+    options = {"opt_level": opt_level, "name": name, "iree_flags": list(iree_flags)}
+    source_hash = artifact.sha256(first.text.encode())
+    key = None
+    if (cache if cache is not None else compile_cache.enabled_by_default()) \
+            and stop_at is None and dump_dir is None:
+        key = compile_cache.cache_key(first.text, pipeline.between(start_from, None),
+                                      backend, options)
+        hit = compile_cache.lookup(key) if key else None
+        if hit is not None:
+            hit.stages, hit.reference = [first], reference
+            hit.compile_seconds = time.perf_counter() - started
+            hit.extra.update(cache_hit=True, source_ir_sha256=source_hash)
+            return hit
     for stage in pipeline.between(start_from, stop_at):
         try:
             result = run_stage(module, stage, results[-1].text, dump_dir)
@@ -72,10 +92,15 @@ def compile(model, example_args=(), *, backend: str = "jit",
     stopped = stop_at is not None and stop_at != pipeline.names()[-1]
     executable = None
     if not stopped:
-        executable = get_backend(backend).load(module, signature, {"opt_level": opt_level})
-    return CompiledModel(signature, backend, results, executable, reference,
-                         stopped_at=stop_at if stopped else None,
-                         compile_seconds=time.perf_counter() - started)
+        executable = get_backend(backend).load(module, signature, options)
+    compiled = CompiledModel(signature, backend, results, executable, reference,
+                             stopped_at=stop_at if stopped else None,
+                             compile_seconds=time.perf_counter() - started,
+                             extra={"options": options, "cache_hit": False,
+                                    "source_ir_sha256": source_hash})
+    if key:
+        compile_cache.store(key, compiled, source_hash)
+    return compiled
 
 
 def _is_torch_module(model) -> bool:

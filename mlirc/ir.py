@@ -28,11 +28,12 @@ TypeAttr = ir.TypeAttr
 FunctionType = ir.FunctionType
 DiagnosticSeverity = ir.DiagnosticSeverity
 
+SymbolTable = ir.SymbolTable
 F32Type = ir.F32Type
 InsertionPoint = ir.InsertionPoint
 
 __all__ = [
-    "dialects", "rewrite", "F32Type", "InsertionPoint",
+    "dialects", "rewrite", "SymbolTable", "F32Type", "InsertionPoint",
     "Context", "Module", "Location", "MLIRError", "PassManager", "UnitAttr",
     "StringAttr", "TypeAttr", "FunctionType", "ExecutionEngine", "new_context", "parse_module",
     "module_text", "walk_ops", "op_counts_by_dialect", "Diagnostic",

@@ -25,8 +25,12 @@ class Backend(Protocol):
 
 
 def _backends() -> dict:
+    from .aot import AotBackend
+    from .iree import TARGETS, IreeBackend
     from .jit import JitBackend
-    return {"jit": JitBackend()}
+    backends = {"jit": JitBackend(), "aot": AotBackend()}
+    backends.update({name: IreeBackend(target) for name, target in TARGETS.items()})
+    return backends
 
 
 def backend_names() -> list[str]:

@@ -15,6 +15,7 @@ class JitExecutable:
     def __init__(self, module: ir.Module, signature: Signature, opt_level: int = 3,
                  shared_libs: list[str] | None = None, entry: str = "main"):
         self.signature = signature
+        self.module = module
         try:
             self.engine = ir.ExecutionEngine(module, opt_level=opt_level,
                                              shared_libs=shared_libs or [])
@@ -31,6 +32,10 @@ class JitExecutable:
         del keep_alive
         return outputs
 
+    def payload(self) -> dict[str, bytes]:
+        """The LLVM-dialect IR: loading JIT-compiles it again."""
+        return {"llvm.mlir": ir.module_text(self.module, debug_info=True).encode()}
+
 
 class JitBackend:
     name = "jit"
@@ -41,3 +46,7 @@ class JitBackend:
 
     def load(self, module, signature, options: dict) -> JitExecutable:
         return JitExecutable(module, signature, opt_level=options.get("opt_level", 3))
+
+    def from_payload(self, files: dict[str, bytes], signature, folder) -> JitExecutable:
+        module = ir.parse_module(files["llvm.mlir"].decode())
+        return JitExecutable(module, signature)

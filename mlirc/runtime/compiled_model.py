@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import InputError
 from ..runner import StageResult
@@ -24,9 +25,19 @@ class CompiledModel:
     extra: dict = field(default_factory=dict)
 
     @property
-    def ir(self) -> dict[str, str]:
+    def ir(self) -> "StageIR":
         """Stage name -> the full IR text after that stage."""
-        return {s.name: s.text for s in self.stages}
+        return StageIR({s.name: s.text for s in self.stages}, self.extra.get("cache_hit", False))
+
+    def save(self, path) -> "Path":
+        """Writes this model as an artifact folder; `mlirc.load(path)` reads it."""
+        from .. import artifact
+        if self.executable is None:
+            raise InputError(f"compilation stopped at stage '{self.stopped_at}': "
+                             "nothing runnable to save")
+        return artifact.write(path, self.backend, self.signature, self.executable.payload(),
+                              self.extra.get("source_ir_sha256", ""),
+                              self.extra.get("options"))
 
     @property
     def final_stage(self) -> str:
@@ -48,6 +59,9 @@ class CompiledModel:
                reference=None, **kwargs) -> VerifyReport:
         """Runs the reference model (eager PyTorch) and mlirc on the same inputs."""
         reference = reference or self.reference
+        if self.executable is None:
+            raise InputError(f"compilation stopped at stage '{self.stopped_at}': "
+                             "nothing to verify")
         if reference is None:
             raise InputError("no reference model to verify against: "
                              "pass reference= (e.g. the torch.nn.Module)")
@@ -75,3 +89,17 @@ class CompiledModel:
             self.executable(arrays)
             samples.append(time.perf_counter() - start)
         return sorted(samples)[len(samples) // 2]
+
+
+class StageIR(dict):
+    """Stage name -> IR text; a missing stage says why it is missing."""
+
+    def __init__(self, texts: dict[str, str], from_cache: bool):
+        super().__init__(texts)
+        self.from_cache = from_cache
+
+    def __missing__(self, name: str):
+        if self.from_cache:
+            raise KeyError(f"stage '{name}' was not run: this model came from the "
+                           "compilation cache (compile with cache=False to keep every stage)")
+        raise KeyError(f"no stage '{name}'; stages: {', '.join(self) or 'none'}")

@@ -1,0 +1,138 @@
+"""Saved compiled models: a folder with `manifest.json` and the backend's
+payload files (LLVM-dialect IR for jit, a shared library and header for aot,
+a .vmfb for IREE). Every payload file is listed with its size and SHA-256, so
+a missing, truncated or altered file is named on load, never loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from .version import __version__
+from .errors import ArtifactError
+from .runtime.signature import Signature
+
+FORMAT = "mlirc-artifact"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+def tool_versions() -> dict[str, str]:
+    versions = {"mlirc": __version__}
+    for package in ("torch-mlir", "iree-base-compiler", "iree-base-runtime", "torch"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "absent"
+    return versions
+
+
+# The tool whose version must match for each backend's payload to load.
+_PAYLOAD_TOOL = {"jit": "torch-mlir", "aot": None}
+
+
+def _payload_tool(backend: str) -> str | None:
+    return "iree-base-runtime" if backend.startswith("iree-") else _PAYLOAD_TOOL.get(backend)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write(path: str | Path, backend: str, signature: Signature, files: dict[str, bytes],
+          source_ir_hash: str, options: dict | None = None) -> Path:
+    """Writes an artifact folder atomically: built beside `path`, then renamed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "backend": backend,
+        "signature": json.loads(signature.to_json()), "versions": tool_versions(),
+        "source_ir_sha256": source_ir_hash, "options": options or {},
+        "files": {name: {"bytes": len(data), "sha256": sha256(data)}
+                  for name, data in files.items()},
+    }
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    try:
+        for name, data in files.items():
+            (staging / name).write_bytes(data)
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        if path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        os.rename(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path
+
+
+def read_manifest(path: Path) -> dict:
+    if not path.exists():
+        raise ArtifactError(f"no artifact at {path}")
+    if not path.is_dir():
+        raise ArtifactError(f"{path} is not an artifact folder (expected {MANIFEST} inside)")
+    manifest_path = path / MANIFEST
+    if not manifest_path.exists():
+        raise ArtifactError(f"{path}: {MANIFEST} is missing")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ArtifactError(f"{manifest_path} is not valid JSON ({error.msg}): "
+                            "truncated or corrupt") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ArtifactError(f"{manifest_path} is not an mlirc manifest")
+    if manifest.get("format_version", 0) > FORMAT_VERSION:
+        raise ArtifactError(f"{path} was written by a newer mlirc (format "
+                            f"{manifest['format_version']}, this reads {FORMAT_VERSION})")
+    for key in ("backend", "signature", "files", "versions"):
+        if key not in manifest:
+            raise ArtifactError(f"{manifest_path} has no '{key}' entry")
+    return manifest
+
+
+def read_files(path: Path, manifest: dict) -> dict[str, bytes]:
+    """The payload files, each checked against its size and hash."""
+    files = {}
+    for name, expected in manifest["files"].items():
+        file = path / name
+        if not file.exists():
+            raise ArtifactError(f"{path}: payload file {name} is missing")
+        data = file.read_bytes()
+        if len(data) != expected["bytes"]:
+            raise ArtifactError(f"{path}: {name} is truncated or padded "
+                                f"({len(data)} bytes, manifest says {expected['bytes']})")
+        if sha256(data) != expected["sha256"]:
+            raise ArtifactError(f"{path}: {name} does not match its SHA-256 in the manifest "
+                                "(corrupt or modified)")
+        files[name] = data
+    return files
+
+
+def check_versions(path: Path, manifest: dict) -> None:
+    tool = _payload_tool(manifest["backend"])
+    if tool is None:
+        return
+    saved, here = manifest["versions"].get(tool), tool_versions().get(tool)
+    if saved != here:
+        raise ArtifactError(f"{path} was built with {tool} {saved}, but {here} is installed: "
+                            "recompile it with this version")
+
+
+def load(path: str | Path):
+    """Loads an artifact folder written by CompiledModel.save (or mlirc export)."""
+    from .backends import get_backend
+    from .runtime.compiled_model import CompiledModel
+    path = Path(path)
+    manifest = read_manifest(path)
+    check_versions(path, manifest)
+    files = read_files(path, manifest)
+    signature = Signature.from_json(json.dumps(manifest["signature"]))
+    backend = get_backend(manifest["backend"])
+    executable = backend.from_payload(files, signature, path)
+    return CompiledModel(signature, manifest["backend"], [], executable,
+                         extra={"artifact": str(path), "manifest": manifest})

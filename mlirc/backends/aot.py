@@ -1,0 +1,110 @@
+"""AOT backend: the LLVM-dialect module as a C-callable shared library.
+
+The entry point is renamed from @main (which would clash with a C program's
+main) to the model's name, compiled position-independent by MLIR's
+ExecutionEngine, dumped to an object file and linked with the system C
+compiler. A generated header declares `_mlir_ciface_<name>`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .. import ir
+from ..version import __version__
+from ..errors import BackendError
+from ..runtime import memref
+from ..runtime.signature import Signature
+from . import c_sources
+
+ENTRY = "main"
+
+
+def rename_entry(module: ir.Module, name: str) -> None:
+    """Renames @main and its C-interface wrappers to use `name`."""
+    body = module.body
+    with module.context:
+        table = ir.SymbolTable(module.operation)
+        for old in (f"_mlir__mlir_ciface_{ENTRY}", f"_mlir_ciface_{ENTRY}",
+                    f"_mlir_{ENTRY}", ENTRY):
+            if old in table:
+                new = old[: len(old) - len(ENTRY)] + name
+                ir.SymbolTable.replace_all_symbol_uses(old, new, module.operation)
+                ir.SymbolTable.set_symbol_name(table[old], new)
+    del body
+
+
+def compiler_command() -> str:
+    compiler = os.environ.get("CC", "cc")
+    if not shutil.which(compiler):
+        raise BackendError(f"no C compiler: '{compiler}' is not on PATH (set CC)")
+    return compiler
+
+
+class AotExecutable:
+    def __init__(self, library: Path, name: str, signature: Signature, files: dict[str, bytes]):
+        self.signature = signature
+        self.name = name
+        self.files = files
+        self.library_path = library
+        self._library = ctypes.CDLL(str(library))
+        self._function = getattr(self._library, f"_mlir_ciface_{name}")
+        arguments = len(signature.inputs) + len(signature.outputs)
+        self._function.argtypes = [ctypes.c_void_p] * arguments
+        self._function.restype = None
+
+    def __call__(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        outputs = [np.empty(s.shape, s.numpy_dtype) for s in self.signature.outputs]
+        descriptors = [memref.descriptor_of(a) for a in list(inputs) + outputs]
+        self._function(*[ctypes.addressof(d) for d in descriptors])
+        return outputs
+
+    def payload(self) -> dict[str, bytes]:
+        return dict(self.files)
+
+
+class AotBackend:
+    name = "aot"
+
+    def stages(self) -> list:
+        from ..stages import native_stages
+        return native_stages()
+
+    def load(self, module, signature, options: dict) -> AotExecutable:
+        name = options.get("name") or "model"
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise BackendError(f"'{name}' is not a valid C identifier for the entry point")
+        rename_entry(module, name)
+        folder = Path(tempfile.mkdtemp(prefix="mlirc-aot-"))
+        objects = folder / f"{name}.o"
+        library = folder / f"lib{name}.so"
+        try:
+            engine = ir.ExecutionEngine(module, opt_level=options.get("opt_level", 3),
+                                        enable_pic=True)
+            engine.dump_to_object_file(str(objects))
+        except Exception as error:
+            raise BackendError(f"code generation failed: {str(error).strip()[:300]}") from None
+        link = [compiler_command(), "-shared", "-o", str(library), str(objects), "-lm"]
+        result = subprocess.run(link, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise BackendError(f"linking lib{name}.so failed: {result.stderr.strip()[:300]}")
+        files = {
+            f"lib{name}.so": library.read_bytes(),
+            f"{name}.h": c_sources.header(name, signature, __version__).encode(),
+            "main.c": c_sources.example_program(name, signature).encode(),
+            "Makefile": c_sources.makefile(name).encode(),
+        }
+        return AotExecutable(library, name, signature, files)
+
+    def from_payload(self, files: dict[str, bytes], signature, folder: Path) -> AotExecutable:
+        (library_name,) = [f for f in files if f.startswith("lib") and f.endswith(".so")]
+        name = library_name[3:-3]
+        return AotExecutable(folder / library_name, name, signature, files)

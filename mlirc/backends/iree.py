@@ -1,0 +1,109 @@
+"""IREE backends: the `linalg` stage compiled by iree-compile to a .vmfb and run
+by iree.runtime. One class serves every target; only flags and driver differ.
+
+Compiling needs no device: the runtime context is created at the first call,
+so a CUDA module can be built on a machine without a GPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import BackendError
+from ..runtime.signature import Signature
+
+
+@dataclass(frozen=True)
+class IreeTarget:
+    backend: str                # mlirc backend name
+    hal_target: str             # --iree-hal-target-backends
+    driver: str                 # iree.runtime driver
+    flags: tuple[str, ...]      # target flags
+
+
+TARGETS = {t.backend: t for t in [
+    IreeTarget("iree-cpu", "llvm-cpu", "local-task", ("--iree-llvmcpu-target-cpu=host",)),
+    IreeTarget("iree-cuda", "cuda", "cuda", ("--iree-cuda-target=sm_80",)),
+    IreeTarget("iree-rocm", "rocm", "hip", ("--iree-rocm-target=gfx942",)),
+    IreeTarget("iree-vulkan", "vulkan-spirv", "vulkan", ("--iree-vulkan-target=ampere",)),
+]}
+
+
+def device_available(driver: str) -> tuple[bool, str]:
+    """Whether iree.runtime can open a device for `driver`, and why not."""
+    import iree.runtime as runtime
+    try:
+        devices = runtime.get_driver(driver).query_available_devices()
+    except Exception as error:
+        return False, f"driver '{driver}' cannot start: {str(error).strip().splitlines()[0]}"
+    if not devices:
+        return False, f"driver '{driver}' finds no device"
+    return True, ""
+
+
+class IreeExecutable:
+    def __init__(self, vmfb: bytes, signature: Signature, target: IreeTarget,
+                 entry: str = "main"):
+        self.vmfb = vmfb
+        self.signature = signature
+        self.target = target
+        self.entry = entry
+        self._function = None
+
+    def _load(self):
+        import iree.runtime as runtime
+        available, why = device_available(self.target.driver)
+        if not available:
+            raise BackendError(f"cannot run {self.target.backend} here: {why}")
+        config = runtime.Config(self.target.driver)
+        context = runtime.SystemContext(config=config)
+        context.add_vm_module(runtime.VmModule.copy_buffer(context.instance, self.vmfb))
+        self._context = context
+        return context.modules.module[self.entry]
+
+    def __call__(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        if self._function is None:
+            self._function = self._load()
+        results = self._function(*inputs)
+        if not isinstance(results, (tuple, list)):
+            results = [results]
+        outputs = []
+        for result, spec in zip(results, self.signature.outputs):
+            array = result.to_host() if hasattr(result, "to_host") else np.asarray(result)
+            outputs.append(np.asarray(array, dtype=spec.numpy_dtype).reshape(spec.shape))
+        return outputs
+
+    # Artifact support: the payload is the .vmfb.
+    def payload(self) -> dict[str, bytes]:
+        return {"module.vmfb": self.vmfb}
+
+
+class IreeBackend:
+    def __init__(self, target: IreeTarget):
+        self.target = target
+        self.name = target.backend
+
+    def stages(self) -> list:
+        return []  # IREE takes the linalg stage as it is
+
+    def compile_flags(self, options: dict) -> list[str]:
+        return list(self.target.flags) + list(options.get("iree_flags", ()))
+
+    def load(self, module, signature, options: dict) -> IreeExecutable:
+        import iree.compiler as compiler
+        from .. import ir
+        text = ir.module_text(module, debug_info=True)
+        try:
+            vmfb = compiler.compile_str(text, target_backends=[self.target.hal_target],
+                                        extra_args=self.compile_flags(options))
+        except Exception as error:
+            lines = [line for line in str(error).splitlines() if "error" in line.lower()]
+            detail = lines[0].strip() if lines else str(error).strip().splitlines()[0]
+            raise BackendError(f"iree-compile ({self.target.hal_target}) failed: {detail[:300]}") \
+                from None
+        return IreeExecutable(vmfb, signature, self.target)
+
+    def from_payload(self, files: dict[str, bytes], signature, folder) -> IreeExecutable:
+        return IreeExecutable(files["module.vmfb"], signature, self.target)

@@ -1,0 +1,71 @@
+"""The compilation cache: artifacts keyed by a content hash of the source IR,
+the pipeline, the backend options and the tool versions.
+
+Entries are artifact folders (see artifact.py), written atomically. An entry
+that fails its manifest or hash checks is deleted and rebuilt, never loaded.
+Location: $MLIRC_CACHE_DIR, else ~/.cache/mlirc. Off with cache=False,
+`--no-cache` or MLIRC_NO_CACHE=1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import shutil
+from pathlib import Path
+
+from .artifact import tool_versions
+from .errors import ArtifactError
+from .passes import PythonPass
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("MLIRC_CACHE_DIR") or Path.home() / ".cache" / "mlirc")
+
+
+def enabled_by_default() -> bool:
+    return os.environ.get("MLIRC_NO_CACHE", "") in ("", "0")
+
+
+def cache_key(source_ir: str, stages, backend: str, options: dict) -> str | None:
+    """The entry's key, or None when the pipeline cannot be hashed (a Python
+    pass whose source code cannot be read, so a change would go unseen)."""
+    digest = hashlib.sha256()
+    digest.update(source_ir.encode())
+    for stage in stages:
+        digest.update(f"\0stage {stage.name}\0".encode())
+        for pass_ in stage.passes:
+            digest.update(pass_.text.encode())
+            if isinstance(pass_, PythonPass):
+                try:
+                    digest.update(inspect.getsource(type(pass_)).encode())
+                except (OSError, TypeError):
+                    return None
+    digest.update(json.dumps({"backend": backend, "options": options,
+                              "versions": tool_versions()}, sort_keys=True,
+                             default=str).encode())
+    return digest.hexdigest()
+
+
+def lookup(key: str):
+    """The cached CompiledModel for `key`, or None. Corrupt entries are removed."""
+    from .artifact import load
+    entry = cache_dir() / key
+    if not entry.exists():
+        return None
+    try:
+        return load(entry)
+    except (ArtifactError, OSError):
+        shutil.rmtree(entry, ignore_errors=True)
+        return None
+
+
+def store(key: str, compiled, source_ir_hash: str) -> None:
+    from .artifact import write
+    try:
+        write(cache_dir() / key, compiled.backend, compiled.signature,
+              compiled.executable.payload(), source_ir_hash, compiled.extra.get("options"))
+    except OSError:
+        pass  # a read-only or full disk must not fail the compilation
