@@ -29,7 +29,8 @@ def enabled_by_default() -> bool:
     return os.environ.get("MLIRC_NO_CACHE", "") in ("", "0")
 
 
-def cache_key(source_ir: str, stages, backend: str, options: dict) -> str | None:
+def cache_key(source_ir: str, stages, backend: str, options: dict,
+              fingerprint: str = "") -> str | None:
     """The entry's key, or None when the pipeline cannot be hashed (a Python
     pass whose source code cannot be read, so a change would go unseen)."""
     digest = hashlib.sha256()
@@ -44,6 +45,7 @@ def cache_key(source_ir: str, stages, backend: str, options: dict) -> str | None
                 except (OSError, TypeError):
                     return None
     digest.update(json.dumps({"backend": backend, "options": options,
+                              "fingerprint": fingerprint,
                               "versions": tool_versions()}, sort_keys=True,
                              default=str).encode())
     return digest.hexdigest()

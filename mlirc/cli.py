@@ -1,4 +1,4 @@
-"""mlirc command line: compile | run | verify | explore | check | stages.
+"""mlirc command line: compile | run | verify | explore | check | export | stages.
 
 Every user error prints one line and exits with status 2.
 """
@@ -6,6 +6,7 @@ Every user error prints one line and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -30,26 +31,19 @@ def _load_source(path: str):
     raise InputError(f"{path}: expected a .py model file or a .mlir module")
 
 
-def _compile(args, stop_at=None, on_stage=None):
+def _is_artifact(path: str) -> bool:
+    return Path(path).is_dir() and (Path(path) / "manifest.json").exists()
+
+
+def _compile(args, stop_at=None, on_stage=None, **options):
     source, inputs, reference = _load_source(args.source)
+    use_cache = False if getattr(args, "no_cache", False) else None
     compiled = compiler.compile(
         source, inputs or (), backend=args.backend, stop_at=stop_at,
         start_from=getattr(args, "start_from", None),
-        dump_dir=getattr(args, "dump_dir", None), on_stage=on_stage)
+        dump_dir=getattr(args, "dump_dir", None), on_stage=on_stage, cache=use_cache,
+        **options)
     return compiled, inputs, reference
-
-
-def _random_inputs(signature) -> list[np.ndarray]:
-    rng = np.random.default_rng(0)
-    arrays = []
-    for spec in signature.inputs:
-        if spec.dtype == "bool":
-            arrays.append(rng.random(spec.shape) > 0.5)
-        elif spec.numpy_dtype.kind in "iu":
-            arrays.append(rng.integers(0, 10, spec.shape).astype(spec.numpy_dtype))
-        else:
-            arrays.append(rng.standard_normal(spec.shape).astype(spec.numpy_dtype))
-    return arrays
 
 
 def cmd_compile(args) -> int:
@@ -65,16 +59,41 @@ def cmd_compile(args) -> int:
 
 
 def cmd_run(args) -> int:
-    compiled, inputs, _ = _compile(args)
-    arrays = list(inputs) if inputs is not None else _random_inputs(compiled.signature)
-    outputs = compiled(*arrays)
-    flat = outputs if isinstance(outputs, (tuple, list)) else [outputs]
-    from torch.utils import _pytree as pytree
-    for index, value in enumerate(pytree.tree_leaves(flat)):
-        value = np.asarray(value)
-        print(f"result[{index}]: {'x'.join(map(str, value.shape))}{'x' if value.shape else ''}"
-              f"{value.dtype}")
-        print(np.array2string(value, threshold=64, precision=6))
+    from . import artifact
+    from .runtime import cli_io
+    from .runtime.inputs import flatten_arguments
+    if _is_artifact(args.source):
+        compiled, inputs = artifact.load(args.source), None
+    else:
+        compiled, inputs, _ = _compile(args)
+    if args.input:  # one flat tensor per --input, in signature order
+        arrays = [cli_io.parse_input(text, i + 1) for i, text in enumerate(args.input)]
+        flat, _ = flatten_arguments(compiled.signature, tuple(arrays), flat=True)
+    elif inputs is not None:
+        flat, _ = flatten_arguments(compiled.signature, tuple(inputs))
+    else:
+        raise InputError(f"give --input for each of the {len(compiled.signature.inputs)} "
+                         f"inputs: {compiled.signature.describe().split(' -> ')[0]}")
+    outputs = compiled.run_flat(flat)
+    print("EXEC @main")
+    for index, value in enumerate(outputs):
+        if args.output and index < len(args.output):
+            path = cli_io.save_output(value, args.output[index], index + 1)
+            print(f"result[{index}]: saved to {path}")
+        else:
+            print(f"result[{index}]: hal.buffer_view\n{cli_io.format_result(value)}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    name = args.name or re.sub(r"\W", "_", Path(args.source).stem)
+    compiled, _, _ = _compile(args, name=name)
+    path = compiled.save(args.output)
+    print(f"wrote {args.backend} artifact to {path}/: "
+          f"{', '.join(sorted(p.name for p in path.iterdir()))}")
+    if args.backend == "aot":
+        print(f"  C entry point: _mlir_ciface_{name} (see {path}/{name}.h); "
+              f"build the example with: make -C {path}")
     return 0
 
 
@@ -134,12 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlirc", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def source_command(name, handler, help_text):
+    def source_command(name, handler, help_text, backend="jit"):
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("source", help="a .py model file (model(), example_inputs()) or a .mlir file")
-        sub.add_argument("--backend", default="jit", choices=backend_names())
+        sub.add_argument("--backend", default=backend, choices=backend_names())
         sub.add_argument("--from", dest="start_from", metavar="STAGE",
                          help="the stage a .mlir input is at (default: the first)")
+        sub.add_argument("--no-cache", action="store_true", help="do not use the compilation cache")
         sub.set_defaults(handler=handler)
         return sub
 
@@ -147,7 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--to", metavar="STAGE", help="stop after this stage")
     sub.add_argument("--dump-dir", help="write every stage's IR here")
     sub.add_argument("-o", "--output", help="write the last stage's IR to this file")
-    source_command("run", cmd_run, "compile and run on the example (or random) inputs")
+    sub = source_command("run", cmd_run, "run a model, .mlir or saved artifact on inputs")
+    sub.add_argument("--input", action="append", metavar="VALUE",
+                     help="2x3xf32=1,2,3,4,5,6 or @x.npy, once per input (default: the "
+                          "model file's example inputs)")
+    sub.add_argument("--output", action="append", metavar="@FILE.npy",
+                     help="save the corresponding result instead of printing it")
+    sub = source_command("export", cmd_export, "write a compiled artifact folder", backend="aot")
+    sub.add_argument("-o", "--output", required=True, help="artifact folder to write")
+    sub.add_argument("--name", help="C entry point name for aot (default: the file's stem)")
     sub = source_command("verify", cmd_verify, "compare with eager PyTorch")
     sub.add_argument("--rtol", type=float, default=1e-4)
     sub.add_argument("--atol", type=float, default=1e-5)

@@ -34,7 +34,8 @@ def compile(model, example_args=(), *, backend: str = "jit",
     name: the C entry point of the aot backend (`_mlir_ciface_<name>`).
     iree_flags: extra iree-compile flags for the iree-* backends.
     cache: reuse and store compiled artifacts (default: on unless
-      MLIRC_NO_CACHE=1); never used with stop_at or dump_dir, which need stages.
+      MLIRC_NO_CACHE=1); not used with stop_at, dump_dir or on_stage, which
+      want every stage run.
     on_stage: called with each StageResult as it completes (progress).
     """
     started = time.perf_counter()
@@ -68,9 +69,10 @@ def compile(model, example_args=(), *, backend: str = "jit",
     source_hash = artifact.sha256(first.text.encode())
     key = None
     if (cache if cache is not None else compile_cache.enabled_by_default()) \
-            and stop_at is None and dump_dir is None:
+            and stop_at is None and dump_dir is None and on_stage is None:
+        fingerprint = getattr(get_backend(backend), "fingerprint", lambda _: "")(options)
         key = compile_cache.cache_key(first.text, pipeline.between(start_from, None),
-                                      backend, options)
+                                      backend, options, fingerprint)
         hit = compile_cache.lookup(key) if key else None
         if hit is not None:
             hit.stages, hit.reference = [first], reference

@@ -45,7 +45,7 @@ def test_verify_passes_on_the_bundled_mlp(capsys):
 
 def test_run_prints_results(capsys):
     assert main(["run", MLP]) == 0
-    assert "result[0]: 32x10xfloat32" in capsys.readouterr().out
+    assert "result[0]: hal.buffer_view\n32x10xf32=[" in capsys.readouterr().out
 
 
 def test_check_lists_unsupported_ops(tmp_path, capsys):
@@ -90,3 +90,54 @@ def test_unparseable_mlir_file(tmp_path):
     assert result.returncode == 2
     assert "cannot parse" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_export_then_run_the_artifact_with_iree_inputs(tmp_path, capsys):
+    folder = tmp_path / "mlp"
+    assert main(["export", MLP, "-o", str(folder)]) == 0
+    assert "_mlir_ciface_mlp" in capsys.readouterr().out
+    assert {"libmlp.so", "mlp.h", "main.c", "Makefile", "manifest.json"} <= \
+        {p.name for p in folder.iterdir()}
+    assert main(["run", str(folder), "--input=32x256xf32=0"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == ["EXEC @main", "result[0]: hal.buffer_view"]
+    assert out[2].startswith("32x10xf32=[")
+
+
+def test_run_reads_and_writes_npy(tmp_path, capsys):
+    import numpy as np
+    folder = tmp_path / "mlp"
+    main(["export", MLP, "-o", str(folder), "--backend", "jit"])
+    np.save(tmp_path / "x.npy", np.ones((32, 256), np.float32))
+    out_file = tmp_path / "y.npy"
+    assert main(["run", str(folder), f"--input=@{tmp_path / 'x.npy'}",
+                 f"--output=@{out_file}"]) == 0
+    assert np.load(out_file).shape == (32, 10)
+
+
+@pytest.mark.parametrize("value,message", [
+    ("32x256xq8=1", "unknown element type 'q8'"),
+    ("32x256xf32=1,2", "shape [32, 256] holds 8192 values, got 2"),
+    ("32xax256xf32=1", "bad shape"),
+    ("32x256xf32", "expected SHAPExTYPE=VALUES"),
+    ("@missing.npy", "no such file"),
+    ("32x25xf32=1", "expected shape [32, 256], got [32, 25]"),
+])
+def test_bad_input_strings_say_which_input_and_why(value, message, tmp_path):
+    folder = tmp_path / "mlp"
+    main(["export", MLP, "-o", str(folder), "--backend", "jit"])
+    result = subprocess.run(MLIRC + ["run", str(folder), f"--input={value}"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert message in line and ("--input 1" in line or "input 0" in line)
+
+
+def test_format_result_like_iree_run_module():
+    import numpy as np
+    from mlirc.runtime.cli_io import format_result, parse_input
+    assert format_result(np.arange(6, dtype=np.float32).reshape(2, 3)) == "2x3xf32=[0 1 2][3 4 5]"
+    assert format_result(np.array([True, False])) == "2xbool=1 0"
+    assert format_result(np.array(2.5, np.float32)) == "f32=2.5"
+    np.testing.assert_array_equal(parse_input("2x2xi32=1 2 3 4", 1), [[1, 2], [3, 4]])
+    assert parse_input("2xi1=1,0", 1).dtype == np.bool_

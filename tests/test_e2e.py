@@ -8,7 +8,7 @@ from tests.e2e.run import run_case
 from tests.e2e.xfail import expected_failure
 
 CASES = load_all_cases()
-BACKENDS = ["jit"]
+BACKENDS = ["jit", "aot", "iree-cpu"]
 
 
 def _params():

@@ -24,7 +24,9 @@ class IreeTarget:
 
 
 TARGETS = {t.backend: t for t in [
-    IreeTarget("iree-cpu", "llvm-cpu", "local-task", ("--iree-llvmcpu-target-cpu=host",)),
+    # f64 stays f64: IREE would otherwise demote it to f32 and change the signature.
+    IreeTarget("iree-cpu", "llvm-cpu", "local-task",
+               ("--iree-llvmcpu-target-cpu=host", "--iree-input-demote-f64-to-f32=false")),
     IreeTarget("iree-cuda", "cuda", "cuda", ("--iree-cuda-target=sm_80",)),
     IreeTarget("iree-rocm", "rocm", "hip", ("--iree-rocm-target=gfx942",)),
     IreeTarget("iree-vulkan", "vulkan-spirv", "vulkan", ("--iree-vulkan-target=ampere",)),
@@ -90,6 +92,10 @@ class IreeBackend:
 
     def compile_flags(self, options: dict) -> list[str]:
         return list(self.target.flags) + list(options.get("iree_flags", ()))
+
+    def fingerprint(self, options: dict) -> str:
+        """What, beyond the IR, decides the compiled module (for the cache key)."""
+        return " ".join([self.target.hal_target, *self.compile_flags(options)])
 
     def load(self, module, signature, options: dict) -> IreeExecutable:
         import iree.compiler as compiler

@@ -14,9 +14,11 @@ def _is_torch_tensor(value) -> bool:
     return type(value).__module__.startswith("torch") and hasattr(value, "numpy")
 
 
-def flatten_arguments(signature: Signature, args: tuple, kwargs: dict | None = None):
-    """Returns (flat numpy inputs, whether the caller used torch tensors)."""
-    if signature.in_tree is not None:
+def flatten_arguments(signature: Signature, args: tuple, kwargs: dict | None = None,
+                      flat: bool = False):
+    """Returns (flat numpy inputs, whether the caller used torch tensors).
+    `flat`: `args` are already the leaves, in order (as from the command line)."""
+    if signature.in_tree is not None and not flat:
         try:
             leaves = structure.flatten_as(signature.in_tree, (tuple(args), dict(kwargs or {})),
                                           "arguments")

@@ -15,7 +15,7 @@ def from_treespec(spec) -> object:
     """A torch.utils._pytree.TreeSpec as a structure."""
     if spec.is_leaf():
         return LEAF
-    children = [from_treespec(child) for child in spec.children_specs]
+    children = [from_treespec(child) for child in spec.children()]
     if spec.type is dict:
         return {"dict": [[key, child] for key, child in zip(spec.context, children)]}
     if spec.type is list:
