@@ -12,6 +12,7 @@ from .analysis.support import unsupported_ops_error
 from .backends import get_backend
 from .errors import InputError, PipelineError
 from .frontends import mlir_text
+from .frontends import onnx as onnx_frontend
 from .frontends import torch as torch_frontend
 from .runner import StageResult, run_stage, snapshot
 from .runtime.compiled_model import CompiledModel
@@ -22,15 +23,18 @@ def compile(model, example_args=(), *, backend: str = "jit",
             stop_at: str | None = None, start_from: str | None = None,
             dump_dir: str | Path | None = None, pipeline: Pipeline | None = None,
             opt_level: int = 3, name: str | None = None,
+            input_shapes: dict | None = None,
             iree_flags: tuple[str, ...] = (), cache: bool | None = None,
             on_stage=None) -> CompiledModel:
     """Compiles `model` for `backend`.
 
-    model: a torch.nn.Module (with `example_args`), or a path to / text of a
-      `.mlir` module at stage `start_from` (default: the first stage).
+    model: a torch.nn.Module (with `example_args`), an ONNX model (path or
+      ModelProto), or a path to / text of a `.mlir` module at stage
+      `start_from` (default: the first stage).
     stop_at: the last stage to run; the result then holds IR but cannot run.
     dump_dir: write each stage's IR there as `NN-stage.mlir`.
     pipeline: a custom Pipeline (see `mlirc.default_pipeline`).
+    input_shapes: ONNX only: {input name: shape} fixing dynamic dimensions.
     name: the C entry point of the aot backend (`_mlir_ciface_<name>`).
     iree_flags: extra iree-compile flags for the iree-* backends.
     cache: reuse and store compiled artifacts (default: on unless
@@ -39,7 +43,8 @@ def compile(model, example_args=(), *, backend: str = "jit",
     on_stage: called with each StageResult as it completes (progress).
     """
     started = time.perf_counter()
-    pipeline = pipeline or default_pipeline(backend)
+    frontend = "onnx" if onnx_frontend.is_onnx_source(model) else "torch"
+    pipeline = pipeline or default_pipeline(backend, frontend)
     if stop_at is not None:
         pipeline.index(stop_at)  # fails early on an unknown name
     context = ir.new_context()
@@ -52,6 +57,11 @@ def compile(model, example_args=(), *, backend: str = "jit",
         module, signature = torch_frontend.import_module(model, example_args, context)
         first = snapshot(pipeline.names()[0], module, time.perf_counter() - import_start)
         start_from, reference = pipeline.names()[0], model
+    elif frontend == "onnx":
+        import_start = time.perf_counter()
+        module, signature = onnx_frontend.import_model(model, context, input_shapes)
+        first = snapshot(pipeline.names()[0], module, time.perf_counter() - import_start)
+        start_from = pipeline.names()[0]
     elif isinstance(model, (str, Path)):
         module, signature, _ = mlir_text.import_text(model, context)
         start_from = start_from or pipeline.names()[0]
@@ -59,7 +69,8 @@ def compile(model, example_args=(), *, backend: str = "jit",
         first = snapshot(start_from, module, 0.0)
     else:
         raise InputError(f"cannot compile a {type(model).__name__}: expected a "
-                         "torch.nn.Module, or a path to (or text of) a .mlir module")
+                         "torch.nn.Module, an ONNX model, or a path to (or text of) "
+                         "a .mlir module")
 
     results = [first]
     _dump(dump_dir, pipeline, first)
@@ -70,7 +81,8 @@ def compile(model, example_args=(), *, backend: str = "jit",
     key = None
     if (cache if cache is not None else compile_cache.enabled_by_default()) \
             and stop_at is None and dump_dir is None and on_stage is None:
-        fingerprint = getattr(get_backend(backend), "fingerprint", lambda _: "")(options)
+        fingerprint = getattr(get_backend(backend), "fingerprint",
+                              lambda *_: "")(options, signature)
         key = compile_cache.cache_key(first.text, pipeline.between(start_from, None),
                                       backend, options, fingerprint)
         hit = compile_cache.lookup(key) if key else None

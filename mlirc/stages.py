@@ -55,6 +55,17 @@ def _torch_stages() -> list[Stage]:
     ]
 
 
+def _onnx_stages() -> list[Stage]:
+    return [
+        Stage("onnx", "torch dialect with onnx.* operators, as imported from ONNX"),
+        Stage("torch-backend",
+              "torch backend contract: onnx operators converted to aten ops, "
+              "shapes and dtypes refined",
+              _mlir("torch-onnx-to-torch-backend-pipeline"), tool="torch-mlir-opt"),
+        _torch_stages()[2],
+    ]
+
+
 def _native_stages() -> list[Stage]:
     return [
         Stage("optimized", "linalg on tensors after fusion and cleanup",
@@ -154,11 +165,16 @@ class Pipeline:
         return self.stages[first:last + 1]
 
 
-def default_pipeline(backend: str = "jit") -> Pipeline:
-    """The stages a backend compiles through. Native backends (jit) lower all
-    the way to LLVM; the rest stop at linalg and hand over to their compiler."""
+FRONTENDS = {"torch": _torch_stages, "onnx": _onnx_stages}
+
+
+def default_pipeline(backend: str = "jit", frontend: str = "torch") -> Pipeline:
+    """The stages a backend compiles through from a frontend's output. Native
+    backends (jit, aot) lower all the way to LLVM; IREE takes over at linalg."""
     from .backends import get_backend
-    return Pipeline(_torch_stages() + get_backend(backend).stages())
+    if frontend not in FRONTENDS:
+        raise InputError(f"unknown frontend '{frontend}'; frontends: {', '.join(FRONTENDS)}")
+    return Pipeline(FRONTENDS[frontend]() + get_backend(backend).stages())
 
 
 def native_stages() -> list[Stage]:

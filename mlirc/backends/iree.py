@@ -24,9 +24,7 @@ class IreeTarget:
 
 
 TARGETS = {t.backend: t for t in [
-    # f64 stays f64: IREE would otherwise demote it to f32 and change the signature.
-    IreeTarget("iree-cpu", "llvm-cpu", "local-task",
-               ("--iree-llvmcpu-target-cpu=host", "--iree-input-demote-f64-to-f32=false")),
+    IreeTarget("iree-cpu", "llvm-cpu", "local-task", ("--iree-llvmcpu-target-cpu=host",)),
     IreeTarget("iree-cuda", "cuda", "cuda", ("--iree-cuda-target=sm_80",)),
     IreeTarget("iree-rocm", "rocm", "hip", ("--iree-rocm-target=gfx942",)),
     IreeTarget("iree-vulkan", "vulkan-spirv", "vulkan", ("--iree-vulkan-target=ampere",)),
@@ -90,12 +88,17 @@ class IreeBackend:
     def stages(self) -> list:
         return []  # IREE takes the linalg stage as it is
 
-    def compile_flags(self, options: dict) -> list[str]:
-        return list(self.target.flags) + list(options.get("iree_flags", ()))
+    def compile_flags(self, options: dict, signature: Signature) -> list[str]:
+        flags = list(self.target.flags)
+        if any(s.dtype == "f64" for s in signature.inputs + signature.outputs):
+            # IREE demotes f64 to f32 by default, which would change the
+            # function's signature; keep f64 where the model's interface has it.
+            flags += ["--iree-input-demote-f64-to-f32=false", "--iree-vm-target-extension-f64"]
+        return flags + list(options.get("iree_flags", ()))
 
-    def fingerprint(self, options: dict) -> str:
+    def fingerprint(self, options: dict, signature: Signature) -> str:
         """What, beyond the IR, decides the compiled module (for the cache key)."""
-        return " ".join([self.target.hal_target, *self.compile_flags(options)])
+        return " ".join([self.target.hal_target, *self.compile_flags(options, signature)])
 
     def load(self, module, signature, options: dict) -> IreeExecutable:
         import iree.compiler as compiler
@@ -103,9 +106,10 @@ class IreeBackend:
         text = ir.module_text(module, debug_info=True)
         try:
             vmfb = compiler.compile_str(text, target_backends=[self.target.hal_target],
-                                        extra_args=self.compile_flags(options))
+                                        extra_args=self.compile_flags(options, signature))
         except Exception as error:
-            lines = [line for line in str(error).splitlines() if "error" in line.lower()]
+            lines = [line.split("error:", 1)[1] for line in str(error).splitlines()
+                     if "error:" in line]
             detail = lines[0].strip() if lines else str(error).strip().splitlines()[0]
             raise BackendError(f"iree-compile ({self.target.hal_target}) failed: {detail[:300]}") \
                 from None

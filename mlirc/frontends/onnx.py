@@ -1,0 +1,153 @@
+"""ONNX frontend: a .onnx file (or ModelProto) -> torch dialect with onnx.*
+operators, through torch-mlir's ONNX importer.
+
+Before import: external data is loaded from beside the file, dynamic input
+dimensions are fixed from `input_shapes`, old opsets are converted, and ONNX
+shape inference runs with data propagation (the importer needs every type).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from .. import ir
+from ..errors import FrontendError, InputError
+from ..runtime import signature as sig
+
+# torch-mlir's ONNX lowerings target recent opsets; older models are converted.
+MIN_OPSET = 13
+CONVERT_TO_OPSET = 17
+
+
+def _onnx():
+    try:
+        import onnx
+    except ImportError:
+        raise InputError("ONNX input needs the onnx package (pip install onnx)") from None
+    return onnx
+
+
+def is_onnx_source(source) -> bool:
+    if isinstance(source, (str, Path)):
+        return str(source).endswith(".onnx")
+    return type(source).__name__ == "ModelProto"
+
+
+def load_model(source, input_shapes: dict | None = None):
+    """A shape-inferred ModelProto ready for the importer."""
+    onnx = _onnx()
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.exists():
+            raise InputError(f"no such file: {path}")
+        try:
+            model = onnx.load(str(path))  # external data from beside the file
+        except Exception as error:
+            raise InputError(f"cannot read {path} as ONNX: {error}") from None
+    else:
+        model = onnx.ModelProto()
+        model.CopyFrom(source)
+    _fix_input_shapes(model, input_shapes or {})
+    model = _convert_old_opset(model)
+    _name_nodes(model.graph)
+    model.graph.name = "main"
+    return _infer_shapes(model)
+
+
+def _initializer_names(graph) -> set[str]:
+    return {i.name for i in graph.initializer}
+
+
+def _fix_input_shapes(model, input_shapes: dict) -> None:
+    graph_inputs = {i.name: i for i in model.graph.input
+                    if i.name not in _initializer_names(model.graph)}
+    unknown = sorted(set(input_shapes) - set(graph_inputs))
+    if unknown:
+        raise InputError(f"--input-shape names unknown input(s) {unknown}; "
+                         f"inputs: {sorted(graph_inputs)}")
+    for name, value in graph_inputs.items():
+        if not value.type.HasField("tensor_type"):
+            raise InputError(f"input '{name}' is not a tensor; only tensor inputs are supported")
+        dims = value.type.tensor_type.shape.dim
+        if name in input_shapes:
+            shape = tuple(input_shapes[name])
+            if len(dims) and len(shape) != len(dims):
+                raise InputError(f"--input-shape {name}: rank {len(shape)} given, "
+                                 f"the model's input has rank {len(dims)}")
+            del dims[:]
+            for size in shape:
+                dims.add().dim_value = int(size)
+            continue
+        dynamic = [d.dim_param or "?" for d in dims if not d.HasField("dim_value")]
+        if dynamic:
+            raise InputError(f"input '{name}' has dynamic dimension(s) {dynamic}: fix them "
+                             f"with input_shapes={{'{name}': (...)}} or --input-shape "
+                             f"{name}=1x3x224x224")
+
+
+def _convert_old_opset(model):
+    onnx = _onnx()
+    version = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if version is None or version >= MIN_OPSET:
+        return model
+    try:
+        return onnx.version_converter.convert_version(model, CONVERT_TO_OPSET)
+    except Exception:
+        return model  # the importer may still manage the original opset
+
+
+def _name_nodes(graph) -> None:
+    """Gives unnamed nodes a name, so errors can point at them."""
+    for index, node in enumerate(graph.node):
+        if not node.name:
+            node.name = f"{node.op_type}_{index}"
+
+
+def _infer_shapes(model):
+    onnx = _onnx()
+    try:
+        return onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except ValueError:
+        pass  # over protobuf's 2 GB: infer through files instead
+    with tempfile.TemporaryDirectory(prefix="mlirc-onnx-") as folder:
+        raw, inferred = Path(folder) / "raw.onnx", Path(folder) / "inferred.onnx"
+        onnx.save(model, str(raw), save_as_external_data=True)
+        onnx.shape_inference.infer_shapes_path(str(raw), str(inferred), data_prop=True)
+        result = onnx.load(str(inferred), load_external_data=False)
+        onnx.load_external_data_for_model(result, folder)
+        return result
+
+
+def import_model(source, context: ir.Context | None = None, input_shapes: dict | None = None):
+    """Returns (module with onnx.* torch.operator ops, Signature)."""
+    from torch_mlir.extras import onnx_importer
+
+    model = load_model(source, input_shapes)
+    context = context or ir.new_context()
+    info = onnx_importer.ModelInfo(model)
+    module = info.create_module(context=context)
+    importer = onnx_importer.NodeImporter.define_function(info.main_graph, module.operation)
+    try:
+        importer.import_all()
+    except Exception as error:
+        node = _first_unimported_node(model.graph, importer)
+        where = f" at node '{node.name}' ({node.op_type})" if node is not None else ""
+        message = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+        raise FrontendError(f"the ONNX importer failed{where}: "
+                            f"{type(error).__name__}: {message}") from None
+    graph_inputs = [i.name for i in model.graph.input
+                    if i.name not in _initializer_names(model.graph)]
+    function_signature = sig.read(module)
+    signature = sig.Signature(function_signature.inputs, function_signature.outputs,
+                              input_names=graph_inputs)
+    sig.attach(module, signature)
+    return module, signature
+
+
+def _first_unimported_node(graph, importer):
+    imported = getattr(importer, "_nv_map", {})
+    for node in graph.node:
+        if any(output and output not in imported for output in node.output):
+            return node
+    return None
