@@ -24,15 +24,28 @@ def _load_source(path: str):
         from .frontends.python_file import load_model_file
         model, inputs = load_model_file(path)
         return model, inputs, model
-    if path.endswith(".mlir"):
+    if path.endswith((".mlir", ".onnx")):
         if not Path(path).exists():
             raise InputError(f"no such file: {path}")
         return path, None, None
-    raise InputError(f"{path}: expected a .py model file or a .mlir module")
+    raise InputError(f"{path}: expected a .py model file, a .onnx model or a .mlir module")
 
 
 def _is_artifact(path: str) -> bool:
     return Path(path).is_dir() and (Path(path) / "manifest.json").exists()
+
+
+def _parse_input_shapes(texts: list[str] | None) -> dict | None:
+    """['x=1x3x224x224'] -> {'x': (1, 3, 224, 224)}."""
+    if not texts:
+        return None
+    shapes = {}
+    for text in texts:
+        name, equals, dims = text.rpartition("=")
+        if not equals or not name or not all(d.isdigit() for d in dims.split("x")):
+            raise InputError(f"--input-shape '{text}': expected NAME=1x3x224x224")
+        shapes[name] = tuple(int(d) for d in dims.split("x"))
+    return shapes
 
 
 def _compile(args, stop_at=None, on_stage=None, **options):
@@ -42,7 +55,7 @@ def _compile(args, stop_at=None, on_stage=None, **options):
         source, inputs or (), backend=args.backend, stop_at=stop_at,
         start_from=getattr(args, "start_from", None),
         dump_dir=getattr(args, "dump_dir", None), on_stage=on_stage, cache=use_cache,
-        **options)
+        input_shapes=_parse_input_shapes(getattr(args, "input_shape", None)), **options)
     return compiled, inputs, reference
 
 
@@ -86,6 +99,8 @@ def cmd_run(args) -> int:
 
 
 def cmd_export(args) -> int:
+    if args.to:
+        return _export_level(args)
     name = args.name or re.sub(r"\W", "_", Path(args.source).stem)
     compiled, _, _ = _compile(args, name=name)
     path = compiled.save(args.output)
@@ -94,6 +109,22 @@ def cmd_export(args) -> int:
     if args.backend == "aot":
         print(f"  C entry point: _mlir_ciface_{name} (see {path}/{name}.h); "
               f"build the example with: make -C {path}")
+    return 0
+
+
+def _export_level(args) -> int:
+    """`export --to LEVEL`: the model's IR at an output level, as one .mlir file."""
+    from .frontends import mlir_text, onnx as onnx_frontend
+    from .stages import output_level_pipeline
+    frontend = ("onnx" if onnx_frontend.is_onnx_source(args.source) else
+                "stablehlo" if mlir_text.is_stablehlo(args.source) else "torch")
+    pipeline = output_level_pipeline(args.to, frontend)
+    source, inputs, _ = _load_source(args.source)
+    compiled = compiler.compile(source, inputs or (), pipeline=pipeline,
+                                stop_at=pipeline.names()[-1],
+                                input_shapes=_parse_input_shapes(args.input_shape))
+    Path(args.output).write_text(compiled.stages[-1].text)
+    print(f"wrote {args.source} at level '{args.to}' to {args.output}")
     return 0
 
 
@@ -160,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--from", dest="start_from", metavar="STAGE",
                          help="the stage a .mlir input is at (default: the first)")
         sub.add_argument("--no-cache", action="store_true", help="do not use the compilation cache")
+        sub.add_argument("--input-shape", action="append", metavar="NAME=1x3x224x224",
+                         help="ONNX: fix a dynamic input's shape")
         sub.set_defaults(handler=handler)
         return sub
 
@@ -173,8 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
                           "model file's example inputs)")
     sub.add_argument("--output", action="append", metavar="@FILE.npy",
                      help="save the corresponding result instead of printing it")
-    sub = source_command("export", cmd_export, "write a compiled artifact folder", backend="aot")
-    sub.add_argument("-o", "--output", required=True, help="artifact folder to write")
+    sub = source_command("export", cmd_export,
+                         "write a compiled artifact folder, or the IR at an output level",
+                         backend="aot")
+    sub.add_argument("-o", "--output", required=True,
+                     help="artifact folder to write (a .mlir file with --to)")
+    sub.add_argument("--to", choices=["torch", "linalg", "stablehlo", "tosa"],
+                     help="write the model's IR at this level instead of compiling")
     sub.add_argument("--name", help="C entry point name for aot (default: the file's stem)")
     sub = source_command("verify", cmd_verify, "compare with eager PyTorch")
     sub.add_argument("--rtol", type=float, default=1e-4)

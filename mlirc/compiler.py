@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import artifact, ir
 from . import cache as compile_cache
 from .analysis.support import unsupported_ops_error
 from .backends import get_backend
-from .errors import InputError, PipelineError
+from .errors import InputError, PipelineError, UnsupportedOpsError
+from .frontends import jax as jax_frontend
 from .frontends import mlir_text
 from .frontends import onnx as onnx_frontend
 from .frontends import torch as torch_frontend
 from .runner import StageResult, run_stage, snapshot
 from .runtime.compiled_model import CompiledModel
+from .runtime.signature import Signature
 from .stages import Pipeline, default_pipeline
+
+
+@dataclass
+class Imported:
+    module: ir.Module
+    signature: Signature
+    first: StageResult        # the IR the pipeline starts from
+    reference: object = None  # the framework model, for verify()
 
 
 def compile(model, example_args=(), *, backend: str = "jit",
@@ -29,7 +40,8 @@ def compile(model, example_args=(), *, backend: str = "jit",
     """Compiles `model` for `backend`.
 
     model: a torch.nn.Module (with `example_args`), an ONNX model (path or
-      ModelProto), or a path to / text of a `.mlir` module at stage
+      ModelProto), a JAX function (with `example_args`), or a path to / text
+      of a `.mlir` module (torch-mlir stages or StableHLO) at stage
       `start_from` (default: the first stage).
     stop_at: the last stage to run; the result then holds IR but cannot run.
     dump_dir: write each stage's IR there as `NN-stage.mlir`.
@@ -43,72 +55,46 @@ def compile(model, example_args=(), *, backend: str = "jit",
     on_stage: called with each StageResult as it completes (progress).
     """
     started = time.perf_counter()
-    frontend = "onnx" if onnx_frontend.is_onnx_source(model) else "torch"
+    frontend = _frontend_of(model)
     pipeline = pipeline or default_pipeline(backend, frontend)
     if stop_at is not None:
         pipeline.index(stop_at)  # fails early on an unknown name
-    context = ir.new_context()
-    reference = None
-
-    if _is_torch_module(model):
-        if start_from not in (None, pipeline.names()[0]):
-            raise InputError("start_from applies to .mlir input, not to a torch module")
-        import_start = time.perf_counter()
-        module, signature = torch_frontend.import_module(model, example_args, context)
-        first = snapshot(pipeline.names()[0], module, time.perf_counter() - import_start)
-        start_from, reference = pipeline.names()[0], model
-    elif frontend == "onnx":
-        import_start = time.perf_counter()
-        module, signature = onnx_frontend.import_model(model, context, input_shapes)
-        first = snapshot(pipeline.names()[0], module, time.perf_counter() - import_start)
-        start_from = pipeline.names()[0]
-    elif isinstance(model, (str, Path)):
-        module, signature, _ = mlir_text.import_text(model, context)
-        start_from = start_from or pipeline.names()[0]
-        pipeline.index(start_from)
-        first = snapshot(start_from, module, 0.0)
-    else:
-        raise InputError(f"cannot compile a {type(model).__name__}: expected a "
-                         "torch.nn.Module, an ONNX model, or a path to (or text of) "
-                         "a .mlir module")
-
-    results = [first]
-    _dump(dump_dir, pipeline, first)
-    if on_stage:
-        on_stage(first)
+    imported = _import(model, example_args, frontend, pipeline, start_from, input_shapes)
+    _report(imported.first, pipeline, dump_dir, on_stage)
     options = {"opt_level": opt_level, "name": name, "iree_flags": list(iree_flags)}
-    source_hash = artifact.sha256(first.text.encode())
+    source_hash = artifact.sha256(imported.first.text.encode())
+
     key = None
     if (cache if cache is not None else compile_cache.enabled_by_default()) \
             and stop_at is None and dump_dir is None and on_stage is None:
         fingerprint = getattr(get_backend(backend), "fingerprint",
-                              lambda *_: "")(options, signature)
-        key = compile_cache.cache_key(first.text, pipeline.between(start_from, None),
+                              lambda *_: "")(options, imported.signature)
+        key = compile_cache.cache_key(imported.first.text,
+                                      pipeline.between(imported.first.name, None),
                                       backend, options, fingerprint)
         hit = compile_cache.lookup(key) if key else None
         if hit is not None:
-            hit.stages, hit.reference = [first], reference
+            hit.stages, hit.reference = [imported.first], imported.reference
             hit.compile_seconds = time.perf_counter() - started
             hit.extra.update(cache_hit=True, source_ir_sha256=source_hash)
             return hit
-    for stage in pipeline.between(start_from, stop_at):
-        try:
-            result = run_stage(module, stage, results[-1].text, dump_dir)
-        except PipelineError as failure:
-            # Name the unsupported ops rather than the first legalization error.
-            error = unsupported_ops_error(stage.name, results[-1].text)
-            raise (error or failure) from None
-        results.append(result)
-        _dump(dump_dir, pipeline, result)
-        if on_stage:
-            on_stage(result)
 
-    stopped = stop_at is not None and stop_at != pipeline.names()[-1]
+    try:
+        results = _run_stages(imported, pipeline, stop_at, dump_dir, on_stage)
+    except UnsupportedOpsError as error:
+        expand = _onnx_functions_to_expand(frontend, model, error)
+        if not expand:
+            raise
+        # Import again with those ONNX functions expanded into their definitions.
+        imported = _import(model, example_args, frontend, pipeline, start_from,
+                           input_shapes, expand)
+        results = _run_stages(imported, pipeline, stop_at, dump_dir, on_stage)
+
     executable = None
-    if not stopped:
-        executable = get_backend(backend).load(module, signature, options)
-    compiled = CompiledModel(signature, backend, results, executable, reference,
-                             stopped_at=stop_at if stopped else None,
+    if stop_at is None:
+        executable = get_backend(backend).load(imported.module, imported.signature, options)
+    compiled = CompiledModel(imported.signature, backend, results, executable,
+                             imported.reference, stopped_at=stop_at,
                              compile_seconds=time.perf_counter() - started,
                              extra={"options": options, "cache_hit": False,
                                     "source_ir_sha256": source_hash})
@@ -117,19 +103,81 @@ def compile(model, example_args=(), *, backend: str = "jit",
     return compiled
 
 
+def _import(model, example_args, frontend: str, pipeline: Pipeline, start_from,
+            input_shapes, expand: set[str] = frozenset()) -> Imported:
+    first_stage = pipeline.names()[0]
+    if start_from not in (None, first_stage) and not isinstance(model, (str, Path)):
+        raise InputError("start_from applies to .mlir input only")
+    context = ir.new_context()
+    started = time.perf_counter()
+    reference = None
+    if frontend == "torch" and _is_torch_module(model):
+        module, signature = torch_frontend.import_module(model, example_args, context)
+        reference = model
+    elif frontend == "onnx":
+        module, signature = onnx_frontend.import_model(model, context, input_shapes, expand)
+    elif frontend == "jax":
+        module, signature = jax_frontend.import_function(model, example_args, context)
+    elif isinstance(model, (str, Path)):
+        module, signature, _ = mlir_text.import_text(model, context)
+        first_stage = start_from or first_stage
+        pipeline.index(first_stage)
+    else:
+        hint = " (JAX functions need `pip install jax`)" if callable(model) else ""
+        raise InputError(f"cannot compile a {type(model).__name__}: expected a "
+                         "torch.nn.Module, an ONNX model, a JAX function, or a path to "
+                         f"(or text of) a .mlir module{hint}")
+    first = snapshot(first_stage, module, time.perf_counter() - started)
+    return Imported(module, signature, first, reference)
+
+
+def _run_stages(imported: Imported, pipeline: Pipeline, stop_at, dump_dir,
+                on_stage) -> list[StageResult]:
+    results = [imported.first]
+    for stage in pipeline.between(imported.first.name, stop_at):
+        try:
+            result = run_stage(imported.module, stage, results[-1].text, dump_dir)
+        except PipelineError as failure:
+            # Name the unsupported ops rather than the first legalization error.
+            error = unsupported_ops_error(stage.name, results[-1].text)
+            raise (error or failure) from None
+        results.append(result)
+        _report(result, pipeline, dump_dir, on_stage)
+    return results
+
+
+def _onnx_functions_to_expand(frontend: str, model, error: UnsupportedOpsError) -> set[str]:
+    if frontend != "onnx":
+        return set()
+    model_proto = onnx_frontend.load_model(model) if not hasattr(model, "graph") else model
+    return onnx_frontend.expandable_ops([op.name for op in error.ops],
+                                        onnx_frontend.model_opset(model_proto))
+
+
+def _report(result: StageResult, pipeline: Pipeline, dump_dir, on_stage) -> None:
+    if dump_dir is not None:
+        folder = Path(dump_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", result.name)
+        (folder / f"{pipeline.index(result.name):02d}-{safe}.mlir").write_text(result.text)
+    if on_stage:
+        on_stage(result)
+
+
+def _frontend_of(model) -> str:
+    """Which frontend (and so which stages) a model needs."""
+    if onnx_frontend.is_onnx_source(model):
+        return "onnx"
+    if isinstance(model, (str, Path)) and mlir_text.is_stablehlo(model):
+        return "stablehlo"
+    if not _is_torch_module(model) and jax_frontend.is_jax_function(model):
+        return "jax"
+    return "torch"
+
+
 def _is_torch_module(model) -> bool:
     try:
         import torch
     except ImportError:
         return False
     return isinstance(model, torch.nn.Module)
-
-
-def _dump(dump_dir, pipeline: Pipeline, result: StageResult) -> None:
-    if dump_dir is None:
-        return
-    folder = Path(dump_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    index = pipeline.index(result.name)
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", result.name)
-    (folder / f"{index:02d}-{safe}.mlir").write_text(result.text)

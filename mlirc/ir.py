@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from torch_mlir import dialects, ir, passmanager, rewrite
+from torch_mlir._mlir_libs import _stablehlo
 from torch_mlir.dialects import torch as torch_dialect
 from torch_mlir.execution_engine import ExecutionEngine
 
@@ -41,10 +42,15 @@ __all__ = [
 ]
 
 
+_stablehlo.register_stablehlo_passes()
+
+
 def new_context() -> ir.Context:
-    """A context with the upstream dialects and torch-mlir's dialect and passes."""
+    """A context with the upstream dialects, torch-mlir's dialect and passes,
+    and StableHLO's."""
     context = ir.Context()
     torch_dialect.register_dialect(context)
+    _stablehlo.register_dialect(context)
     return context
 
 

@@ -66,6 +66,43 @@ def _onnx_stages() -> list[Stage]:
     ]
 
 
+def _stablehlo_stages() -> list[Stage]:
+    return [
+        Stage("stablehlo", "StableHLO, as given"),
+        Stage("linalg", "linalg on tensors, with arith, math and tensor",
+              _mlir("func.func(stablehlo-legalize-to-linalg)", "canonicalize"),
+              tool="torch-mlir-opt"),
+    ]
+
+
+# Output levels other than the default path (torch -> linalg): torch-mlir's
+# other backend contracts, reached from the torch-backend stage.
+OUTPUT_LEVELS = {
+    "torch": None, "linalg": None,
+    "stablehlo": Stage("stablehlo", "StableHLO (torch-mlir's StableHLO backend contract)",
+                       [MlirPass("torch-backend-to-stablehlo-backend-pipeline")],
+                       tool="torch-mlir-opt"),
+    "tosa": Stage("tosa", "TOSA (torch-mlir's TOSA backend contract)",
+                  [MlirPass("torch-backend-to-tosa-backend-pipeline")], tool="torch-mlir-opt"),
+}
+
+
+def output_level_pipeline(level: str, frontend: str = "torch") -> Pipeline:
+    """Stages that end at an output level: torch, linalg, stablehlo or tosa."""
+    if level not in OUTPUT_LEVELS:
+        raise InputError(f"unknown output level '{level}'; levels: {', '.join(OUTPUT_LEVELS)}")
+    front = FRONTENDS[frontend]()
+    if frontend == "stablehlo":
+        if level not in ("stablehlo", "linalg"):
+            raise InputError(f"StableHLO input can be written as stablehlo or linalg, not {level}")
+        return Pipeline(front[:1] if level == "stablehlo" else front)
+    if level == "torch":
+        return Pipeline(front[:2])
+    if level == "linalg":
+        return Pipeline(front[:3])
+    return Pipeline(front[:2] + [copy.deepcopy(OUTPUT_LEVELS[level])])
+
+
 def _native_stages() -> list[Stage]:
     return [
         Stage("optimized", "linalg on tensors after fusion and cleanup",
@@ -165,7 +202,8 @@ class Pipeline:
         return self.stages[first:last + 1]
 
 
-FRONTENDS = {"torch": _torch_stages, "onnx": _onnx_stages}
+FRONTENDS = {"torch": _torch_stages, "onnx": _onnx_stages, "stablehlo": _stablehlo_stages,
+             "jax": _stablehlo_stages}
 
 
 def default_pipeline(backend: str = "jit", frontend: str = "torch") -> Pipeline:

@@ -7,6 +7,7 @@ that are left.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -69,10 +70,17 @@ def _collect(module, selected) -> list[UnsupportedOp]:
         if name == "torch.operator":
             name = ir.StringAttr(op.attributes["name"]).value
         counts[name] += 1
-        where = ir.source_location(op.location)
+        where = ir.source_location(op.location) or _onnx_node_name(op.location)
         if where and where not in sources[name]:
             sources[name].append(where)
     return [UnsupportedOp(n, counts[n], sources[n]) for n in sorted(counts)]
+
+
+def _onnx_node_name(location) -> str:
+    """"node 'conv1'" for the name locations the ONNX importer gives its ops."""
+    names = [n for n in re.findall(r'"([^"]*)"', str(location))
+             if n and not n.startswith("graph:")]
+    return f"node '{names[0]}'" if names else ""
 
 
 def unsupported_ops_error(stage: str, input_text: str) -> UnsupportedOpsError | None:

@@ -59,9 +59,10 @@ class IreeExecutable:
             raise BackendError(f"cannot run {self.target.backend} here: {why}")
         config = runtime.Config(self.target.driver)
         context = runtime.SystemContext(config=config)
-        context.add_vm_module(runtime.VmModule.copy_buffer(context.instance, self.vmfb))
+        vm_module = runtime.VmModule.copy_buffer(context.instance, self.vmfb)
+        context.add_vm_module(vm_module)
         self._context = context
-        return context.modules.module[self.entry]
+        return context.modules[vm_module.name][self.entry]  # named after the MLIR module
 
     def __call__(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         if self._function is None:

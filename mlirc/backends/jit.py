@@ -16,14 +16,16 @@ class JitExecutable:
                  shared_libs: list[str] | None = None, entry: str = "main"):
         self.signature = signature
         self.module = module
-        try:
-            self.engine = ir.ExecutionEngine(module, opt_level=opt_level,
-                                             shared_libs=shared_libs or [])
-            self._function = self.engine.lookup(entry)
-        except Exception as error:
-            # Unresolved symbols are reported on stderr by the JIT itself.
-            raise BackendError(f"the ExecutionEngine could not compile or link "
-                               f"@{entry}: {str(error).strip()[:300]}") from None
+        with ir.capture_diagnostics(module.context) as diagnostics:
+            try:
+                self.engine = ir.ExecutionEngine(module, opt_level=opt_level,
+                                                 shared_libs=shared_libs or [])
+                self._function = self.engine.lookup(entry)
+            except Exception as error:
+                # Unresolved symbols are reported on stderr by the JIT itself.
+                detail = diagnostics[0].message if diagnostics else str(error).strip()
+                raise BackendError(f"the ExecutionEngine could not compile or link "
+                                   f"@{entry}: {detail[:300]}") from None
 
     def __call__(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         outputs = [np.empty(s.shape, s.numpy_dtype) for s in self.signature.outputs]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .. import ir
@@ -14,6 +15,25 @@ def looks_like_mlir_text(source) -> bool:
         and "\n" in source
 
 
+def read_text(source) -> tuple[str, str]:
+    """(text, name for messages) of a path or MLIR text."""
+    if isinstance(source, (str, Path)) and not looks_like_mlir_text(str(source)):
+        path = Path(source)
+        if not path.exists():
+            raise InputError(f"no such file: {path}")
+        return path.read_text(), str(path)
+    return str(source), "<string>"
+
+
+def is_stablehlo(source) -> bool:
+    """Whether MLIR text (or a file holding it) is in the StableHLO dialect."""
+    try:
+        text, _ = read_text(source)
+    except (InputError, OSError):
+        return False
+    return re.search(r"\bstablehlo\.[a-z_]+\b", text) is not None and "!torch." not in text
+
+
 def import_text(source, context: ir.Context | None = None):
     """Parses a path or MLIR text; returns (module, Signature, name)."""
     module, name = parse_source(source, context)
@@ -22,13 +42,7 @@ def import_text(source, context: ir.Context | None = None):
 
 def parse_source(source, context: ir.Context | None = None):
     """Parses a path or MLIR text; returns (module, name for messages)."""
-    if isinstance(source, (str, Path)) and not looks_like_mlir_text(str(source)):
-        path = Path(source)
-        if not path.exists():
-            raise InputError(f"no such file: {path}")
-        text, name = path.read_text(), str(path)
-    else:
-        text, name = str(source), "<string>"
+    text, name = read_text(source)
     context = context or ir.new_context()
     try:
         module = ir.parse_module(text, context)

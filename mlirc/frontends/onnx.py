@@ -88,8 +88,8 @@ def _fix_input_shapes(model, input_shapes: dict) -> None:
 
 def _convert_old_opset(model):
     onnx = _onnx()
-    version = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-    if version is None or version >= MIN_OPSET:
+    version = model_opset(model)
+    if not version or version >= MIN_OPSET:
         return model
     try:
         return onnx.version_converter.convert_version(model, CONVERT_TO_OPSET)
@@ -119,19 +119,53 @@ def _infer_shapes(model):
         return result
 
 
-def import_model(source, context: ir.Context | None = None, input_shapes: dict | None = None):
-    """Returns (module with onnx.* torch.operator ops, Signature)."""
+def _importer_config(expand: set[str]):
+    """The importer's config, also expanding the ONNX functions in `expand`."""
+    from torch_mlir.extras import onnx_importer
+    config = onnx_importer.Config()
+    allowed = config.function_expansion_allowlists_by_domain[""]
+    config.function_expansion_allowlists_by_domain[""] = set(allowed) | set(expand)
+    return config
+
+
+def expandable_ops(op_names: list[str], opset: int) -> set[str]:
+    """Of unsupported `onnx.X` ops, the ones ONNX defines as a function of
+    other ops: importing them expanded lets torch-mlir lower the pieces."""
+    onnx = _onnx()
+    found = set()
+    for name in op_names:
+        if not name.startswith("onnx."):
+            continue
+        op_type = name[len("onnx."):]
+        try:
+            schema = onnx.defs.get_schema(op_type, opset)
+        except Exception:
+            continue
+        if schema.has_function or schema.has_context_dependent_function:
+            found.add(op_type)
+    return found
+
+
+def model_opset(model) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def import_model(source, context: ir.Context | None = None, input_shapes: dict | None = None,
+                 expand: set[str] = frozenset()):
+    """Returns (module with onnx.* torch.operator ops, Signature). ONNX
+    functions named in `expand` are imported as their definitions."""
     from torch_mlir.extras import onnx_importer
 
     model = load_model(source, input_shapes)
     context = context or ir.new_context()
-    info = onnx_importer.ModelInfo(model)
-    module = info.create_module(context=context)
-    importer = onnx_importer.NodeImporter.define_function(info.main_graph, module.operation)
+    importer = None
     try:
+        info = onnx_importer.ModelInfo(model, config=_importer_config(expand))
+        module = info.create_module(context=context)
+        importer = onnx_importer.NodeImporter.define_function(info.main_graph, module.operation)
         importer.import_all()
     except Exception as error:
-        node = _first_unimported_node(model.graph, importer)
+        node = _first_unimported_node(model.graph, importer) if importer else None
         where = f" at node '{node.name}' ({node.op_type})" if node is not None else ""
         message = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
         raise FrontendError(f"the ONNX importer failed{where}: "

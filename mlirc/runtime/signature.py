@@ -27,6 +27,19 @@ class DType:
     torch: str         # element type in !torch.vtensor
 
 
+def _ml_dtypes() -> list[DType]:
+    """bfloat16 and the float8 formats, which numpy knows through ml_dtypes."""
+    try:
+        import ml_dtypes
+    except ImportError:
+        return []
+    return [DType("bf16", np.dtype(ml_dtypes.bfloat16), "bf16", "bf16")] + [
+        DType(name, np.dtype(getattr(ml_dtypes, attribute)), name, name)
+        for name, attribute in [("f8E4M3FN", "float8_e4m3fn"), ("f8E5M2", "float8_e5m2"),
+                                ("f8E4M3FNUZ", "float8_e4m3fnuz"),
+                                ("f8E5M2FNUZ", "float8_e5m2fnuz")]]
+
+
 DTYPES = {d.name: d for d in [
     DType("f32", np.dtype(np.float32), "f32", "f32"),
     DType("f64", np.dtype(np.float64), "f64", "f64"),
@@ -37,6 +50,10 @@ DTYPES = {d.name: d for d in [
     DType("i32", np.dtype(np.int32), "i32", "si32"),
     DType("i64", np.dtype(np.int64), "i64", "si64"),
     DType("bool", np.dtype(np.bool_), "i1", "i1"),
+    DType("u16", np.dtype(np.uint16), "i16", "ui16"),
+    DType("u32", np.dtype(np.uint32), "i32", "ui32"),
+    DType("u64", np.dtype(np.uint64), "i64", "ui64"),
+    *_ml_dtypes(),
 ]}
 _BY_NUMPY = {d.numpy: d for d in DTYPES.values()}
 _BY_TORCH = {d.torch: d for d in DTYPES.values()}
