@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test clean
+.PHONY: run test conformance bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest tests
+
+# The ONNX backend node tests on jit and iree-cpu; writes docs/conformance.md.
+conformance: $(STAMP)
+	$(PY) -m tests.onnx_conformance.run --backends jit,iree-cpu --report docs/conformance.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info

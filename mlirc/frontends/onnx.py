@@ -185,3 +185,43 @@ def _first_unimported_node(graph, importer):
         if any(output and output not in imported for output in node.output):
             return node
     return None
+
+
+def specializable_inputs(model) -> list[str]:
+    """Graph inputs that may act as shape operands (axes, shapes, repeats,
+    pads): small integer or boolean tensors. Their values can be baked in."""
+    onnx = _onnx()
+    small = 64
+    names = []
+    for value in model.graph.input:
+        if value.name in _initializer_names(model.graph) or \
+                not value.type.HasField("tensor_type"):
+            continue
+        tensor_type = value.type.tensor_type
+        integer = tensor_type.elem_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32,
+                                            onnx.TensorProto.BOOL)
+        dims = [d.dim_value if d.HasField("dim_value") else -1 for d in tensor_type.shape.dim]
+        if integer and all(d >= 0 for d in dims) and int(np_prod(dims)) <= small:
+            names.append(value.name)
+    return names
+
+
+def specialize_inputs(model, values: dict):
+    """A copy of `model` where the named inputs are constants with `values`."""
+    onnx = _onnx()
+    from onnx import numpy_helper
+    specialized = onnx.ModelProto()
+    specialized.CopyFrom(model)
+    kept = [i for i in specialized.graph.input if i.name not in values]
+    del specialized.graph.input[:]
+    specialized.graph.input.extend(kept)
+    for name, value in values.items():
+        specialized.graph.initializer.append(numpy_helper.from_array(value, name))
+    return specialized
+
+
+def np_prod(dims) -> int:
+    result = 1
+    for d in dims:
+        result *= d
+    return result

@@ -1,0 +1,122 @@
+"""ONNX: the frontend, the onnx.backend API driven by the standard runner
+(a fast fixed subset of the node tests and the nine light models), errors."""
+
+import os
+import tempfile
+
+import numpy as np
+import onnx
+import onnx.backend.test
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import mlirc
+import mlirc.onnx_backend
+
+os.environ.setdefault("ONNX_HOME", tempfile.mkdtemp(prefix="mlirc-onnx-home-"))
+
+# A fixed subset of the ONNX node tests, passing on jit and iree-cpu.
+FAST_NODE_TESTS = [
+    "test_abs", "test_add", "test_add_bcast", "test_averagepool_2d_default",
+    "test_batchnorm_example", "test_cast_FLOAT_to_DOUBLE", "test_concat_2d_axis_0",
+    "test_conv_with_strides_padding", "test_div", "test_exp", "test_flatten_axis1",
+    "test_gather_0", "test_gemm_default_no_bias", "test_globalaveragepool",
+    "test_layer_normalization_2d_axis0", "test_matmul_2d", "test_maxpool_2d_default",
+    "test_mul_bcast", "test_reduce_mean_default_axes_keepdims_example", "test_relu",
+    "test_reshape_reordered_all_dims", "test_sigmoid", "test_slice", "test_softmax_axis_1",
+    "test_sqrt", "test_tanh", "test_transpose_default", "test_where_example",
+    "test_attention_3d",  # imported through ONNX function expansion
+]
+LIGHT_MODELS = ["test_bvlc_alexnet", "test_densenet121", "test_inception_v1",
+                "test_inception_v2", "test_resnet50", "test_shufflenet", "test_squeezenet",
+                "test_vgg19", "test_zfnet512"]
+
+
+def _standard_runner_tests(backend, suffix: str, light: list[str]) -> dict:
+    runner = onnx.backend.test.BackendTest(backend, __name__)
+    pattern = "|".join(f"^{name}_cpu$" for name in FAST_NODE_TESTS + light)
+    runner.include(f"({pattern})")
+    return {f"{name}{suffix}": case for name, case in runner.test_cases.items()}
+
+
+# The standard ONNX runner's unittest classes, collected by pytest: every
+# other test in them is skipped by the include filter.
+globals().update(_standard_runner_tests(mlirc.onnx_backend, "Jit", LIGHT_MODELS))
+globals().update(_standard_runner_tests(mlirc.onnx_backend.IreeCpuBackend, "IreeCpu",
+                                        LIGHT_MODELS))
+
+
+def _dynamic_batch_model(path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])
+    weight = numpy_helper.from_array(
+        (np.arange(12, dtype=np.float32) / 10).reshape(4, 3), "w")  # raw data: can go external
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"], name="project"),
+             helper.make_node("Relu", ["m"], ["y"], name="activate")]
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y], [weight]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, path)
+    return path
+
+
+def test_dynamic_dimensions_need_input_shapes(tmp_path):
+    path = _dynamic_batch_model(tmp_path / "dynamic.onnx")
+    with pytest.raises(mlirc.InputError, match=r"input 'x' has dynamic dimension\(s\) \['batch'\]"):
+        mlirc.compile(str(path))
+    compiled = mlirc.compile(str(path), input_shapes={"x": (2, 4)})
+    x = np.ones((2, 4), np.float32)
+    np.testing.assert_allclose(compiled(x), np.maximum(x @ (np.arange(12) / 10).reshape(4, 3), 0),
+                               rtol=1e-6)
+    with pytest.raises(mlirc.InputError, match="unknown input"):
+        mlirc.compile(str(path), input_shapes={"nope": (2, 4)})
+
+
+def test_cli_input_shape(tmp_path, capsys):
+    from mlirc.cli import main
+    path = _dynamic_batch_model(tmp_path / "dynamic.onnx")
+    assert main(["run", str(path), "--input-shape", "x=3x4", "--input=3x4xf32=1"]) == 0
+    assert "3x3xf32=" in capsys.readouterr().out
+
+
+def test_external_data_is_loaded_from_beside_the_model(tmp_path):
+    model = onnx.load(_dynamic_batch_model(tmp_path / "model.onnx"))
+    onnx.save_model(model, tmp_path / "external.onnx", save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="weights.bin", size_threshold=0)
+    assert (tmp_path / "weights.bin").exists()
+    compiled = mlirc.compile(str(tmp_path / "external.onnx"), input_shapes={"x": (1, 4)})
+    np.testing.assert_allclose(compiled(np.ones((1, 4), np.float32)),
+                               [[1.8, 2.2, 2.6]], rtol=1e-6)
+
+
+def test_old_opset_is_converted(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])
+    model = helper.make_model(
+        helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]),
+        opset_imports=[helper.make_opsetid("", 9)])
+    compiled = mlirc.compile(model)
+    np.testing.assert_array_equal(compiled(np.array([[-1, 2, -3], [4, -5, 6]], np.float32)),
+                                  [[0, 2, 0], [4, 0, 6]])
+
+
+def test_unsupported_onnx_op_names_the_node():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])
+    node = helper.make_node("Adagrad", ["r", "t", "x", "x", "x"], ["y", "h"],
+                            domain="ai.onnx.preview.training", name="optimizer_step")
+    r = helper.make_tensor("r", TensorProto.FLOAT, [], [0.1])
+    t = helper.make_tensor("t", TensorProto.INT64, [], [0])
+    graph = helper.make_graph([node], "g", [x], [y], [r, t])
+    model = helper.make_model(graph, opset_imports=[
+        helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.preview.training", 1)])
+    with pytest.raises(mlirc.UnsupportedOpsError) as caught:
+        mlirc.compile(model)
+    (op,) = caught.value.ops
+    assert op.name == "onnx.Adagrad" and op.sources == ["node 'optimizer_step'"]
+
+
+def test_unreadable_onnx_file(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a protobuf")
+    with pytest.raises(mlirc.InputError, match="cannot read .* as ONNX"):
+        mlirc.compile(str(bad))
