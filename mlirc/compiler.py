@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import artifact, ir
+from . import ir
 from . import cache as compile_cache
 from .analysis.support import unsupported_ops_error
 from .backends import get_backend
@@ -33,7 +33,7 @@ class Imported:
 def compile(model, example_args=(), *, backend: str = "jit",
             stop_at: str | None = None, start_from: str | None = None,
             dump_dir: str | Path | None = None, pipeline: Pipeline | None = None,
-            opt_level: int = 3, name: str | None = None,
+            opt_level: int = 3, blas: bool = True, name: str | None = None,
             input_shapes: dict | None = None,
             iree_flags: tuple[str, ...] = (), cache: bool | None = None,
             on_stage=None) -> CompiledModel:
@@ -46,6 +46,8 @@ def compile(model, example_args=(), *, backend: str = "jit",
     stop_at: the last stage to run; the result then holds IR but cannot run.
     dump_dir: write each stage's IR there as `NN-stage.mlir`.
     pipeline: a custom Pipeline (see `mlirc.default_pipeline`).
+    opt_level: LLVM optimisation level of the native backends.
+    blas: offload matmuls to BLAS (native backends; the `blas` stage).
     input_shapes: ONNX only: {input name: shape} fixing dynamic dimensions.
     name: the C entry point of the aot backend (`_mlir_ciface_<name>`).
     iree_flags: extra iree-compile flags for the iree-* backends.
@@ -56,20 +58,22 @@ def compile(model, example_args=(), *, backend: str = "jit",
     """
     started = time.perf_counter()
     frontend = _frontend_of(model)
-    pipeline = pipeline or default_pipeline(backend, frontend)
+    pipeline = pipeline or default_pipeline(backend, frontend, blas)
     if stop_at is not None:
         pipeline.index(stop_at)  # fails early on an unknown name
     imported = _import(model, example_args, frontend, pipeline, start_from, input_shapes)
+    if dump_dir is not None and imported.first.elided:  # dumps are restart points: in full
+        imported.first.text = ir.module_text(imported.module, debug_info=True)
     _report(imported.first, pipeline, dump_dir, on_stage)
     options = {"opt_level": opt_level, "name": name, "iree_flags": list(iree_flags)}
-    source_hash = artifact.sha256(imported.first.text.encode())
+    source_hash = ir.module_digest(imported.module)
 
     key = None
     if (cache if cache is not None else compile_cache.enabled_by_default()) \
             and stop_at is None and dump_dir is None and on_stage is None:
         fingerprint = getattr(get_backend(backend), "fingerprint",
                               lambda *_: "")(options, imported.signature)
-        key = compile_cache.cache_key(imported.first.text,
+        key = compile_cache.cache_key(source_hash,
                                       pipeline.between(imported.first.name, None),
                                       backend, options, fingerprint)
         hit = compile_cache.lookup(key) if key else None
@@ -85,10 +89,14 @@ def compile(model, example_args=(), *, backend: str = "jit",
         expand = _onnx_functions_to_expand(frontend, model, error)
         if not expand:
             raise
-        # Import again with those ONNX functions expanded into their definitions.
+        # Import again with those ONNX functions expanded into their definitions;
+        # if that fails too, the original op is the one to report.
         imported = _import(model, example_args, frontend, pipeline, start_from,
                            input_shapes, expand)
-        results = _run_stages(imported, pipeline, stop_at, dump_dir, on_stage)
+        try:
+            results = _run_stages(imported, pipeline, stop_at, dump_dir, on_stage)
+        except UnsupportedOpsError:
+            raise error from None
 
     executable = None
     if stop_at is None:
@@ -131,12 +139,15 @@ def _import(model, example_args, frontend: str, pipeline: Pipeline, start_from,
     return Imported(module, signature, first, reference)
 
 
+
 def _run_stages(imported: Imported, pipeline: Pipeline, stop_at, dump_dir,
                 on_stage) -> list[StageResult]:
     results = [imported.first]
     for stage in pipeline.between(imported.first.name, stop_at):
         try:
             result = run_stage(imported.module, stage, results[-1].text, dump_dir)
+            if dump_dir is not None and result.elided:  # dumps are restart points: in full
+                result.text = ir.module_text(imported.module, debug_info=True)
         except PipelineError as failure:
             # Name the unsupported ops rather than the first legalization error.
             error = unsupported_ops_error(stage.name, results[-1].text)

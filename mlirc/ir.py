@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from torch_mlir import dialects, ir, passmanager, rewrite
+from torch_mlir.dialects import arith, func, linalg, math, memref  # noqa: F401 (dialects.*)
 from torch_mlir._mlir_libs import _stablehlo
 from torch_mlir.dialects import torch as torch_dialect
 from torch_mlir.execution_engine import ExecutionEngine
@@ -30,14 +31,19 @@ FunctionType = ir.FunctionType
 DiagnosticSeverity = ir.DiagnosticSeverity
 
 SymbolTable = ir.SymbolTable
+Type = ir.Type
+Attribute = ir.Attribute
+IntegerType = ir.IntegerType
+AffineMap = ir.AffineMap
+FlatSymbolRefAttr = ir.FlatSymbolRefAttr
 F32Type = ir.F32Type
 InsertionPoint = ir.InsertionPoint
 
 __all__ = [
-    "dialects", "rewrite", "SymbolTable", "F32Type", "InsertionPoint",
+    "dialects", "rewrite", "SymbolTable", "Type", "Attribute", "IntegerType", "AffineMap", "FlatSymbolRefAttr", "F32Type", "InsertionPoint",
     "Context", "Module", "Location", "MLIRError", "PassManager", "UnitAttr",
     "StringAttr", "TypeAttr", "FunctionType", "ExecutionEngine", "new_context", "parse_module",
-    "module_text", "walk_ops", "op_counts_by_dialect", "Diagnostic",
+    "module_text", "module_digest", "KEPT_RESOURCE_LIMIT", "walk_ops", "op_counts_by_dialect", "Diagnostic",
     "capture_diagnostics", "diagnostics_of", "source_location",
 ]
 
@@ -61,14 +67,31 @@ def parse_module(text: str, context: ir.Context | None = None) -> ir.Module:
         return ir.Module.parse(text)
 
 
-def module_text(module: ir.Module, *, elide_large: bool = False,
-                debug_info: bool = False) -> str:
-    """The module as text. `elide_large` hides weights, for display only:
-    elided text cannot be parsed back into the same program."""
+def module_text(module, *, elide_large: bool = False, debug_info: bool = False,
+                resource_limit: int | None = None) -> str:
+    """The module (or operation) as text. `elide_large` hides weights, for
+    display only; `resource_limit` elides resources over that many bytes.
+    Elided text cannot be parsed back into the same program."""
     limit = 16 if elide_large else None
-    return module.operation.get_asm(
-        large_elements_limit=limit, large_resource_limit=limit,
+    operation = module.operation if hasattr(module, "operation") else module
+    return operation.get_asm(
+        large_elements_limit=limit, large_resource_limit=limit or resource_limit,
         enable_debug_info=debug_info)
+
+
+# Weights bigger than this are elided from the IR text kept for each stage:
+# printing a ResNet's 100 MB of weights as hex at every stage costs more than
+# compiling it. Dumps (dump_dir) and failure reports print them in full.
+KEPT_RESOURCE_LIMIT = 1 << 20
+
+
+def module_digest(module: ir.Module) -> str:
+    """SHA-256 of the module's bytecode: covers weights, costs no text printing."""
+    import hashlib
+    import io
+    buffer = io.BytesIO()
+    module.operation.write_bytecode(buffer)
+    return hashlib.sha256(buffer.getvalue()).hexdigest()
 
 
 def walk_ops(operation):

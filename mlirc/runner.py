@@ -27,18 +27,21 @@ from .stages import Stage
 @dataclass
 class StageResult:
     name: str
-    text: str                      # full IR after the stage; parses back
+    text: str                      # IR after the stage; parses back unless `elided`
     seconds: float
     pass_seconds: list[tuple[str, float]] = field(default_factory=list)
     op_counts: Counter = field(default_factory=Counter)
+    elided: bool = False           # weights over ir.KEPT_RESOURCE_LIMIT left out
 
 
 def snapshot(name: str, module: ir.Module, seconds: float,
              pass_seconds: list | None = None) -> StageResult:
-    """Records a stage's IR: full text with source locations, so that it parses
-    back (a restart point) and failures still point at the model's source."""
-    return StageResult(name, ir.module_text(module, debug_info=True), seconds,
-                       pass_seconds or [], ir.op_counts_by_dialect(module))
+    """Records a stage's IR, with source locations, so that it parses back (a
+    restart point) and failures still point at the model's source. Large
+    weights are elided (see ir.KEPT_RESOURCE_LIMIT)."""
+    text = ir.module_text(module, debug_info=True, resource_limit=ir.KEPT_RESOURCE_LIMIT)
+    return StageResult(name, text, seconds, pass_seconds or [],
+                       ir.op_counts_by_dialect(module), "__elided__" in text)
 
 
 def default_dump_dir() -> Path:
@@ -46,20 +49,26 @@ def default_dump_dir() -> Path:
                 Path(tempfile.gettempdir()) / "mlirc-dumps")
 
 
-def run_stage(module: ir.Module, stage: Stage, input_text: str,
+def run_stage(module: ir.Module, stage: Stage, input_text: str | None = None,
               dump_dir: str | Path | None = None) -> StageResult:
-    """Runs `stage` on `module` in place; `input_text` is its IR before the stage."""
+    """Runs `stage` on `module` in place. The failure report needs the IR from
+    before the stage: `input_text` if given in full, else a copy taken here
+    (cheap: weights are shared, and printed only if a pass fails)."""
+    before = None if input_text is not None and "__elided__" not in input_text \
+        else module.operation.clone()
+    if before is not None:
+        input_text = None
     timings = []
     start = time.perf_counter()
     for index, pass_ in enumerate(stage.passes):
         pass_start = time.perf_counter()
-        _run_pass(module, stage, index, input_text, dump_dir)
+        _run_pass(module, stage, index, input_text, before, dump_dir)
         timings.append((pass_.name, time.perf_counter() - pass_start))
     return snapshot(stage.name, module, time.perf_counter() - start, timings)
 
 
-def _run_pass(module: ir.Module, stage: Stage, index: int, input_text: str,
-              dump_dir) -> None:
+def _run_pass(module: ir.Module, stage: Stage, index: int, input_text: str | None,
+              before, dump_dir) -> None:
     pass_ = stage.passes[index]
     context = module.context
     pass_base.python_pass_failures.clear()
@@ -76,6 +85,8 @@ def _run_pass(module: ir.Module, stage: Stage, index: int, input_text: str,
         except ir.MLIRError as error:
             # Diagnostics reach either our handler or the exception, by pass.
             diagnostics.extend(ir.diagnostics_of(error))
+    if input_text is None:
+        input_text = ir.module_text(before, debug_info=True)
     raise _failure_report(stage, index, input_text, diagnostics, dump_dir)
 
 

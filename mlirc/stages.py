@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from .errors import InputError
 from .passes import MlirPass, Pass, PythonPass, parse_pipeline
+from .passes.blas_offload import BlasOffload
 from .passes.c_interface import EmitCInterface
 
 
@@ -103,11 +104,15 @@ def output_level_pipeline(level: str, frontend: str = "torch") -> Pipeline:
     return Pipeline(front[:2] + [copy.deepcopy(OUTPUT_LEVELS[level])])
 
 
-def _native_stages() -> list[Stage]:
+def _native_stages(blas: bool = True) -> list[Stage]:
+    # Elementwise fusion also fuses transposes and broadcasts into matmuls,
+    # turning them into linalg.generic that BLAS offload cannot take; with
+    # BLAS on, contractions are worth more than fused elementwise loops.
+    fusion = [] if blas else ["func.func(linalg-fuse-elementwise-ops)"]
     return [
-        Stage("optimized", "linalg on tensors after fusion and cleanup",
-              _mlir("func.func(linalg-fuse-elementwise-ops)",
-                    "func.func(canonicalize)", "func.func(cse)")),
+        Stage("optimized", "linalg on tensors after cleanup"
+              + ("" if blas else " and elementwise fusion"),
+              _mlir(*fusion, "func.func(canonicalize)", "func.func(cse)")),
         Stage("bufferized",
               "memrefs instead of tensors; results become out-parameters, "
               "temporaries are freed",
@@ -123,6 +128,9 @@ def _native_stages() -> list[Stage]:
                     "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}",
                     "buffer-deallocation-pipeline",
                     "func.func(canonicalize)")),
+        *([Stage("blas", "matmul, batch_matmul and conv2d offloaded to BLAS calls, "
+                 "transposes folded into the calls",
+                 [BlasOffload(), MlirPass("func.func(canonicalize)")])] if blas else []),
         Stage("loops", "scf loops over memrefs: linalg, tm_tensor and affine lowered",
               _mlir("func.func(tm-tensor-to-loops)",
                     # memref.copy of strided views would call the runtime's
@@ -206,14 +214,16 @@ FRONTENDS = {"torch": _torch_stages, "onnx": _onnx_stages, "stablehlo": _stableh
              "jax": _stablehlo_stages}
 
 
-def default_pipeline(backend: str = "jit", frontend: str = "torch") -> Pipeline:
+def default_pipeline(backend: str = "jit", frontend: str = "torch",
+                     blas: bool = True) -> Pipeline:
     """The stages a backend compiles through from a frontend's output. Native
-    backends (jit, aot) lower all the way to LLVM; IREE takes over at linalg."""
+    backends (jit, aot) lower all the way to LLVM; IREE takes over at linalg.
+    blas=False drops the BLAS offload stage."""
     from .backends import get_backend
     if frontend not in FRONTENDS:
         raise InputError(f"unknown frontend '{frontend}'; frontends: {', '.join(FRONTENDS)}")
-    return Pipeline(FRONTENDS[frontend]() + get_backend(backend).stages())
+    return Pipeline(FRONTENDS[frontend]() + get_backend(backend).stages(blas=blas))
 
 
-def native_stages() -> list[Stage]:
-    return _native_stages()
+def native_stages(blas: bool = True) -> list[Stage]:
+    return _native_stages(blas)

@@ -21,7 +21,8 @@ import numpy as np
 from .. import ir
 from ..version import __version__
 from ..errors import BackendError
-from ..runtime import memref
+from ..passes.blas_offload import uses_blas
+from ..runtime import blas, memref
 from ..runtime.signature import Signature
 from . import c_sources
 
@@ -74,9 +75,9 @@ class AotExecutable:
 class AotBackend:
     name = "aot"
 
-    def stages(self) -> list:
+    def stages(self, blas: bool = True) -> list:
         from ..stages import native_stages
-        return native_stages()
+        return native_stages(blas)
 
     def load(self, module, signature, options: dict) -> AotExecutable:
         name = options.get("name") or "model"
@@ -87,12 +88,19 @@ class AotBackend:
         objects = folder / f"{name}.o"
         library = folder / f"lib{name}.so"
         try:
+            # The engine links what it compiles, so the GEMM shim must resolve.
             engine = ir.ExecutionEngine(module, opt_level=options.get("opt_level", 3),
+                                        shared_libs=blas.load() if uses_blas(module) else [],
                                         enable_pic=True)
             engine.dump_to_object_file(str(objects))
         except Exception as error:
             raise BackendError(f"code generation failed: {str(error).strip()[:300]}") from None
         link = [compiler_command(), "-shared", "-o", str(library), str(objects), "-lm"]
+        if uses_blas(module):
+            # The shim goes into the library; the BLAS is found through rpath.
+            blas_library = blas.blas_library()
+            link += [str(blas.SHIM_SOURCE), "-O2", "-fPIC", "-ldl", str(blas_library),
+                     f"-Wl,-rpath,{blas_library.parent}"]
         result = subprocess.run(link, capture_output=True, text=True)
         if result.returncode != 0:
             raise BackendError(f"linking lib{name}.so failed: {result.stderr.strip()[:300]}")

@@ -86,8 +86,8 @@ class IreeBackend:
         self.target = target
         self.name = target.backend
 
-    def stages(self) -> list:
-        return []  # IREE takes the linalg stage as it is
+    def stages(self, blas: bool = True) -> list:
+        return []  # IREE takes the linalg stage as it is (and has its own GEMMs)
 
     def compile_flags(self, options: dict, signature: Signature) -> list[str]:
         flags = list(self.target.flags)

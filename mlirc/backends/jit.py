@@ -3,23 +3,36 @@ ExecutionEngine (opt level 3, host CPU), called through its C interface."""
 
 from __future__ import annotations
 
+import ctypes
+import json
+
 import numpy as np
 
 from .. import ir
 from ..errors import BackendError
-from ..runtime import memref
+from ..passes.blas_offload import uses_blas
+from ..runtime import blas, memref
+from . import weights
 from ..runtime.signature import Signature
 
 
 class JitExecutable:
     def __init__(self, module: ir.Module, signature: Signature, opt_level: int = 3,
-                 shared_libs: list[str] | None = None, entry: str = "main"):
+                 shared_libs: list[str] | None = None, entry: str = "main",
+                 external_weights: list | None = None):
         self.signature = signature
         self.module = module
+        if uses_blas(module):
+            shared_libs = list(shared_libs or []) + blas.load()
+        # Large weights leave the module and are bound by symbol (weights.py).
+        self.weights = external_weights if external_weights is not None \
+            else weights.externalize(module)
         with ir.capture_diagnostics(module.context) as diagnostics:
             try:
                 self.engine = ir.ExecutionEngine(module, opt_level=opt_level,
                                                  shared_libs=shared_libs or [])
+                for symbol, buffer in self.weights:
+                    self.engine.raw_register_runtime(symbol, ctypes.c_void_p(buffer.ctypes.data))
                 self._function = self.engine.lookup(entry)
             except Exception as error:
                 # Unresolved symbols are reported on stderr by the JIT itself.
@@ -35,20 +48,34 @@ class JitExecutable:
         return outputs
 
     def payload(self) -> dict[str, bytes]:
-        """The LLVM-dialect IR: loading JIT-compiles it again."""
-        return {"llvm.mlir": ir.module_text(self.module, debug_info=True).encode()}
+        """The LLVM-dialect IR (loading JIT-compiles it again), and the
+        externalised weights as one binary file with a JSON index."""
+        files = {"llvm.mlir": ir.module_text(self.module, debug_info=True).encode()}
+        if self.weights:
+            index, offset = [], 0
+            for symbol, buffer in self.weights:
+                index.append([symbol, offset, buffer.size])
+                offset += buffer.size
+            files["weights.bin"] = b"".join(buffer.tobytes() for _, buffer in self.weights)
+            files["weights.json"] = json.dumps(index).encode()
+        return files
 
 
 class JitBackend:
     name = "jit"
 
-    def stages(self) -> list:
+    def stages(self, blas: bool = True) -> list:
         from ..stages import native_stages
-        return native_stages()
+        return native_stages(blas)
 
     def load(self, module, signature, options: dict) -> JitExecutable:
         return JitExecutable(module, signature, opt_level=options.get("opt_level", 3))
 
     def from_payload(self, files: dict[str, bytes], signature, folder) -> JitExecutable:
         module = ir.parse_module(files["llvm.mlir"].decode())
-        return JitExecutable(module, signature)
+        bound = []
+        if "weights.json" in files:
+            data = files["weights.bin"]
+            for symbol, offset, size in json.loads(files["weights.json"]):
+                bound.append((symbol, weights.aligned_copy(data[offset:offset + size])))
+        return JitExecutable(module, signature, external_weights=bound)

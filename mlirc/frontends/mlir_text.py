@@ -43,6 +43,9 @@ def import_text(source, context: ir.Context | None = None):
 def parse_source(source, context: ir.Context | None = None):
     """Parses a path or MLIR text; returns (module, name for messages)."""
     text, name = read_text(source)
+    if "dense_resource<__elided__>" in text:
+        raise InputError(f"{name} has its weights elided (IR kept for display): write "
+                         "restartable stages with dump_dir / --dump-dir")
     context = context or ir.new_context()
     try:
         module = ir.parse_module(text, context)

@@ -26,7 +26,8 @@ class CompiledModel:
 
     @property
     def ir(self) -> "StageIR":
-        """Stage name -> the full IR text after that stage."""
+        """Stage name -> the IR text after that stage. Weights over 1 MiB are
+        elided (see StageResult.elided); dump_dir writes every stage in full."""
         return StageIR({s.name: s.text for s in self.stages}, self.extra.get("cache_hit", False))
 
     def save(self, path) -> "Path":

@@ -1,0 +1,151 @@
+"""BLAS offload: linalg.matmul and linalg.batch_matmul on memrefs become calls
+to mlirc's GEMM shim (runtime/blas_shim.c), which calls cblas_{s,d}gemm;
+linalg.conv_2d_nchw_fchw (f32) becomes im2col + SGEMM in the same shim.
+
+Runs after bufferization. A transposed operand produced by linalg.transpose
+into a temporary buffer is replaced by a memref.transpose view of its source:
+the shim sees the view's strides and passes a BLAS transpose flag, so the
+transpose is never materialised. Operands with other layouts are left alone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .. import ir
+from .base import PythonPass, register_pass
+
+SHIM_PREFIX = "mlirc_"
+CONV = "linalg.conv_2d_nchw_fchw"
+_OPS = {"linalg.matmul": 2, "linalg.batch_matmul": 3}
+_ELEMENTS = ("f32", "f64")
+
+
+def _memref_info(value) -> tuple[int, str, bool] | None:
+    """(rank, element type, identity layout) of a memref value, else None."""
+    match = re.fullmatch(r"memref<((?:\d+x)+)(f32|f64)(, .*)?>", str(value.type))
+    if not match:
+        return None
+    return match.group(1).count("x"), match.group(2), match.group(3) is None
+
+
+def _generic_type(rank: int, element: str):
+    dims = ",".join(["?"] * rank)
+    return ir.Type.parse(f"memref<{'x'.join(['?'] * rank)}x{element}, "
+                         f"strided<[{dims}], offset: ?>>")
+
+
+@register_pass
+@dataclass(frozen=True)
+class BlasOffload(PythonPass):
+    name = "mlirc-blas-offload"
+    description = "Replace matmul, batch_matmul and NCHW conv2d on memrefs with BLAS calls"
+    fold_transposes: bool = True
+
+    def run(self, module_op) -> None:
+        memref, func = ir.dialects.memref, ir.dialects.func
+        module_body = module_op.regions[0].blocks[0]
+        declared: set[str] = {ir.StringAttr(op.attributes["sym_name"]).value
+                              for op in module_body.operations if op.operation.name == "func.func"}
+        candidates = [op for op in ir.walk_ops(module_op) if op.name in _OPS or op.name == CONV]
+        with module_op.context, ir.Location.unknown():
+            for op in candidates:
+                if op.name == CONV:
+                    self._offload_conv(op, module_body, declared)
+                    continue
+                rank = _OPS[op.name]
+                infos = [_memref_info(v) for v in op.operands]
+                if len(op.operands) != 3 or any(i is None or i[0] != rank for i in infos) \
+                        or len({i[1] for i in infos}) != 1 or "indexing_maps" in str(op):
+                    continue
+                element = infos[0][1]
+                operands = list(op.operands)
+                with ir.InsertionPoint(op), op.location:
+                    if self.fold_transposes:
+                        operands[:2] = [self._fold_transpose(v, rank) for v in operands[:2]]
+                    if not all(_memref_info(v) and (_memref_info(v)[2] or v is not op.operands[i])
+                               for i, v in enumerate(operands)):
+                        continue
+                    callee = f"{SHIM_PREFIX}gemm_{element}{'_batched' if rank == 3 else ''}"
+                    generic = _generic_type(rank, element)
+                    casts = [memref.CastOp(generic, v).result for v in operands]
+                    func.CallOp([], ir.FlatSymbolRefAttr.get(callee), casts)
+                if callee not in declared:
+                    self._declare(module_body, callee, generic)
+                    declared.add(callee)
+                op.erase()
+
+    @classmethod
+    def _offload_conv(cls, op, module_body, declared: set[str]) -> None:
+        infos = [_memref_info(v) for v in op.operands]
+        if any(i is None or i[0] != 4 or i[1] != "f32" or not i[2] for i in infos):
+            return
+        attributes = [[int(x) for x in re.search(rf"{key} = dense<([^>]*)>", str(op)).group(1)
+                       .strip("[]").split(",")] for key in ("strides", "dilations")]
+        (stride_h, stride_w), (dilation_h, dilation_w) = [a * (2 // len(a)) for a in attributes]
+        memref, func, arith = ir.dialects.memref, ir.dialects.func, ir.dialects.arith
+        generic = _generic_type(4, "f32")
+        i64 = ir.IntegerType.get_signless(64)
+        with ir.InsertionPoint(op), op.location:
+            casts = [memref.CastOp(generic, v).result for v in op.operands]
+            scalars = [arith.ConstantOp(i64, v).result
+                       for v in (stride_h, stride_w, dilation_h, dilation_w)]
+            func.CallOp([], ir.FlatSymbolRefAttr.get("mlirc_conv2d_nchw_f32"), casts + scalars)
+        if "mlirc_conv2d_nchw_f32" not in declared:
+            cls._declare(module_body, "mlirc_conv2d_nchw_f32", generic, [i64] * 4)
+            declared.add("mlirc_conv2d_nchw_f32")
+        op.erase()
+
+    @staticmethod
+    def _declare(module_body, callee: str, generic, scalars=()) -> None:
+        func = ir.dialects.func
+        with ir.InsertionPoint.at_block_begin(module_body):
+            func.FuncOp(callee, ir.FunctionType.get([generic] * 3 + list(scalars), []),
+                        visibility="private")
+
+    @staticmethod
+    def _fold_transpose(value, rank: int):
+        """`value` itself, or a transposed view of the buffer it was copied from."""
+        producer = value.owner
+        if not hasattr(producer, "name") or producer.name != "memref.alloc":
+            return value
+        writers = [use.owner for use in value.uses if use.owner.name == "linalg.transpose"]
+        others = [use.owner for use in value.uses
+                  if use.owner.name not in ("linalg.transpose", "memref.dealloc")]
+        if len(writers) != 1 or len(others) != 1:
+            return value
+        transpose = writers[0]
+        swap = list(range(rank - 2)) + [rank - 1, rank - 2]
+        permutation = [int(x) for x in re.search(r"permutation = \[([\d, ]+)\]",
+                                                 str(transpose)).group(1).split(",")]
+        source = transpose.operands[0]
+        info = _memref_info(source)
+        if permutation != swap or transpose.operands[1] != value or info is None or not info[2]:
+            return value
+        view_map = ir.AffineMap.get_permutation(swap)
+        shape = [int(d) for d in str(value.type)[7:].split("x")[:-1]]
+        source_strides = _row_major_strides([shape[i] for i in swap])
+        strides = [source_strides[i] for i in swap]
+        view_type = ir.Type.parse(
+            f"memref<{'x'.join(map(str, shape))}x{info[1]}, strided<{strides}>>")
+        view = ir.dialects.memref.TransposeOp(view_type, source, view_map).result
+        transpose.erase()
+        return view
+
+
+def _row_major_strides(shape: list[int]) -> list[int]:
+    strides, running = [], 1
+    for size in reversed(shape):
+        strides.insert(0, running)
+        running *= size
+    return strides
+
+
+def uses_blas(module) -> bool:
+    """Whether a module calls the GEMM shim (so its runtime must be loaded)."""
+    return any(op.name == "func.func" and
+               ir.StringAttr(op.attributes["sym_name"]).value.startswith(SHIM_PREFIX)
+               or op.name == "llvm.func" and SHIM_PREFIX in
+               ir.StringAttr(op.attributes["sym_name"]).value
+               for op in (o.operation for o in module.body.operations))

@@ -1,0 +1,44 @@
+// RUN: mlirc-opt --pass-pipeline='builtin.module(mlirc-blas-offload,func.func(canonicalize))' %s | filecheck %s
+
+// A matmul whose right operand is a transposed copy of a weight: the copy is
+// replaced by a transposed view and the matmul by a GEMM call.
+// CHECK: func.func private @mlirc_conv2d_nchw_f32
+// CHECK: func.func private @mlirc_gemm_f32(memref<?x?xf32, strided<[?, ?], offset: ?>>
+// CHECK-LABEL: func.func @matmul_transposed
+// CHECK-NOT: linalg.transpose
+// CHECK-NOT: memref.alloc
+// CHECK: %[[VIEW:.*]] = memref.transpose %{{.*}} (d0, d1) -> (d1, d0) : memref<16x8xf32> to memref<8x16xf32, strided<[1, 8]>>
+// CHECK: %[[B:.*]] = memref.cast %[[VIEW]]
+// CHECK: call @mlirc_gemm_f32(%{{.*}}, %[[B]], %{{.*}})
+// CHECK-NOT: linalg.matmul
+func.func @matmul_transposed(%a: memref<4x8xf32>, %w: memref<16x8xf32>, %c: memref<4x16xf32>) {
+  %t = memref.alloc() : memref<8x16xf32>
+  linalg.transpose ins(%w : memref<16x8xf32>) outs(%t : memref<8x16xf32>) permutation = [1, 0]
+  linalg.matmul ins(%a, %t : memref<4x8xf32>, memref<8x16xf32>) outs(%c : memref<4x16xf32>)
+  memref.dealloc %t : memref<8x16xf32>
+  return
+}
+
+// CHECK-LABEL: func.func @batched
+// CHECK: call @mlirc_gemm_f64_batched
+func.func @batched(%a: memref<2x3x4xf64>, %b: memref<2x4x5xf64>, %c: memref<2x3x5xf64>) {
+  linalg.batch_matmul ins(%a, %b : memref<2x3x4xf64>, memref<2x4x5xf64>) outs(%c : memref<2x3x5xf64>)
+  return
+}
+
+// CHECK-LABEL: func.func @conv
+// CHECK: %[[TWO:.*]] = arith.constant 2 : i64
+// CHECK: call @mlirc_conv2d_nchw_f32({{.*}}, %[[TWO]], %[[TWO]], %{{.*}}, %{{.*}})
+func.func @conv(%in: memref<1x3x9x9xf32>, %f: memref<4x3x3x3xf32>, %out: memref<1x4x4x4xf32>) {
+  linalg.conv_2d_nchw_fchw {dilations = dense<1> : tensor<2xi64>, strides = dense<2> : tensor<2xi64>}
+    ins(%in, %f : memref<1x3x9x9xf32>, memref<4x3x3x3xf32>) outs(%out : memref<1x4x4x4xf32>)
+  return
+}
+
+// Integer matmuls stay in MLIR.
+// CHECK-LABEL: func.func @integer
+// CHECK: linalg.matmul
+func.func @integer(%a: memref<2x2xi32>, %b: memref<2x2xi32>, %c: memref<2x2xi32>) {
+  linalg.matmul ins(%a, %b : memref<2x2xi32>, memref<2x2xi32>) outs(%c : memref<2x2xi32>)
+  return
+}
