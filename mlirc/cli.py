@@ -1,4 +1,4 @@
-"""mlirc command line: compile | run | verify | explore | check | export | stages.
+"""mlirc command line: compile | run | verify | explore | check | export | bench | stages.
 
 Every user error prints one line and exits with status 2.
 """
@@ -62,8 +62,8 @@ def _compile(args, stop_at=None, on_stage=None, **options):
 def cmd_compile(args) -> int:
     compiled, _, _ = _compile(args, stop_at=args.to)
     final = compiled.stages[-1]
-    if args.output:
-        Path(args.output).write_text(final.text)
+    if args.output:  # a restart point: weights in full
+        Path(args.output).write_text(compiled.full_text(final.name))
     print(f"compiled {args.source} to stage '{final.name}' in "
           f"{compiled.compile_seconds:.2f}s: {compiled.signature.describe()}")
     if args.output:
@@ -123,7 +123,7 @@ def _export_level(args) -> int:
     compiled = compiler.compile(source, inputs or (), pipeline=pipeline,
                                 stop_at=pipeline.names()[-1],
                                 input_shapes=_parse_input_shapes(args.input_shape))
-    Path(args.output).write_text(compiled.stages[-1].text)
+    Path(args.output).write_text(compiled.full_text(compiled.stages[-1].name))
     print(f"wrote {args.source} at level '{args.to}' to {args.output}")
     return 0
 
@@ -168,6 +168,15 @@ def cmd_check(args) -> int:
     print(table(["unsupported op", "count", "source"],
                 [[o.name, o.count, ", ".join(o.sources) or "?"] for o in ops], "lrl"))
     return 1
+
+
+def cmd_bench(args) -> int:
+    from . import bench
+    from .frontends.python_file import load_model_file
+    model, inputs = load_model_file(args.source)
+    results = bench.benchmark(model, inputs, args.runners.split(","), args.rounds, args.calls)
+    print(table(bench.HEADERS, bench.table(Path(args.source).stem, results), "llrrrrl"))
+    return 0
 
 
 def cmd_stages(args) -> int:
@@ -222,6 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--to", metavar="STAGE", help="stop after this stage")
     sub.add_argument("--passes", action="store_true", help="also print each pass's time")
     source_command("check", cmd_check, "list ops that cannot be lowered")
+    sub = commands.add_parser("bench", help="time mlirc against eager, torch.compile, "
+                                            "ONNX Runtime and IREE on a model file")
+    sub.add_argument("source", help="a .py model file")
+    sub.add_argument("--runners", default="eager,torch.compile,onnxruntime,mlirc-jit,"
+                                           "mlirc-aot,mlirc-iree-cpu")
+    sub.add_argument("--rounds", type=int, default=7)
+    sub.add_argument("--calls", type=int, default=10)
+    sub.set_defaults(handler=cmd_bench)
     sub = commands.add_parser("stages", help="list the stages and their passes")
     sub.add_argument("--backend", default="jit", choices=backend_names())
     sub.set_defaults(handler=cmd_stages)

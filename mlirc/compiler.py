@@ -105,7 +105,8 @@ def compile(model, example_args=(), *, backend: str = "jit",
                              imported.reference, stopped_at=stop_at,
                              compile_seconds=time.perf_counter() - started,
                              extra={"options": options, "cache_hit": False,
-                                    "source_ir_sha256": source_hash})
+                                    "source_ir_sha256": source_hash,
+                                    "module": imported.module if stop_at else None})
     if key:
         compile_cache.store(key, compiled, source_hash)
     return compiled

@@ -43,7 +43,7 @@ __all__ = [
     "dialects", "rewrite", "SymbolTable", "Type", "Attribute", "IntegerType", "AffineMap", "FlatSymbolRefAttr", "F32Type", "InsertionPoint",
     "Context", "Module", "Location", "MLIRError", "PassManager", "UnitAttr",
     "StringAttr", "TypeAttr", "FunctionType", "ExecutionEngine", "new_context", "parse_module",
-    "module_text", "module_digest", "KEPT_RESOURCE_LIMIT", "walk_ops", "op_counts_by_dialect", "Diagnostic",
+    "module_text", "module_digest", "elided_resources", "KEPT_RESOURCE_LIMIT", "walk_ops", "op_counts_by_dialect", "Diagnostic",
     "capture_diagnostics", "diagnostics_of", "source_location",
 ]
 
@@ -83,6 +83,15 @@ def module_text(module, *, elide_large: bool = False, debug_info: bool = False,
 # printing a ResNet's 100 MB of weights as hex at every stage costs more than
 # compiling it. Dumps (dump_dir) and failure reports print them in full.
 KEPT_RESOURCE_LIMIT = 1 << 20
+
+
+def elided_resources(text: str) -> set[str]:
+    """Resources the text refers to but does not hold (printed with a limit)."""
+    referenced = set(re.findall(r"dense_resource<([^>]+)>", text))
+    if not referenced:
+        return set()
+    present = set(re.findall(r'^\s*([^\s:"]+): "0x', text, re.MULTILINE))
+    return referenced - present
 
 
 def module_digest(module: ir.Module) -> str:

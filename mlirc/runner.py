@@ -41,7 +41,7 @@ def snapshot(name: str, module: ir.Module, seconds: float,
     weights are elided (see ir.KEPT_RESOURCE_LIMIT)."""
     text = ir.module_text(module, debug_info=True, resource_limit=ir.KEPT_RESOURCE_LIMIT)
     return StageResult(name, text, seconds, pass_seconds or [],
-                       ir.op_counts_by_dialect(module), "__elided__" in text)
+                       ir.op_counts_by_dialect(module), bool(ir.elided_resources(text)))
 
 
 def default_dump_dir() -> Path:
@@ -54,7 +54,7 @@ def run_stage(module: ir.Module, stage: Stage, input_text: str | None = None,
     """Runs `stage` on `module` in place. The failure report needs the IR from
     before the stage: `input_text` if given in full, else a copy taken here
     (cheap: weights are shared, and printed only if a pass fails)."""
-    before = None if input_text is not None and "__elided__" not in input_text \
+    before = None if input_text is not None and not ir.elided_resources(input_text) \
         else module.operation.clone()
     if before is not None:
         input_text = None

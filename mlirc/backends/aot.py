@@ -99,8 +99,10 @@ class AotBackend:
         if uses_blas(module):
             # The shim goes into the library; the BLAS is found through rpath.
             blas_library = blas.blas_library()
-            link += [str(blas.SHIM_SOURCE), "-O2", "-fPIC", "-ldl", str(blas_library),
-                     f"-Wl,-rpath,{blas_library.parent}"]
+            # --no-as-needed: the shim finds cblas with dlsym, so nothing would
+            # otherwise keep the BLAS among the library's dependencies.
+            link += [str(blas.SHIM_SOURCE), "-O2", "-fPIC", "-ldl", "-Wl,--no-as-needed",
+                     str(blas_library), f"-Wl,-rpath,{blas_library.parent}"]
         result = subprocess.run(link, capture_output=True, text=True)
         if result.returncode != 0:
             raise BackendError(f"linking lib{name}.so failed: {result.stderr.strip()[:300]}")

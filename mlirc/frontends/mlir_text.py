@@ -43,9 +43,11 @@ def import_text(source, context: ir.Context | None = None):
 def parse_source(source, context: ir.Context | None = None):
     """Parses a path or MLIR text; returns (module, name for messages)."""
     text, name = read_text(source)
-    if "dense_resource<__elided__>" in text:
-        raise InputError(f"{name} has its weights elided (IR kept for display): write "
-                         "restartable stages with dump_dir / --dump-dir")
+    missing = ir.elided_resources(text)
+    if missing:
+        raise InputError(f"{name} lacks the data of {len(missing)} weight(s) (e.g. "
+                         f"{sorted(missing)[0]}): stage IR kept in memory leaves weights over "
+                         "1 MiB out; write restartable stages with dump_dir / --dump-dir")
     context = context or ir.new_context()
     try:
         module = ir.parse_module(text, context)

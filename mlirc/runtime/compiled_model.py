@@ -30,6 +30,21 @@ class CompiledModel:
         elided (see StageResult.elided); dump_dir writes every stage in full."""
         return StageIR({s.name: s.text for s in self.stages}, self.extra.get("cache_hit", False))
 
+    def full_text(self, stage: str) -> str:
+        """A stage's IR with every weight: the kept text when nothing was
+        elided, else the live module's (which is the final stage's)."""
+        result = next((s for s in self.stages if s.name == stage), None)
+        if result is None:
+            raise InputError(f"no stage '{stage}' in this compiled model")
+        if not result.elided:
+            return result.text
+        module = self.extra.get("module")
+        if module is None or stage != self.stages[-1].name:
+            raise InputError(f"stage '{stage}' was kept without its large weights; compile "
+                             "with dump_dir to write every stage in full")
+        from .. import ir
+        return ir.module_text(module, debug_info=True)
+
     def save(self, path) -> "Path":
         """Writes this model as an artifact folder; `mlirc.load(path)` reads it."""
         from .. import artifact

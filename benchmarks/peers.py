@@ -1,0 +1,87 @@
+"""mlirc against PyTorch eager, torch.compile, ONNX Runtime and IREE on the
+bundled models, ResNet-50 (random weights) and a 1024^3 f32 matmul.
+
+    python benchmarks/peers.py [--models mlp,cnn] [--rounds 7] [--out benchmarks/results]
+
+Prints one ratio table (eager = 1.00; lower is faster), writes it as markdown
+and JSON, and saves a bar chart PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from mlirc import bench  # noqa: E402
+from mlirc.frontends.python_file import load_model_file  # noqa: E402
+from mlirc.report import table  # noqa: E402
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+MODELS = ["mlp", "cnn", "transformer", "resnet50", "matmul"]
+
+
+def chart(rows: list[list[str]], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    models = list(dict.fromkeys(r[0] for r in rows))
+    runners = list(dict.fromkeys(r[1] for r in rows))
+    figure, axes = plt.subplots(figsize=(11, 4.5))
+    width = 0.8 / len(runners)
+    for index, runner in enumerate(runners):
+        values = [next((float(r[3]) for r in rows if r[0] == m and r[1] == runner and r[3] != "-"),
+                       0.0) for m in models]
+        axes.bar([m + index * width for m in range(len(models))], values, width, label=runner)
+    axes.axhline(1.0, color="black", linewidth=0.8)
+    axes.set_xticks([m + 0.4 - width / 2 for m in range(len(models))], models)
+    axes.set_ylabel("latency / eager PyTorch (lower is faster)")
+    axes.set_yscale("log")
+    axes.legend(fontsize=8, ncol=3)
+    axes.set_title(f"mlirc vs peers ({platform.machine()}, {time.strftime('%Y-%m-%d')})")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--runners", default=",".join(bench.RUNNERS))
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--calls", type=int, default=10)
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, extra = [], {}
+    for name in args.models.split(","):
+        model, inputs = load_model_file(EXAMPLES / f"{name}.py")
+        print(f"{name}:", flush=True)
+        calls = max(1, args.calls // 5) if name == "resnet50" else args.calls
+        results = bench.benchmark(model, inputs, args.runners.split(","), args.rounds, calls)
+        rows += bench.table(name, results)
+        if name == "matmul":
+            extra["matmul_gflops"] = bench.gflops(2 * 1024 ** 3, results)
+    text = table(bench.HEADERS, rows, "llrrrrl")
+    print("\n" + text)
+    if "matmul_gflops" in extra:
+        rates = extra["matmul_gflops"]
+        print("\n1024^3 matmul GFLOP/s: " + ", ".join(f"{k} {v:.1f}" for k, v in rates.items()))
+    stamp = f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, " \
+            f"{__import__('os').cpu_count()} cores"
+    (out / "peers.md").write_text(f"Measured {stamp}; median of {args.rounds} interleaved "
+                                  f"rounds.\n\n```\n{text}\n```\n")
+    (out / "peers.json").write_text(json.dumps({"when": stamp, "rows": rows, **extra}, indent=1))
+    chart(rows, out / "peers.png")
+    print(f"\nwrote {out}/peers.md, peers.json, peers.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
