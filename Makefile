@@ -22,5 +22,9 @@ test: $(STAMP)
 conformance: $(STAMP)
 	$(PY) -m tests.onnx_conformance.run --backends jit,iree-cpu --report docs/conformance.md
 
+# mlirc against eager, torch.compile, ONNX Runtime and IREE; see benchmarks/results/.
+bench: $(STAMP)
+	$(PY) benchmarks/peers.py
+
 clean:
 	rm -rf $(VENV) build *.egg-info

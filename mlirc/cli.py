@@ -55,7 +55,9 @@ def _compile(args, stop_at=None, on_stage=None, **options):
         source, inputs or (), backend=args.backend, stop_at=stop_at,
         start_from=getattr(args, "start_from", None),
         dump_dir=getattr(args, "dump_dir", None), on_stage=on_stage, cache=use_cache,
-        input_shapes=_parse_input_shapes(getattr(args, "input_shape", None)), **options)
+        input_shapes=_parse_input_shapes(getattr(args, "input_shape", None)),
+        blas=not getattr(args, "no_blas", False), opt_level=getattr(args, "opt_level", 3),
+        **options)
     return compiled, inputs, reference
 
 
@@ -181,7 +183,7 @@ def cmd_bench(args) -> int:
 
 def cmd_stages(args) -> int:
     from .stages import default_pipeline
-    for index, stage in enumerate(default_pipeline(args.backend)):
+    for index, stage in enumerate(default_pipeline(args.backend, blas=not args.no_blas)):
         print(f"{index:02d} {stage.name}: {stage.description}")
         for pass_ in stage.passes:
             print(f"     {pass_.text}")
@@ -202,6 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--no-cache", action="store_true", help="do not use the compilation cache")
         sub.add_argument("--input-shape", action="append", metavar="NAME=1x3x224x224",
                          help="ONNX: fix a dynamic input's shape")
+        sub.add_argument("--no-blas", action="store_true",
+                         help="keep matmuls and convolutions in MLIR (no BLAS offload stage)")
+        sub.add_argument("--opt-level", type=int, default=3, choices=[0, 1, 2, 3],
+                         help="LLVM optimisation level of the native backends")
         sub.set_defaults(handler=handler)
         return sub
 
@@ -241,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(handler=cmd_bench)
     sub = commands.add_parser("stages", help="list the stages and their passes")
     sub.add_argument("--backend", default="jit", choices=backend_names())
+    sub.add_argument("--no-blas", action="store_true")
     sub.set_defaults(handler=cmd_stages)
     return parser
 
