@@ -16,8 +16,6 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
-import numpy as np
-
 RUNNERS = ["eager", "torch.compile", "onnxruntime", "mlirc-jit", "mlirc-aot", "mlirc-iree-cpu"]
 
 
@@ -108,7 +106,8 @@ def benchmark(model, inputs, runners=RUNNERS, rounds: int = 7, calls: int = 10,
 
 
 def table(model_name: str, results: list[RunnerResult]) -> list[list[str]]:
-    eager = next(r.latency for r in results if r.name == "eager")
+    eager = next((r.latency for r in results if r.name == "eager" and not r.error),
+                 float("nan"))
     rows = []
     for r in results:
         if r.error:
@@ -125,6 +124,3 @@ HEADERS = ["model", "runner", "latency ms", "vs eager", "compile s", "mem MB", "
 def gflops(flops: float, results: list[RunnerResult]) -> dict[str, float]:
     return {r.name: flops / r.latency / 1e9 for r in results if not r.error}
 
-
-def quiet_numpy():
-    np.seterr(all="ignore")
