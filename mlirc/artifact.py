@@ -46,20 +46,29 @@ def sha256(data: bytes) -> str:
 
 
 def write(path: str | Path, backend: str, signature: Signature, files: dict[str, bytes],
-          source_ir_hash: str, options: dict | None = None) -> Path:
-    """Writes an artifact folder atomically: built beside `path`, then renamed."""
+          source_ir_hash: str, options: dict | None = None,
+          stages: list | None = None) -> Path:
+    """Writes an artifact folder atomically: built beside `path`, then renamed.
+    `stages` (StageResults) are kept as stages/NN-name.mlir (the cache does)."""
+    files = dict(files)
+    stage_names = []
+    for index, stage in enumerate(stages or []):
+        files[f"stages/{index:02d}-{stage.name}.mlir"] = stage.text.encode()
+        stage_names.append(stage.name)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "backend": backend,
         "signature": json.loads(signature.to_json()), "versions": tool_versions(),
         "source_ir_sha256": source_ir_hash, "options": options or {},
+        "stages": stage_names,
         "files": {name: {"bytes": len(data), "sha256": sha256(data)}
                   for name, data in files.items()},
     }
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
     try:
         for name, data in files.items():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
             (staging / name).write_bytes(data)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         if path.exists():
@@ -134,5 +143,8 @@ def load(path: str | Path):
     signature = Signature.from_json(json.dumps(manifest["signature"]))
     backend = get_backend(manifest["backend"])
     executable = backend.from_payload(files, signature, path)
-    return CompiledModel(signature, manifest["backend"], [], executable,
+    from .runner import StageResult
+    stages = [StageResult(name, files[f"stages/{index:02d}-{name}.mlir"].decode(), 0.0)
+              for index, name in enumerate(manifest.get("stages", []))]
+    return CompiledModel(signature, manifest["backend"], stages, executable,
                          extra={"artifact": str(path), "manifest": manifest})

@@ -1,7 +1,8 @@
 """The compilation cache: artifacts keyed by a content hash of the source IR,
 the pipeline, the backend options and the tool versions.
 
-Entries are artifact folders (see artifact.py), written atomically. An entry
+Entries are artifact folders (see artifact.py) that also keep every stage's
+IR, so a hit looks like a fresh compile; they are written atomically. An entry
 that fails its manifest or hash checks is deleted and rebuilt, never loaded.
 Location: $MLIRC_CACHE_DIR, else ~/.cache/mlirc. Off with cache=False,
 `--no-cache` or MLIRC_NO_CACHE=1.
@@ -68,6 +69,7 @@ def store(key: str, compiled, source_ir_hash: str) -> None:
     from .artifact import write
     try:
         write(cache_dir() / key, compiled.backend, compiled.signature,
-              compiled.executable.payload(), source_ir_hash, compiled.extra.get("options"))
+              compiled.executable.payload(), source_ir_hash, compiled.extra.get("options"),
+              stages=compiled.stages)
     except OSError:
         pass  # a read-only or full disk must not fail the compilation

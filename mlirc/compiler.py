@@ -51,9 +51,9 @@ def compile(model, example_args=(), *, backend: str = "jit",
     input_shapes: ONNX only: {input name: shape} fixing dynamic dimensions.
     name: the C entry point of the aot backend (`_mlir_ciface_<name>`).
     iree_flags: extra iree-compile flags for the iree-* backends.
-    cache: reuse and store compiled artifacts (default: on unless
-      MLIRC_NO_CACHE=1); not used with stop_at, dump_dir or on_stage, which
-      want every stage run.
+    cache: reuse and store compiled artifacts with their stage IR (default:
+      on unless MLIRC_NO_CACHE=1); not used with stop_at, dump_dir or
+      on_stage, which want every stage run.
     on_stage: called with each StageResult as it completes (progress).
     """
     started = time.perf_counter()
@@ -78,7 +78,8 @@ def compile(model, example_args=(), *, backend: str = "jit",
                                       backend, options, fingerprint)
         hit = compile_cache.lookup(key) if key else None
         if hit is not None:
-            hit.stages, hit.reference = [imported.first], imported.reference
+            hit.stages = hit.stages or [imported.first]
+            hit.reference = imported.reference
             hit.compile_seconds = time.perf_counter() - started
             hit.extra.update(cache_hit=True, source_ir_sha256=source_hash)
             return hit

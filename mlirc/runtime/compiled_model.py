@@ -28,7 +28,7 @@ class CompiledModel:
     def ir(self) -> "StageIR":
         """Stage name -> the IR text after that stage. Weights over 1 MiB are
         elided (see StageResult.elided); dump_dir writes every stage in full."""
-        return StageIR({s.name: s.text for s in self.stages}, self.extra.get("cache_hit", False))
+        return StageIR({s.name: s.text for s in self.stages})
 
     def full_text(self, stage: str) -> str:
         """A stage's IR with every weight: the kept text when nothing was
@@ -108,14 +108,7 @@ class CompiledModel:
 
 
 class StageIR(dict):
-    """Stage name -> IR text; a missing stage says why it is missing."""
-
-    def __init__(self, texts: dict[str, str], from_cache: bool):
-        super().__init__(texts)
-        self.from_cache = from_cache
+    """Stage name -> IR text; a missing stage names the ones there are."""
 
     def __missing__(self, name: str):
-        if self.from_cache:
-            raise KeyError(f"stage '{name}' was not run: this model came from the "
-                           "compilation cache (compile with cache=False to keep every stage)")
         raise KeyError(f"no stage '{name}'; stages: {', '.join(self) or 'none'}")
