@@ -56,17 +56,17 @@ class BlasOffload(PythonPass):
                     continue
                 rank = _OPS[op.name]
                 infos = [_memref_info(v) for v in op.operands]
-                if len(op.operands) != 3 or any(i is None or i[0] != rank for i in infos) \
+                # Only contiguous row-major operands: the shim reads BLAS
+                # layouts off the strides, which other layouts would break.
+                if len(op.operands) != 3 or any(i is None or i[0] != rank or not i[2]
+                                                for i in infos) \
                         or len({i[1] for i in infos}) != 1 or "indexing_maps" in str(op):
                     continue
                 element = infos[0][1]
                 operands = list(op.operands)
                 with ir.InsertionPoint(op), op.location:
-                    if self.fold_transposes:
+                    if self.fold_transposes:  # views made here are transposed row-major
                         operands[:2] = [self._fold_transpose(v, rank) for v in operands[:2]]
-                    if not all(_memref_info(v) and (_memref_info(v)[2] or v is not op.operands[i])
-                               for i, v in enumerate(operands)):
-                        continue
                     callee = f"{SHIM_PREFIX}gemm_{element}{'_batched' if rank == 3 else ''}"
                     generic = _generic_type(rank, element)
                     casts = [memref.CastOp(generic, v).result for v in operands]

@@ -42,3 +42,16 @@ func.func @integer(%a: memref<2x2xi32>, %b: memref<2x2xi32>, %c: memref<2x2xi32>
   linalg.matmul ins(%a, %b : memref<2x2xi32>, memref<2x2xi32>) outs(%c : memref<2x2xi32>)
   return
 }
+
+// An operand with another layout keeps the whole matmul in MLIR, and the
+// transpose feeding it stays too (regression: it used to be folded away).
+// CHECK-LABEL: func.func @strided
+// CHECK: linalg.transpose
+// CHECK: linalg.matmul
+func.func @strided(%a: memref<4x8xf32, strided<[16, 1]>>, %w: memref<4x8xf32>, %c: memref<4x4xf32>) {
+  %t = memref.alloc() : memref<8x4xf32>
+  linalg.transpose ins(%w : memref<4x8xf32>) outs(%t : memref<8x4xf32>) permutation = [1, 0]
+  linalg.matmul ins(%a, %t : memref<4x8xf32, strided<[16, 1]>>, memref<8x4xf32>) outs(%c : memref<4x4xf32>)
+  memref.dealloc %t : memref<8x4xf32>
+  return
+}
