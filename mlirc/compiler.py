@@ -28,6 +28,7 @@ class Imported:
     signature: Signature
     first: StageResult        # the IR the pipeline starts from
     reference: object = None  # the framework model, for verify()
+    onnx_opset: int = 0       # read at import: lowering drops the importer's attribute
 
 
 def compile(model, example_args=(), *, backend: str = "jit",
@@ -87,7 +88,7 @@ def compile(model, example_args=(), *, backend: str = "jit",
     try:
         results = _run_stages(imported, pipeline, stop_at, dump_dir, on_stage)
     except UnsupportedOpsError as error:
-        expand = _onnx_functions_to_expand(frontend, model, error)
+        expand = _onnx_functions_to_expand(frontend, imported.onnx_opset, error)
         if not expand:
             raise
         # Import again with those ONNX functions expanded into their definitions;
@@ -120,12 +121,13 @@ def _import(model, example_args, frontend: str, pipeline: Pipeline, start_from,
         raise InputError("start_from applies to .mlir input only")
     context = ir.new_context()
     started = time.perf_counter()
-    reference = None
+    reference, onnx_opset = None, 0
     if frontend == "torch" and _is_torch_module(model):
         module, signature = torch_frontend.import_module(model, example_args, context)
         reference = model
     elif frontend == "onnx":
         module, signature = onnx_frontend.import_model(model, context, input_shapes, expand)
+        onnx_opset = onnx_frontend.imported_opset(module)
     elif frontend == "jax":
         module, signature = jax_frontend.import_function(model, example_args, context)
     elif isinstance(model, (str, Path)):
@@ -138,7 +140,7 @@ def _import(model, example_args, frontend: str, pipeline: Pipeline, start_from,
                          "torch.nn.Module, an ONNX model, a JAX function, or a path to "
                          f"(or text of) a .mlir module{hint}")
     first = snapshot(first_stage, module, time.perf_counter() - started)
-    return Imported(module, signature, first, reference)
+    return Imported(module, signature, first, reference, onnx_opset)
 
 
 
@@ -147,7 +149,9 @@ def _run_stages(imported: Imported, pipeline: Pipeline, stop_at, dump_dir,
     results = [imported.first]
     for stage in pipeline.between(imported.first.name, stop_at):
         try:
-            result = run_stage(imported.module, stage, results[-1].text, dump_dir)
+            previous = results[-1]
+            result = run_stage(imported.module, stage,
+                               None if previous.elided else previous.text, dump_dir)
             if dump_dir is not None and result.elided:  # dumps are restart points: in full
                 result.text = ir.module_text(imported.module, debug_info=True)
         except PipelineError as failure:
@@ -159,12 +163,11 @@ def _run_stages(imported: Imported, pipeline: Pipeline, stop_at, dump_dir,
     return results
 
 
-def _onnx_functions_to_expand(frontend: str, model, error: UnsupportedOpsError) -> set[str]:
+def _onnx_functions_to_expand(frontend: str, opset: int,
+                              error: UnsupportedOpsError) -> set[str]:
     if frontend != "onnx":
         return set()
-    model_proto = onnx_frontend.load_model(model) if not hasattr(model, "graph") else model
-    return onnx_frontend.expandable_ops([op.name for op in error.ops],
-                                        onnx_frontend.model_opset(model_proto))
+    return onnx_frontend.expandable_ops([op.name for op in error.ops], opset)
 
 
 def _report(result: StageResult, pipeline: Pipeline, dump_dir, on_stage) -> None:

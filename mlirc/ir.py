@@ -34,6 +34,7 @@ SymbolTable = ir.SymbolTable
 Type = ir.Type
 Attribute = ir.Attribute
 IntegerType = ir.IntegerType
+IntegerAttr = ir.IntegerAttr
 AffineMap = ir.AffineMap
 FlatSymbolRefAttr = ir.FlatSymbolRefAttr
 F32Type = ir.F32Type

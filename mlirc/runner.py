@@ -52,12 +52,9 @@ def default_dump_dir() -> Path:
 def run_stage(module: ir.Module, stage: Stage, input_text: str | None = None,
               dump_dir: str | Path | None = None) -> StageResult:
     """Runs `stage` on `module` in place. The failure report needs the IR from
-    before the stage: `input_text` if given in full, else a copy taken here
-    (cheap: weights are shared, and printed only if a pass fails)."""
-    before = None if input_text is not None and not ir.elided_resources(input_text) \
-        else module.operation.clone()
-    if before is not None:
-        input_text = None
+    before the stage: `input_text` when the caller has it in full, else a copy
+    taken here (cheap: weights are shared, and printed only if a pass fails)."""
+    before = module.operation.clone() if input_text is None else None
     timings = []
     start = time.perf_counter()
     for index, pass_ in enumerate(stage.passes):

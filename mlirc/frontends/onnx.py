@@ -146,6 +146,15 @@ def expandable_ops(op_names: list[str], opset: int) -> set[str]:
     return found
 
 
+def imported_opset(module) -> int:
+    """The default-domain opset the importer recorded on the entry function."""
+    function = sig.entry_function(module)
+    attributes = function.attributes
+    if "torch.onnx_meta.opset_version" not in attributes:
+        return 0
+    return ir.IntegerAttr(attributes["torch.onnx_meta.opset_version"]).value
+
+
 def model_opset(model) -> int:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
