@@ -6,6 +6,7 @@
     print(compiled.ir["linalg"])                   # the IR of any stage
     print(compiled.verify(x))                      # against eager PyTorch
     compiled.save("model.mlirc"); mlirc.load("model.mlirc")
+    print(mlirc.profile(model, (x,)).table())      # time per op (loop nest, BLAS call)
 """
 
 from . import passes  # noqa: F401  (registers Python passes)
@@ -14,13 +15,14 @@ from .compiler import compile
 from .errors import (ArtifactError, BackendError, FrontendError, InputError,
                      MlircError, PipelineError, UnsupportedOpsError)
 from .passes import MlirPass, PatternPass, PythonPass, register_pass
+from .profiler import Profile, profile
 from .runtime.compiled_model import CompiledModel
 from .stages import Pipeline, Stage, default_pipeline
 
 from .version import __version__  # noqa: E402
 
 __all__ = [
-    "compile", "load", "default_pipeline", "Pipeline", "Stage", "CompiledModel",
+    "compile", "load", "profile", "Profile", "default_pipeline", "Pipeline", "Stage", "CompiledModel",
     "MlirPass", "PatternPass", "PythonPass", "register_pass",
     "MlircError", "InputError", "FrontendError", "UnsupportedOpsError",
     "PipelineError", "BackendError", "ArtifactError",

@@ -1,4 +1,4 @@
-"""mlirc command line: compile | run | verify | explore | check | export | bench | stages.
+"""mlirc command line: compile | run | verify | explore | check | export | bench | profile | stages.
 
 Every user error prints one line and exits with status 2.
 """
@@ -181,6 +181,16 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_profile(args) -> int:
+    from .profiler import profile
+    source, inputs, _ = _load_source(args.source)
+    report = profile(source, inputs or (), repeat=args.repeat, blas=not args.no_blas,
+                     input_shapes=_parse_input_shapes(args.input_shape),
+                     opt_level=args.opt_level)
+    print(report.table(top=args.top))
+    return 0
+
+
 def cmd_stages(args) -> int:
     from .stages import default_pipeline
     for index, stage in enumerate(default_pipeline(args.backend, blas=not args.no_blas)):
@@ -245,6 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--rounds", type=int, default=7)
     sub.add_argument("--calls", type=int, default=10)
     sub.set_defaults(handler=cmd_bench)
+    sub = source_command("profile", cmd_profile,
+                         "time each op of the JIT-compiled model (loop nests, BLAS calls)")
+    sub.add_argument("--repeat", type=int, default=20, help="model calls to time")
+    sub.add_argument("--top", type=int, default=12, help="slowest ops to list")
     sub = commands.add_parser("stages", help="list the stages and their passes")
     sub.add_argument("--backend", default="jit", choices=backend_names())
     sub.add_argument("--no-blas", action="store_true")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ir
@@ -29,6 +29,8 @@ class Imported:
     first: StageResult        # the IR the pipeline starts from
     reference: object = None  # the framework model, for verify()
     onnx_opset: int = 0       # read at import: lowering drops the importer's attribute
+    frontend: str = ""
+    onnx_nodes: dict = field(default_factory=dict)  # ONNX node name -> op type
 
 
 def compile(model, example_args=(), *, backend: str = "jit",
@@ -85,20 +87,9 @@ def compile(model, example_args=(), *, backend: str = "jit",
             hit.extra.update(cache_hit=True, source_ir_sha256=source_hash)
             return hit
 
-    try:
-        results = _run_stages(imported, pipeline, stop_at, dump_dir, on_stage)
-    except UnsupportedOpsError as error:
-        expand = _onnx_functions_to_expand(frontend, imported.onnx_opset, error)
-        if not expand:
-            raise
-        # Import again with those ONNX functions expanded into their definitions;
-        # if that fails too, the original op is the one to report.
-        imported = _import(model, example_args, frontend, pipeline, start_from,
-                           input_shapes, expand)
-        try:
-            results = _run_stages(imported, pipeline, stop_at, dump_dir, on_stage)
-        except UnsupportedOpsError:
-            raise error from None
+    imported, results = _run_stages_expanding_onnx_functions(
+        model, imported, pipeline, stop_at, dump_dir, on_stage, example_args, start_from,
+        input_shapes)
 
     executable = None
     if stop_at is None:
@@ -121,12 +112,13 @@ def _import(model, example_args, frontend: str, pipeline: Pipeline, start_from,
         raise InputError("start_from applies to .mlir input only")
     context = ir.new_context()
     started = time.perf_counter()
-    reference, onnx_opset = None, 0
+    reference, onnx_opset, onnx_nodes = None, 0, {}
     if frontend == "torch" and _is_torch_module(model):
         module, signature = torch_frontend.import_module(model, example_args, context)
         reference = model
     elif frontend == "onnx":
-        module, signature = onnx_frontend.import_model(model, context, input_shapes, expand)
+        module, signature, onnx_nodes = onnx_frontend.import_model(model, context,
+                                                                   input_shapes, expand)
         onnx_opset = onnx_frontend.imported_opset(module)
     elif frontend == "jax":
         module, signature = jax_frontend.import_function(model, example_args, context)
@@ -140,7 +132,7 @@ def _import(model, example_args, frontend: str, pipeline: Pipeline, start_from,
                          "torch.nn.Module, an ONNX model, a JAX function, or a path to "
                          f"(or text of) a .mlir module{hint}")
     first = snapshot(first_stage, module, time.perf_counter() - started)
-    return Imported(module, signature, first, reference, onnx_opset)
+    return Imported(module, signature, first, reference, onnx_opset, frontend, onnx_nodes)
 
 
 
@@ -163,11 +155,38 @@ def _run_stages(imported: Imported, pipeline: Pipeline, stop_at, dump_dir,
     return results
 
 
-def _onnx_functions_to_expand(frontend: str, opset: int,
-                              error: UnsupportedOpsError) -> set[str]:
-    if frontend != "onnx":
+# Expanded function bodies may use newer function ops in turn (SwiGLU -> Swish).
+MAX_EXPANSION_ROUNDS = 4
+
+
+def _run_stages_expanding_onnx_functions(model, imported: Imported, pipeline: Pipeline,
+                                         stop_at, dump_dir, on_stage, example_args,
+                                         start_from, input_shapes
+                                         ) -> tuple[Imported, list[StageResult]]:
+    """Runs the stages; when an ONNX model uses ops that cannot be lowered but
+    that ONNX defines as functions, imports it again with those expanded into
+    their definitions. If that does not help, the first error is the one to
+    report: it names the ops of the user's model."""
+    first_error, expand = None, set()
+    for _ in range(MAX_EXPANSION_ROUNDS):
+        try:
+            return imported, _run_stages(imported, pipeline, stop_at, dump_dir, on_stage)
+        except UnsupportedOpsError as error:
+            first_error = first_error or error
+            more = _onnx_functions_to_expand(imported, error) - expand
+            if not more:
+                raise first_error from None
+        expand |= more
+        imported = _import(model, example_args, imported.frontend, pipeline, start_from,
+                           input_shapes, expand)
+    raise first_error from None
+
+
+def _onnx_functions_to_expand(imported: Imported, error: UnsupportedOpsError) -> set[str]:
+    if imported.frontend != "onnx":
         return set()
-    return onnx_frontend.expandable_ops([op.name for op in error.ops], opset)
+    return onnx_frontend.functions_to_expand(imported.onnx_nodes, error.ops,
+                                             imported.onnx_opset)
 
 
 def _report(result: StageResult, pipeline: Pipeline, dump_dir, on_stage) -> None:

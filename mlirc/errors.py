@@ -17,11 +17,13 @@ class FrontendError(MlircError):
 
 
 class UnsupportedOpsError(MlircError):
-    """The model uses ops that cannot be lowered; `ops` lists them with counts and sources."""
+    """The model uses ops that cannot be lowered; `ops` lists them with counts
+    and sources; `stage` is the stage they stop."""
 
-    def __init__(self, message: str, ops: list | None = None):
+    def __init__(self, message: str, ops: list | None = None, stage: str = ""):
         super().__init__(message)
         self.ops = ops or []
+        self.stage = stage
 
 
 class PipelineError(MlircError):

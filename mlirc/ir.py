@@ -38,10 +38,13 @@ IntegerAttr = ir.IntegerAttr
 AffineMap = ir.AffineMap
 FlatSymbolRefAttr = ir.FlatSymbolRefAttr
 F32Type = ir.F32Type
+BoolAttr = ir.BoolAttr
+Operation = ir.Operation
 InsertionPoint = ir.InsertionPoint
 
 __all__ = [
     "dialects", "rewrite", "SymbolTable", "Type", "Attribute", "IntegerType", "AffineMap", "FlatSymbolRefAttr", "F32Type", "InsertionPoint",
+    "BoolAttr", "Operation",
     "Context", "Module", "Location", "MLIRError", "PassManager", "UnitAttr",
     "StringAttr", "TypeAttr", "FunctionType", "ExecutionEngine", "new_context", "parse_module",
     "module_text", "module_digest", "elided_resources", "KEPT_RESOURCE_LIMIT", "walk_ops", "op_counts_by_dialect", "Diagnostic",

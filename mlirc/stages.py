@@ -15,6 +15,7 @@ from .errors import InputError
 from .passes import MlirPass, Pass, PythonPass, parse_pipeline
 from .passes.blas_offload import BlasOffload
 from .passes.c_interface import EmitCInterface
+from .passes.float8 import ExpandFloat8Casts, OnnxCastToFloat8
 
 
 @dataclass
@@ -62,7 +63,8 @@ def _onnx_stages() -> list[Stage]:
         Stage("torch-backend",
               "torch backend contract: onnx operators converted to aten ops, "
               "shapes and dtypes refined",
-              _mlir("torch-onnx-to-torch-backend-pipeline"), tool="torch-mlir-opt"),
+              [OnnxCastToFloat8(), *_mlir("torch-onnx-to-torch-backend-pipeline")],
+              tool="torch-mlir-opt"),
         _torch_stages()[2],
     ]
 
@@ -112,7 +114,8 @@ def _native_stages(blas: bool = True) -> list[Stage]:
     return [
         Stage("optimized", "linalg on tensors after cleanup"
               + ("" if blas else " and elementwise fusion"),
-              _mlir(*fusion, "func.func(canonicalize)", "func.func(cse)")),
+              [ExpandFloat8Casts(),
+               *_mlir(*fusion, "func.func(canonicalize)", "func.func(cse)")]),
         Stage("bufferized",
               "memrefs instead of tensors; results become out-parameters, "
               "temporaries are freed",
@@ -120,7 +123,8 @@ def _native_stages(blas: bool = True) -> list[Stage]:
                     "func.func(refback-generalize-tensor-concat)",
                     # tm_tensor ops (scan, scatter, sort) have no one-shot
                     # bufferization: let them through, then bufferize them.
-                    "one-shot-bufferize{allow-unknown-ops bufferize-function-boundaries "
+                    "one-shot-bufferize{allow-unknown-ops allow-return-allocs-from-loops "
+                    "bufferize-function-boundaries "
                     "function-boundary-type-conversion=identity-layout-map}",
                     "func.func(tm-tensor-bufferize)",
                     "func.func(canonicalize)",

@@ -41,23 +41,54 @@ class UnsupportedOp:
 
 def find_unsupported_ops(torch_backend_text: str) -> list[UnsupportedOp]:
     """Ops left after the torch -> linalg conversions, on torch-backend IR."""
+    return _convert_and_collect(torch_backend_text, _CONVERSIONS,
+                                lambda name: name.startswith("torch.")
+                                and not name.startswith(_HELPER_PREFIXES))
+
+
+def find_unknown_operators(onnx_text: str) -> list[UnsupportedOp]:
+    """`torch.operator` ops (onnx.* included) that the ONNX -> torch
+    conversion leaves or fails on."""
+    return _convert_and_collect(onnx_text, ["func.func(convert-torch-onnx-to-torch)"],
+                                lambda name: name == "torch.operator")
+
+
+def _convert_and_collect(text: str, conversions: list[str], selected) -> list[UnsupportedOp]:
+    """Runs partial conversions and lists the selected ops left. When a
+    conversion fails on an op it must convert, it rolls the whole function
+    back, leaving every op: then only the ops it names in its diagnostics
+    are to blame."""
     context = ir.new_context()
-    with ir.capture_diagnostics(context):
-        module = ir.parse_module(torch_backend_text, context)
+    with ir.capture_diagnostics(context) as diagnostics:
+        module = ir.parse_module(text, context)
         with context:
-            pass_manager = ir.PassManager.parse(f"builtin.module({','.join(_CONVERSIONS)})")
+            pass_manager = ir.PassManager.parse(f"builtin.module({','.join(conversions)})")
             try:
                 pass_manager.run(module.operation)
-            except ir.MLIRError:
-                pass  # partial conversion: what is left is what we report
-    return _collect(module, lambda name: name.startswith("torch.")
-                    and not name.startswith(_HELPER_PREFIXES))
+            except ir.MLIRError as error:  # partial conversion: report what is left
+                diagnostics += ir.diagnostics_of(error)
+    ops = _collect(module, selected)
+    culprits = _failed_to_legalize([d.message for d in diagnostics])
+    blamed = [op for op in ops if op.name in culprits]
+    return blamed or ops
 
 
-def find_unknown_operators(torch_text: str) -> list[UnsupportedOp]:
-    """`torch.operator` ops: aten ops that torch-mlir does not know at all."""
-    module = ir.parse_module(torch_text)
-    return _collect(module, lambda name: name == "torch.operator")
+_FAILED = re.compile(r"failed to legalize operation '([\w.]+)'")
+_OPERATOR_NAME = re.compile(r'name = "([\w.]+)"')
+
+
+def _failed_to_legalize(messages: list[str]) -> set[str]:
+    """Op names from 'failed to legalize operation' diagnostics; a
+    torch.operator goes by its own name (`onnx.Transpose`)."""
+    names = set()
+    for message in messages:
+        match = _FAILED.search(message)
+        if not match:
+            continue
+        operator = _OPERATOR_NAME.search(message)
+        names.add(operator.group(1) if match.group(1) == "torch.operator" and operator
+                  else match.group(1))
+    return names
 
 
 def _collect(module, selected) -> list[UnsupportedOp]:
@@ -70,13 +101,13 @@ def _collect(module, selected) -> list[UnsupportedOp]:
         if name == "torch.operator":
             name = ir.StringAttr(op.attributes["name"]).value
         counts[name] += 1
-        where = ir.source_location(op.location) or _onnx_node_name(op.location)
+        where = ir.source_location(op.location) or onnx_node_name(op.location)
         if where and where not in sources[name]:
             sources[name].append(where)
     return [UnsupportedOp(n, counts[n], sources[n]) for n in sorted(counts)]
 
 
-def _onnx_node_name(location) -> str:
+def onnx_node_name(location) -> str:
     """"node 'conv1'" for the name locations the ONNX importer gives its ops."""
     names = [n for n in re.findall(r'"([^"]*)"', str(location))
              if n and not n.startswith("graph:")]
@@ -96,5 +127,5 @@ def unsupported_ops_error(stage: str, input_text: str) -> UnsupportedOpsError | 
         return None
     listing = "; ".join(str(op) for op in ops)
     return UnsupportedOpsError(f"{len(ops)} op kind(s) cannot be lowered by stage '{stage}': "
-                               f"{listing}", ops)
+                               f"{listing}", ops, stage)
 

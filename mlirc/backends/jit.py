@@ -11,6 +11,7 @@ import numpy as np
 from .. import ir
 from ..errors import BackendError
 from ..passes.blas_offload import uses_blas
+from ..passes.profile import uses_timers
 from ..runtime import blas, memref
 from . import weights
 from ..runtime.signature import Signature
@@ -24,6 +25,9 @@ class JitExecutable:
         self.module = module
         if uses_blas(module):
             shared_libs = list(shared_libs or []) + blas.load()
+        if uses_timers(module):
+            from ..profiler import runtime_library
+            shared_libs = list(shared_libs or []) + [runtime_library()]
         # Large weights leave the module and are bound by symbol (weights.py).
         self.weights = external_weights if external_weights is not None \
             else weights.externalize(module)

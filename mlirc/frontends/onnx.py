@@ -2,8 +2,10 @@
 operators, through torch-mlir's ONNX importer.
 
 Before import: external data is loaded from beside the file, dynamic input
-dimensions are fixed from `input_shapes`, old opsets are converted, and ONNX
-shape inference runs with data propagation (the importer needs every type).
+dimensions are fixed from `input_shapes`, old opsets are converted, ONNX
+function ops that torch-mlir cannot lower are expanded (onnx_functions.py),
+what the fixed shapes make constant is folded, and ONNX shape inference runs
+with data propagation (the importer needs every type).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from .. import ir
 from ..errors import FrontendError, InputError
 from ..runtime import signature as sig
+from . import onnx_functions
 
 # torch-mlir's ONNX lowerings target recent opsets; older models are converted.
 MIN_OPSET = 13
@@ -34,8 +37,9 @@ def is_onnx_source(source) -> bool:
     return type(source).__name__ == "ModelProto"
 
 
-def load_model(source, input_shapes: dict | None = None):
-    """A shape-inferred ModelProto ready for the importer."""
+def load_model(source, input_shapes: dict | None = None, expand: set[str] = frozenset()):
+    """A shape-inferred ModelProto ready for the importer, with the ONNX
+    function ops named in `expand` replaced by their definitions."""
     onnx = _onnx()
     if isinstance(source, (str, Path)):
         path = Path(source)
@@ -50,6 +54,10 @@ def load_model(source, input_shapes: dict | None = None):
         model.CopyFrom(source)
     _fix_input_shapes(model, input_shapes or {})
     model = _convert_old_opset(model)
+    _name_nodes(model.graph)  # before folding: errors name the user's nodes
+    if expand:
+        model = onnx_functions.expand_functions(_infer_shapes(model), set(expand))
+    model = _fold_constants(model)
     _name_nodes(model.graph)
     model.graph.name = "main"
     return _infer_shapes(model)
@@ -97,6 +105,62 @@ def _convert_old_opset(model):
         return model  # the importer may still manage the original opset
 
 
+def _fold_constants(model):
+    """Folds what the fixed input shapes make constant (Shape, Size, Range
+    over them, Constant chains) with onnxscript's optimizer. ONNX functions
+    compute axes and shapes at run time; torch-mlir's lowerings need them as
+    constants, and shape inference needs them to type what follows."""
+    try:
+        from onnxscript import optimizer
+    except ImportError:
+        return model  # an optional step: the importer may still manage
+    _cast_like_to_cast(model)
+    try:
+        folded = optimizer.optimize(model, num_iterations=2)
+    except Exception:
+        return model  # the optimizer is best effort: import the model as given
+    _constants_as_tensors(folded.graph)
+    return folded
+
+
+_LIST_CONSTANTS = {"value_ints": "int64", "value_int": "int64",
+                   "value_floats": "float32", "value_float": "float32"}
+
+
+def _constants_as_tensors(graph) -> None:
+    """Constant nodes with list or scalar attributes (as the folder writes
+    them) -> a tensor `value`: torch-mlir fails on an empty `value_ints`."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+    for node in graph.node:
+        if node.op_type != "Constant" or len(node.attribute) != 1 \
+                or node.attribute[0].name not in _LIST_CONSTANTS:
+            continue
+        attribute = node.attribute[0]
+        values = helper.get_attribute_value(attribute)
+        array = np.array(values, dtype=_LIST_CONSTANTS[attribute.name])
+        del node.attribute[:]
+        node.attribute.append(helper.make_attribute("value", numpy_helper.from_array(array)))
+
+
+def _cast_like_to_cast(model) -> None:
+    """CastLike -> Cast where the target type is known and `saturate` is
+    set: onnxscript's folder makes the same rewrite but drops `saturate`."""
+    onnx = _onnx()
+    types = onnx_functions.value_types(model.graph)
+    for node in model.graph.node:
+        if node.op_type != "CastLike" or node.domain not in ("", "ai.onnx") \
+                or not any(a.name == "saturate" for a in node.attribute):
+            continue
+        like = types.get(node.input[1])
+        if like is None or not like.HasField("tensor_type"):
+            continue
+        saturate = next(a.i for a in node.attribute if a.name == "saturate")
+        cast = onnx.helper.make_node("Cast", [node.input[0]], list(node.output), name=node.name,
+                                     to=like.tensor_type.elem_type, saturate=saturate)
+        node.CopyFrom(cast)
+
+
 def _name_nodes(graph) -> None:
     """Gives unnamed nodes a name, so errors can point at them."""
     for index, node in enumerate(graph.node):
@@ -119,31 +183,21 @@ def _infer_shapes(model):
         return result
 
 
-def _importer_config(expand: set[str]):
-    """The importer's config, also expanding the ONNX functions in `expand`."""
-    from torch_mlir.extras import onnx_importer
-    config = onnx_importer.Config()
-    allowed = config.function_expansion_allowlists_by_domain[""]
-    config.function_expansion_allowlists_by_domain[""] = set(allowed) | set(expand)
-    return config
-
-
-def expandable_ops(op_names: list[str], opset: int) -> set[str]:
-    """Of unsupported `onnx.X` ops, the ones ONNX defines as a function of
-    other ops: importing them expanded lets torch-mlir lower the pieces."""
-    onnx = _onnx()
-    found = set()
-    for name in op_names:
-        if not name.startswith("onnx."):
-            continue
-        op_type = name[len("onnx."):]
-        try:
-            schema = onnx.defs.get_schema(op_type, opset)
-        except Exception:
-            continue
-        if schema.has_function or schema.has_context_dependent_function:
-            found.add(op_type)
-    return found
+def functions_to_expand(node_op_types: dict[str, str], unsupported: list,
+                        opset: int) -> set[str]:
+    """Of the ops in an UnsupportedOpsError, the ONNX op types that ONNX
+    defines as a function of other ops: expanding them lets torch-mlir lower
+    the pieces. An op may be named as the ONNX op (`onnx.RMSNormalization`)
+    or as the torch op it became (`torch.onnx.rotary_embedding`), whose
+    source names the ONNX node; `node_op_types` maps node names to op types
+    in the model as imported."""
+    op_types = set()
+    for op in unsupported:
+        if op.name.startswith("onnx."):
+            op_types.add(op.name[len("onnx."):])
+        op_types |= {node_op_types[s[len("node '"):-1]] for s in op.sources
+                     if s.startswith("node '") and s[len("node '"):-1] in node_op_types}
+    return {t for t in op_types if onnx_functions.expandable(t, opset)}
 
 
 def imported_opset(module) -> int:
@@ -161,15 +215,16 @@ def model_opset(model) -> int:
 
 def import_model(source, context: ir.Context | None = None, input_shapes: dict | None = None,
                  expand: set[str] = frozenset()):
-    """Returns (module with onnx.* torch.operator ops, Signature). ONNX
-    functions named in `expand` are imported as their definitions."""
+    """Returns (module with onnx.* torch.operator ops, Signature, node name
+    -> op type of the graph imported). ONNX functions named in `expand` are
+    imported as their definitions."""
     from torch_mlir.extras import onnx_importer
 
-    model = load_model(source, input_shapes)
+    model = load_model(source, input_shapes, expand)
     context = context or ir.new_context()
     importer = None
     try:
-        info = onnx_importer.ModelInfo(model, config=_importer_config(expand))
+        info = onnx_importer.ModelInfo(model)
         module = info.create_module(context=context)
         importer = onnx_importer.NodeImporter.define_function(info.main_graph, module.operation)
         importer.import_all()
@@ -185,7 +240,7 @@ def import_model(source, context: ir.Context | None = None, input_shapes: dict |
     signature = sig.Signature(function_signature.inputs, function_signature.outputs,
                               input_names=graph_inputs)
     sig.attach(module, signature)
-    return module, signature
+    return module, signature, {node.name: node.op_type for node in model.graph.node}
 
 
 def _first_unimported_node(graph, importer):

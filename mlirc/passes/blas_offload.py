@@ -17,6 +17,7 @@ from .. import ir
 from .base import PythonPass, register_pass
 
 SHIM_PREFIX = "mlirc_"
+SHIM_FUNCTIONS = ("mlirc_gemm_", "mlirc_conv2d_")  # the shim's entry points
 CONV = "linalg.conv_2d_nchw_fchw"
 _OPS = {"linalg.matmul": 2, "linalg.batch_matmul": 3}
 _ELEMENTS = ("f32", "f64")
@@ -144,8 +145,6 @@ def _row_major_strides(shape: list[int]) -> list[int]:
 
 def uses_blas(module) -> bool:
     """Whether a module calls the GEMM shim (so its runtime must be loaded)."""
-    return any(op.name == "func.func" and
-               ir.StringAttr(op.attributes["sym_name"]).value.startswith(SHIM_PREFIX)
-               or op.name == "llvm.func" and SHIM_PREFIX in
-               ir.StringAttr(op.attributes["sym_name"]).value
+    return any(op.name in ("func.func", "llvm.func") and
+               any(f in ir.StringAttr(op.attributes["sym_name"]).value for f in SHIM_FUNCTIONS)
                for op in (o.operation for o in module.body.operations))

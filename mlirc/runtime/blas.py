@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 from ..errors import BackendError
+from . import c_library
 
 SHIM_SOURCE = Path(__file__).with_name("blas_shim.c")
 
@@ -47,20 +45,4 @@ def load() -> list[str]:
 
 
 def build_shim() -> Path:
-    from ..cache import cache_dir
-    source = SHIM_SOURCE.read_bytes()
-    digest = hashlib.sha256(source).hexdigest()[:16]
-    target = cache_dir() / "blas" / f"libmlirc_blas_{digest}.so"
-    if target.exists():
-        return target
-    compiler = os.environ.get("CC", "cc")
-    if not shutil.which(compiler):
-        raise BackendError(f"BLAS offload needs a C compiler to build its shim ('{compiler}')")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(f".{os.getpid()}.tmp")
-    result = subprocess.run([compiler, "-O2", "-fPIC", "-shared", "-o", str(partial),
-                             str(SHIM_SOURCE), "-ldl"], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise BackendError(f"building the BLAS shim failed: {result.stderr.strip()[:300]}")
-    os.replace(partial, target)
-    return target
+    return c_library.build(SHIM_SOURCE, "mlirc_blas", libraries=("dl",))

@@ -28,12 +28,16 @@ class DType:
 
 
 def _ml_dtypes() -> list[DType]:
-    """bfloat16 and the float8 formats, which numpy knows through ml_dtypes."""
+    """bfloat16, the float8 formats and 4-bit integers, which numpy knows
+    through ml_dtypes. A 4-bit integer takes a byte in numpy, as an i4 does
+    in LLVM's memory layout."""
     try:
         import ml_dtypes
     except ImportError:
         return []
-    return [DType("bf16", np.dtype(ml_dtypes.bfloat16), "bf16", "bf16")] + [
+    return [DType("bf16", np.dtype(ml_dtypes.bfloat16), "bf16", "bf16"),
+            DType("i4", np.dtype(ml_dtypes.int4), "i4", "si4"),
+            DType("u4", np.dtype(ml_dtypes.uint4), "i4", "ui4")] + [
         DType(name, np.dtype(getattr(ml_dtypes, attribute)), name, name)
         for name, attribute in [("f8E4M3FN", "float8_e4m3fn"), ("f8E5M2", "float8_e5m2"),
                                 ("f8E4M3FNUZ", "float8_e4m3fnuz"),

@@ -197,6 +197,8 @@ def main() -> int:
     parser.add_argument("-k", default="", help="only tests whose name contains this")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--failed-in", metavar="RESULTS",
+                        help="only the tests that did not pass in this --results file")
     parser.add_argument("--report", help="write the markdown report here")
     parser.add_argument("--results", help="write every result as JSON here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -205,14 +207,18 @@ def main() -> int:
         worker(args.worker, args.backends)
         return 0
     warnings.filterwarnings("ignore")
-    names = sorted(n for n in node_tests() if args.k in n)
+    every_name = sorted(n for n in node_tests() if args.k in n)
+    earlier = json.loads(Path(args.failed_in).read_text()) if args.failed_in else {}
     all_results = {}
     for backend in args.backends.split(","):
+        names = every_name
+        if backend in earlier:
+            names = [n for n in every_name if earlier[backend].get(n, ["?"])[0] != "pass"]
         print(f"{backend}: {len(names)} tests", file=sys.stderr)
         all_results[backend] = run_backend(names, backend, args.jobs, args.timeout)
         passed = sum(1 for c, _ in all_results[backend].values() if c == "pass")
         print(f"{backend}: {passed} passed, {len(names) - passed} failed")
-    text = report(all_results, len(names))
+    text = report(all_results, len(every_name))
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
         Path(args.report).write_text(text)

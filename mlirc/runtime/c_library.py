@@ -1,0 +1,34 @@
+"""Small C runtimes that generated code calls (the BLAS shim, the profile
+timers), compiled once with the system C compiler into the cache folder,
+keyed by a hash of their source."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from ..errors import BackendError
+
+
+def build(source: Path, name: str, libraries: tuple[str, ...] = ()) -> Path:
+    """The shared library built from `source` (reused while it is unchanged)."""
+    from ..cache import cache_dir
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    target = cache_dir() / "runtime" / f"lib{name}_{digest}.so"
+    if target.exists():
+        return target
+    compiler = os.environ.get("CC", "cc")
+    if not shutil.which(compiler):
+        raise BackendError(f"building {source.name} needs a C compiler ('{compiler}')")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".{os.getpid()}.tmp")
+    result = subprocess.run([compiler, "-O2", "-fPIC", "-shared", "-o", str(partial),
+                             str(source), *(f"-l{lib}" for lib in libraries)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BackendError(f"building {source.name} failed: {result.stderr.strip()[:300]}")
+    os.replace(partial, target)  # atomic: concurrent builders agree
+    return target
