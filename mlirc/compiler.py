@@ -49,7 +49,9 @@ def compile(model, example_args=(), *, backend: str = "jit",
     stop_at: the last stage to run; the result then holds IR but cannot run.
     dump_dir: write each stage's IR there as `NN-stage.mlir`.
     pipeline: a custom Pipeline (see `mlirc.default_pipeline`).
-    opt_level: LLVM optimisation level of the native backends.
+    opt_level: LLVM optimisation level of the native backends; above 0, an
+        eval-mode PyTorch model's Conv -> BatchNorm pairs are also folded
+        before export.
     blas: offload matmuls to BLAS (native backends; the `blas` stage).
     input_shapes: ONNX only: {input name: shape} fixing dynamic dimensions.
     name: the C entry point of the aot backend (`_mlir_ciface_<name>`).
@@ -64,7 +66,8 @@ def compile(model, example_args=(), *, backend: str = "jit",
     pipeline = pipeline or default_pipeline(backend, frontend, blas)
     if stop_at is not None:
         pipeline.index(stop_at)  # fails early on an unknown name
-    imported = _import(model, example_args, frontend, pipeline, start_from, input_shapes)
+    imported = _import(model, example_args, frontend, pipeline, start_from, input_shapes,
+                       opt_level=opt_level)
     if dump_dir is not None and imported.first.elided:  # dumps are restart points: in full
         imported.first.text = ir.module_text(imported.module, debug_info=True)
     _report(imported.first, pipeline, dump_dir, on_stage)
@@ -106,7 +109,7 @@ def compile(model, example_args=(), *, backend: str = "jit",
 
 
 def _import(model, example_args, frontend: str, pipeline: Pipeline, start_from,
-            input_shapes, expand: set[str] = frozenset()) -> Imported:
+            input_shapes, expand: set[str] = frozenset(), opt_level: int = 3) -> Imported:
     first_stage = pipeline.names()[0]
     if start_from not in (None, first_stage) and not isinstance(model, (str, Path)):
         raise InputError("start_from applies to .mlir input only")
@@ -114,7 +117,8 @@ def _import(model, example_args, frontend: str, pipeline: Pipeline, start_from,
     started = time.perf_counter()
     reference, onnx_opset, onnx_nodes = None, 0, {}
     if frontend == "torch" and _is_torch_module(model):
-        module, signature = torch_frontend.import_module(model, example_args, context)
+        module, signature = torch_frontend.import_module(model, example_args, context,
+                                                         fold_batch_norm=opt_level > 0)
         reference = model
     elif frontend == "onnx":
         module, signature, onnx_nodes = onnx_frontend.import_model(model, context,

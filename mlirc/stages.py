@@ -44,7 +44,8 @@ def _mlir(*texts: str) -> list[Pass]:
 
 def _torch_stages() -> list[Stage]:
     return [
-        Stage("torch", "torch dialect as imported (torch.export + FX importer)"),
+        Stage("torch", "torch dialect as imported (torch.export + FX importer; "
+              "eval-mode Conv -> BatchNorm pairs folded unless opt-level 0)"),
         Stage("torch-backend",
               "torch backend contract: value semantics, refined shapes and dtypes, "
               "complex ops decomposed",

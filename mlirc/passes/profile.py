@@ -71,10 +71,19 @@ def _label(op) -> dict:
         iterators = str(op.attributes["iterator_types"])
         kind = "linalg.generic (reduction)" if "reduction" in iterators else \
             "linalg.generic (elementwise)"
-    buffers = [str(v.type) for v in op.operands if str(v.type).startswith("memref<")]
+    buffers = [str(_before_cast(v).type) for v in op.operands
+               if str(v.type).startswith("memref<")]
     written = buffers[-1].split(",")[0].rstrip(">") + ">" if buffers else ""
     where = ir.source_location(op.location) or onnx_node_name(op.location)
     return {"op": kind, "type": written, "where": where}
+
+
+def _before_cast(value):
+    """The static-shaped buffer behind a memref.cast (BLAS calls take casts)."""
+    owner = value.owner
+    if getattr(owner, "name", None) == "memref.cast":
+        return owner.operands[0]
+    return value
 
 
 def uses_timers(module) -> bool:

@@ -90,9 +90,18 @@ void mlirc_conv2d_nchw_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out), int64_t s
   float *output = (float *)out_aligned + out_offset;
   int64_t channels = in_c, kh = filter_h, kw = filter_w, oh = out_h, ow = out_w;
   int64_t rows = channels * kh * kw, cols = oh * ow;
-  float *columns = malloc(sizeof(float) * rows * cols);
+  /* A 1x1 convolution with unit strides reads its columns straight from the
+   * image (C x H*W, row-major): no im2col copy. */
+  int direct = kh == 1 && kw == 1 && stride_h == 1 && stride_w == 1 &&
+               in_h == oh && in_w == ow && in_s2 == in_w && in_s1 == in_h * in_w;
+  float *columns = direct ? NULL : malloc(sizeof(float) * rows * cols);
   for (int64_t n = 0; n < in_n; ++n) {
     const float *image = input + n * in_s0;
+    if (direct) {
+      gemm(RowMajor, NoTrans, NoTrans, (int)out_c, (int)cols, (int)rows, 1.0f, weights,
+           (int)rows, image, (int)cols, 1.0f, output + n * out_s0, (int)cols);
+      continue;
+    }
     for (int64_t c = 0; c < channels; ++c)
       for (int64_t i = 0; i < kh; ++i)
         for (int64_t j = 0; j < kw; ++j) {

@@ -1,7 +1,7 @@
 """Where mlirc's JIT spends its time on the bundled models: a per-op profile
 (mlirc.profile) of each, written to benchmarks/results/profile.md.
 
-    python benchmarks/profile.py [--models mlp,cnn,transformer,resnet50] [--repeat 20]
+    python benchmarks/op_profile.py [--models mlp,cnn,transformer,resnet50] [--repeat 20]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def main() -> int:
     warnings.filterwarnings("ignore")
     sections = [f"# Per-op profile of mlirc-jit\n\nMeasured {time.strftime('%Y-%m-%d')} on "
                 f"{platform.machine()} ({platform.processor() or 'cpu'}), "
-                f"`python benchmarks/profile.py`. Times are per model call; shares are of "
+                f"`python benchmarks/op_profile.py`. Times are per model call; shares are of "
                 f"the timed ops.\n"]
     for name in args.models.split(","):
         model, inputs = load_model_file(EXAMPLES / f"{name}.py")
