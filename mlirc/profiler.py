@@ -6,7 +6,7 @@
 The model is compiled for the JIT with timers around each top-level op of the
 entry function after BLAS offload (passes/profile.py): each timed op is one
 loop nest (an elementwise or reduction linalg.generic, a pooling window, a
-copy) or one BLAS call. Timers cost about 50 ns each, so the profiled build
+copy) or one BLAS call. Each timer is two clock reads, so the profiled build
 is a little slower than the plain one; `wall_seconds` is measured on the
 profiled build and `timed_share` says how much of it the timers cover.
 """
