@@ -10,6 +10,8 @@ with data propagation (the importer needs every type).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import tempfile
 from pathlib import Path
 
@@ -116,11 +118,25 @@ def _fold_constants(model):
         return model  # an optional step: the importer may still manage
     _cast_like_to_cast(model)
     try:
-        folded = optimizer.optimize(model, num_iterations=2)
+        with _quiet_loggers("onnxscript", "onnx_ir"):  # it logs a line per initializer
+            folded = optimizer.optimize(model, num_iterations=2)
     except Exception:
         return model  # the optimizer is best effort: import the model as given
     _constants_as_tensors(folded.graph)
     return folded
+
+
+@contextlib.contextmanager
+def _quiet_loggers(*names: str):
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 _LIST_CONSTANTS = {"value_ints": "int64", "value_int": "int64",
