@@ -2,8 +2,11 @@
 where a device exists), AOT shared library with its C example, save/load."""
 
 import json
+import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -173,3 +176,24 @@ class TestArtifactErrors:
         model, inputs = small
         with pytest.raises(mlirc.InputError, match="nothing runnable to save"):
             mlirc.compile(model, inputs, stop_at="linalg").save(tmp_path / "x")
+
+
+def test_mkl_blas_is_named_when_missing(monkeypatch, tmp_path):
+    from mlirc.runtime import blas
+    monkeypatch.setenv("MLIRC_BLAS", "mkl")
+    monkeypatch.setattr("sys.prefix", str(tmp_path))
+    with pytest.raises(mlirc.BackendError, match="pip install mkl"):
+        blas.blas_library()
+
+
+def test_mkl_blas_matches_eager_when_installed():
+    # A separate process: the BLAS is chosen once per process.
+    if not list((Path(sys.prefix) / "lib").glob("libmkl_rt.so*")):
+        pytest.skip("MKL is optional (pip install mkl); not installed here")
+    script = ("import torch, mlirc; torch.manual_seed(0); m = torch.nn.Linear(64, 32).eval(); "
+              "x = torch.randn(8, 64); c = mlirc.compile(m, (x,), cache=False); "
+              "print((c(x) - m(x)).abs().max().item())")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env={**os.environ, "MLIRC_BLAS": "mkl"})
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout.strip().splitlines()[-1]) < 1e-5

@@ -1,7 +1,8 @@
 """The BLAS that offloaded GEMMs call, and mlirc's shim in front of it.
 
 The BLAS is OpenBLAS from the scipy-openblas32 wheel (chosen by measurement,
-see README), or any library given as MLIRC_BLAS=/path/to/libblas.so that
+see README), MKL with MLIRC_BLAS=mkl (after `pip install mkl`), or any
+library given as MLIRC_BLAS=/path/to/libblas.so that
 exports cblas_sgemm. The shim (blas_shim.c) is compiled once with the system C
 compiler into the cache folder.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import sys
 from pathlib import Path
 
 from ..errors import BackendError
@@ -21,6 +23,8 @@ SHIM_SOURCE = Path(__file__).with_name("blas_shim.c")
 
 def blas_library() -> Path:
     configured = os.environ.get("MLIRC_BLAS")
+    if configured == "mkl":
+        return mkl_library()
     if configured:
         return Path(configured)
     try:
@@ -29,6 +33,16 @@ def blas_library() -> Path:
         raise BackendError("BLAS offload needs scipy-openblas32 (or MLIRC_BLAS=libblas.so); "
                            "or compile with blas=False") from None
     return Path(scipy_openblas32.get_lib_dir()) / f"lib{scipy_openblas32.get_library()}.so"
+
+
+def mkl_library() -> Path:
+    """MKL's single dynamic library from the `mkl` wheel (`pip install mkl`),
+    which installs it into the environment's lib folder."""
+    found = sorted((Path(sys.prefix) / "lib").glob("libmkl_rt.so*"))
+    if not found:
+        raise BackendError(f"MLIRC_BLAS=mkl: no libmkl_rt.so in {Path(sys.prefix) / 'lib'}; "
+                           "install it with `pip install mkl`")
+    return found[0]
 
 
 @functools.cache
