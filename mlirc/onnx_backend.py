@@ -9,11 +9,14 @@ The module-level functions use the jit backend; `IreeCpuBackend` (and any
 
 Value specialisation: when a model only compiles with some small integer
 inputs known (ONNX passes axes, shapes and pads as inputs; torch-mlir needs
-them constant), `prepare` defers compilation to the first `run`, bakes those
-inputs' values in, and guards on them: new values compile a new variant.
+them constant), or compiles only to run-time shapes, `prepare` defers
+compilation to the first `run`, bakes those inputs' values in, and guards on
+them: new values compile a new variant.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 from onnx.backend.base import Backend, BackendRep
@@ -65,6 +68,14 @@ class MlircBackendRep(BackendRep):
         return {i.name for i in self.model.graph.initializer}
 
 
+_DYNAMIC_TENSOR = re.compile(r"tensor<(?:\d+x)*\?")
+
+
+def _has_dynamic_shapes(compiled) -> bool:
+    """Whether the model's linalg IR has tensors of run-time shape."""
+    return bool(_DYNAMIC_TENSOR.search(compiled.ir.get("linalg", "")))
+
+
 class MlircBackend(Backend):
     mlirc_backend = "jit"
 
@@ -73,13 +84,20 @@ class MlircBackend(Backend):
         super().prepare(model, device, **kwargs)  # runs the ONNX checker
         options = {k: kwargs[k] for k in ("input_shapes", "cache", "opt_level") if k in kwargs}
         options["backend"] = cls.mlirc_backend
+        specialize = onnx_frontend.specializable_inputs(model)
         try:
-            return MlircBackendRep(mlirc_compile(model, **options))
+            compiled = mlirc_compile(model, **options)
         except MlircError:
-            specialize = onnx_frontend.specializable_inputs(model)
             if not specialize:
                 raise
             return MlircBackendRep(model=model, specialize=specialize, compile_options=options)
+        if specialize and _has_dynamic_shapes(compiled):
+            # Shapes computed from input values at run time: static shapes
+            # from the values are faster, and the native pipeline's handling
+            # of dynamic shapes is the weaker path (AffineGrid computes wrong
+            # results with them).
+            return MlircBackendRep(model=model, specialize=specialize, compile_options=options)
+        return MlircBackendRep(compiled)
 
     @classmethod
     def run_model(cls, model, inputs, device: str = "CPU", **kwargs):
