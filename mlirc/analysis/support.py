@@ -101,17 +101,27 @@ def _collect(module, selected) -> list[UnsupportedOp]:
         if name == "torch.operator":
             name = ir.StringAttr(op.attributes["name"]).value
         counts[name] += 1
-        where = ir.source_location(op.location) or onnx_node_name(op.location)
+        where = source_of(op.location)
         if where and where not in sources[name]:
             sources[name].append(where)
     return [UnsupportedOp(n, counts[n], sources[n]) for n in sorted(counts)]
 
 
-def onnx_node_name(location) -> str:
-    """"node 'conv1'" for the name locations the ONNX importer gives its ops."""
+def source_of(location) -> str:
+    """Where an op came from: 'file:line' for a source location, "node
+    'conv1'" for the name locations the ONNX importer gives its ops, else ''."""
+    return ir.source_location(location) or _onnx_node_name(location)
+
+
+def _onnx_node_name(location) -> str:
     names = [n for n in re.findall(r'"([^"]*)"', str(location))
              if n and not n.startswith("graph:")]
     return f"node '{names[0]}'" if names else ""
+
+
+def onnx_nodes(sources: list[str]) -> list[str]:
+    """The ONNX node names among `sources` as source_of writes them."""
+    return [s[len("node '"):-1] for s in sources if s.startswith("node '") and s.endswith("'")]
 
 
 def unsupported_ops_error(stage: str, input_text: str) -> UnsupportedOpsError | None:

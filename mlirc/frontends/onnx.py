@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from .. import ir
+from ..analysis.support import onnx_nodes
 from ..errors import FrontendError, InputError
 from ..runtime import signature as sig
 from . import onnx_functions
@@ -58,7 +59,9 @@ def load_model(source, input_shapes: dict | None = None, expand: set[str] = froz
     model = _convert_old_opset(model)
     _name_nodes(model.graph)  # before folding: errors name the user's nodes
     if expand:
-        model = onnx_functions.expand_functions(_infer_shapes(model), set(expand))
+        model = onnx_functions.expand_functions(model, set(expand), model_opset(model),
+                                                _infer_shapes)
+        _name_nodes(model.graph)  # the inlined bodies' nodes, before the folder does
     model = _fold_constants(model)
     _name_nodes(model.graph)
     model.graph.name = "main"
@@ -211,8 +214,7 @@ def functions_to_expand(node_op_types: dict[str, str], unsupported: list,
     for op in unsupported:
         if op.name.startswith("onnx."):
             op_types.add(op.name[len("onnx."):])
-        op_types |= {node_op_types[s[len("node '"):-1]] for s in op.sources
-                     if s.startswith("node '") and s[len("node '"):-1] in node_op_types}
+        op_types |= {node_op_types[n] for n in onnx_nodes(op.sources) if n in node_op_types}
     return {t for t in op_types if onnx_functions.expandable(t, opset)}
 
 

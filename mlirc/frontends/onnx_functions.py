@@ -28,25 +28,24 @@ def expandable(op_type: str, opset: int) -> bool:
 MAX_NESTING = 4
 
 
-def expand_functions(model, op_types: set[str]):
+def expand_functions(model, op_types: set[str], opset: int, infer_shapes):
     """A copy of `model` where top-level nodes of `op_types` (default
     domain) are replaced by their function bodies, the bodies' own such
-    nodes included. `model` must be shape-inferred: context-dependent
-    bodies depend on input types."""
-    import onnx
+    nodes included. `infer_shapes` (ModelProto -> ModelProto) types the
+    graph before each round: context-dependent bodies depend on input types."""
+    model = infer_shapes(model)
     for _ in range(MAX_NESTING):
-        expanded = _expand_once(model, op_types)
+        expanded = _expand_once(model, op_types, opset)
         if expanded is model:
             break
-        model = onnx.shape_inference.infer_shapes(expanded, data_prop=True)
+        model = infer_shapes(expanded)
     return model
 
 
-def _expand_once(model, op_types: set[str]):
+def _expand_once(model, op_types: set[str], opset: int):
     import onnx
     from onnx import inliner
 
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     expanded = onnx.ModelProto()
     expanded.CopyFrom(model)
     types = value_types(expanded.graph)
@@ -67,8 +66,6 @@ def _expand_once(model, op_types: set[str]):
     expanded.opset_import.append(onnx.helper.make_opsetid(EXPANSION_DOMAIN, 1))
     expanded = inliner.inline_selected_functions(
         expanded, [(EXPANSION_DOMAIN, f.name) for f in functions])
-    for index, node in enumerate(expanded.graph.node):
-        node.name = node.name or f"{node.op_type}_{index}"
     kept = [o for o in expanded.opset_import if o.domain != EXPANSION_DOMAIN]
     del expanded.opset_import[:]
     expanded.opset_import.extend(kept)

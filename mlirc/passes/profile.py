@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 
 from .. import ir
-from ..analysis.support import onnx_node_name
+from ..analysis.support import source_of
 from .base import PythonPass, register_pass
 
 LABELS_ATTR = "mlirc.profile_ops"
@@ -74,8 +74,7 @@ def _label(op) -> dict:
     buffers = [str(_before_cast(v).type) for v in op.operands
                if str(v.type).startswith("memref<")]
     written = buffers[-1].split(",")[0].rstrip(">") + ">" if buffers else ""
-    where = ir.source_location(op.location) or onnx_node_name(op.location)
-    return {"op": kind, "type": written, "where": where}
+    return {"op": kind, "type": written, "where": source_of(op.location)}
 
 
 def _before_cast(value):
