@@ -57,7 +57,7 @@ def _compile(args, stop_at=None, on_stage=None, **options):
         dump_dir=getattr(args, "dump_dir", None), on_stage=on_stage, cache=use_cache,
         input_shapes=_parse_input_shapes(getattr(args, "input_shape", None)),
         blas=not getattr(args, "no_blas", False), opt_level=getattr(args, "opt_level", 3),
-        **options)
+        vectorize=getattr(args, "vectorize", False), **options)
     return compiled, inputs, reference
 
 
@@ -185,6 +185,7 @@ def cmd_profile(args) -> int:
     from .profiler import profile
     source, inputs, _ = _load_source(args.source)
     report = profile(source, inputs or (), repeat=args.repeat, blas=not args.no_blas,
+                     vectorize=args.vectorize,
                      input_shapes=_parse_input_shapes(args.input_shape),
                      opt_level=args.opt_level)
     print(report.table(top=args.top))
@@ -193,7 +194,8 @@ def cmd_profile(args) -> int:
 
 def cmd_stages(args) -> int:
     from .stages import default_pipeline
-    for index, stage in enumerate(default_pipeline(args.backend, blas=not args.no_blas)):
+    for index, stage in enumerate(default_pipeline(args.backend, blas=not args.no_blas,
+                                                   vectorize=args.vectorize)):
         print(f"{index:02d} {stage.name}: {stage.description}")
         for pass_ in stage.passes:
             print(f"     {pass_.text}")
@@ -216,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="ONNX: fix a dynamic input's shape")
         sub.add_argument("--no-blas", action="store_true",
                          help="keep matmuls and convolutions in MLIR (no BLAS offload stage)")
+        sub.add_argument("--vectorize", action="store_true",
+                         help="tile and vectorize elementwise ops and row reductions with the "
+                              "transform dialect (the 'vectorized' stage)")
         sub.add_argument("--opt-level", type=int, default=3, choices=[0, 1, 2, 3],
                          help="LLVM optimisation level of the native backends")
         sub.set_defaults(handler=handler)
@@ -262,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = commands.add_parser("stages", help="list the stages and their passes")
     sub.add_argument("--backend", default="jit", choices=backend_names())
     sub.add_argument("--no-blas", action="store_true")
+    sub.add_argument("--vectorize", action="store_true")
     sub.set_defaults(handler=cmd_stages)
     return parser
 

@@ -36,7 +36,8 @@ class Imported:
 def compile(model, example_args=(), *, backend: str = "jit",
             stop_at: str | None = None, start_from: str | None = None,
             dump_dir: str | Path | None = None, pipeline: Pipeline | None = None,
-            opt_level: int = 3, blas: bool = True, name: str | None = None,
+            opt_level: int = 3, blas: bool = True, vectorize: bool = False,
+            name: str | None = None,
             input_shapes: dict | None = None,
             iree_flags: tuple[str, ...] = (), cache: bool | None = None,
             on_stage=None) -> CompiledModel:
@@ -53,6 +54,8 @@ def compile(model, example_args=(), *, backend: str = "jit",
         eval-mode PyTorch model's Conv -> BatchNorm pairs are also folded
         before export.
     blas: offload matmuls to BLAS (native backends; the `blas` stage).
+    vectorize: add the `vectorized` stage (transform-dialect tiling and
+        vectorization of elementwise ops and row reductions; native backends).
     input_shapes: ONNX only: {input name: shape} fixing dynamic dimensions.
     name: the C entry point of the aot backend (`_mlir_ciface_<name>`).
     iree_flags: extra iree-compile flags for the iree-* backends.
@@ -63,7 +66,7 @@ def compile(model, example_args=(), *, backend: str = "jit",
     """
     started = time.perf_counter()
     frontend = _frontend_of(model)
-    pipeline = pipeline or default_pipeline(backend, frontend, blas)
+    pipeline = pipeline or default_pipeline(backend, frontend, blas, vectorize)
     if stop_at is not None:
         pipeline.index(stop_at)  # fails early on an unknown name
     imported = _import(model, example_args, frontend, pipeline, start_from, input_shapes,

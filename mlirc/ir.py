@@ -17,6 +17,7 @@ from torch_mlir import dialects, ir, passmanager, rewrite
 from torch_mlir.dialects import arith, func, linalg, math, memref  # noqa: F401 (dialects.*)
 from torch_mlir._mlir_libs import _stablehlo
 from torch_mlir.dialects import torch as torch_dialect
+from torch_mlir.dialects.transform import interpreter as transform_interpreter
 from torch_mlir.execution_engine import ExecutionEngine
 
 Context = ir.Context
@@ -41,10 +42,20 @@ F32Type = ir.F32Type
 BoolAttr = ir.BoolAttr
 Operation = ir.Operation
 InsertionPoint = ir.InsertionPoint
+AffineMapAttr = ir.AffineMapAttr
+AffineDimExpr = ir.AffineDimExpr
+ShapedType = ir.ShapedType
+VectorType = ir.VectorType
+FloatAttr = ir.FloatAttr
+DenseElementsAttr = ir.DenseElementsAttr
+ArrayAttr = ir.ArrayAttr
+DenseI32ArrayAttr = ir.DenseI32ArrayAttr
 
 __all__ = [
     "dialects", "rewrite", "SymbolTable", "Type", "Attribute", "IntegerType", "AffineMap", "FlatSymbolRefAttr", "F32Type", "InsertionPoint",
-    "BoolAttr", "Operation",
+    "BoolAttr", "Operation", "AffineMapAttr", "AffineDimExpr", "ShapedType", "VectorType", "FloatAttr",
+    "DenseElementsAttr", "ArrayAttr", "DenseI32ArrayAttr",
+    "transform_interpreter",
     "Context", "Module", "Location", "MLIRError", "PassManager", "UnitAttr",
     "StringAttr", "TypeAttr", "FunctionType", "ExecutionEngine", "new_context", "parse_module",
     "module_text", "module_digest", "elided_resources", "KEPT_RESOURCE_LIMIT", "walk_ops", "op_counts_by_dialect", "Diagnostic",

@@ -87,11 +87,11 @@ class Profile:
 
 
 def profile(model, example_args=(), *, repeat: int = 20, warmup: int = 3,
-            blas: bool = True, **compile_options) -> Profile:
+            blas: bool = True, vectorize: bool = False, **compile_options) -> Profile:
     """Compiles `model` for the JIT with per-op timers and runs it `repeat`
     times on `example_args` (or the model's own example inputs, for ONNX:
     random ones)."""
-    pipeline = default_pipeline("jit", compiler._frontend_of(model), blas)
+    pipeline = default_pipeline("jit", compiler._frontend_of(model), blas, vectorize)
     pipeline.set_passes("loops", [ProfileOps(), *pipeline["loops"].passes])
     runtime = ctypes.CDLL(runtime_library())
     compiled = compiler.compile(model, example_args, backend="jit", pipeline=pipeline,

@@ -15,7 +15,10 @@ from .errors import InputError
 from .passes import MlirPass, Pass, PythonPass, parse_pipeline
 from .passes.blas_offload import BlasOffload
 from .passes.c_interface import EmitCInterface
+from .passes.dead_results import DropUnusedResults
 from .passes.float8 import ExpandFloat8Casts, OnnxCastToFloat8
+from .passes.math_approx import ApproximateMath
+from .passes.vectorize import Vectorize
 
 
 @dataclass
@@ -107,16 +110,22 @@ def output_level_pipeline(level: str, frontend: str = "torch") -> Pipeline:
     return Pipeline(front[:2] + [copy.deepcopy(OUTPUT_LEVELS[level])])
 
 
-def _native_stages(blas: bool = True) -> list[Stage]:
+def _native_stages(blas: bool = True, vectorize: bool = False) -> list[Stage]:
     # Elementwise fusion also fuses transposes and broadcasts into matmuls,
     # turning them into linalg.generic that BLAS offload cannot take; with
     # BLAS on, contractions are worth more than fused elementwise loops.
     fusion = [] if blas else ["func.func(linalg-fuse-elementwise-ops)"]
     return [
-        Stage("optimized", "linalg on tensors after cleanup"
+        Stage("optimized", "linalg on tensors after cleanup: unused results dropped, "
+              "f32 exp and erf as polynomials"
               + ("" if blas else " and elementwise fusion"),
-              [ExpandFloat8Casts(),
+              [ExpandFloat8Casts(), DropUnusedResults(), ApproximateMath(),
                *_mlir(*fusion, "func.func(canonicalize)", "func.func(cse)")]),
+        *([Stage("vectorized", "elementwise ops, broadcasts and row reductions tiled into rows "
+                 "and vectorized (vector dialect on tensors)",
+                 # no CSE here: it would merge the row loops' empty inits again
+                 [Vectorize(), MlirPass("func.func(canonicalize)")])]
+          if vectorize else []),
         Stage("bufferized",
               "memrefs instead of tensors; results become out-parameters, "
               "temporaries are freed",
@@ -142,6 +151,10 @@ def _native_stages(blas: bool = True) -> list[Stage]:
                     # memrefCopy; as linalg.copy it becomes plain loops.
                     "func.func(refback-munge-memref-copy)",
                     "func.func(convert-linalg-to-loops)",
+                    # vector code from the vectorized stage: multi-dimensional
+                    # reductions and transfers down to 1-D vector ops
+                    "func.func(lower-vector-multi-reduction)",
+                    "convert-vector-to-scf",
                     "func.func(lower-affine)",
                     "func.func(canonicalize)")),
         Stage("llvm", "LLVM dialect, with _mlir_ciface_ wrappers for C callers",
@@ -151,6 +164,8 @@ def _native_stages(blas: bool = True) -> list[Stage]:
                       "func.func(arith-expand)",
                       "func.func(convert-math-to-llvm)",
                       "convert-math-to-libm",
+                      "convert-vector-to-llvm",
+                      "convert-ub-to-llvm",
                       "expand-strided-metadata",
                       "lower-affine",
                       "finalize-memref-to-llvm",
@@ -220,15 +235,18 @@ FRONTENDS = {"torch": _torch_stages, "onnx": _onnx_stages, "stablehlo": _stableh
 
 
 def default_pipeline(backend: str = "jit", frontend: str = "torch",
-                     blas: bool = True) -> Pipeline:
+                     blas: bool = True, vectorize: bool = False) -> Pipeline:
     """The stages a backend compiles through from a frontend's output. Native
     backends (jit, aot) lower all the way to LLVM; IREE takes over at linalg.
-    blas=False drops the BLAS offload stage."""
+    blas=False drops the BLAS offload stage; vectorize=True adds the
+    transform-dialect vectorization stage (measured no faster than LLVM's
+    own loop vectorizer on the bundled models, so off by default)."""
     from .backends import get_backend
     if frontend not in FRONTENDS:
         raise InputError(f"unknown frontend '{frontend}'; frontends: {', '.join(FRONTENDS)}")
-    return Pipeline(FRONTENDS[frontend]() + get_backend(backend).stages(blas=blas))
+    return Pipeline(FRONTENDS[frontend]() +
+                    get_backend(backend).stages(blas=blas, vectorize=vectorize))
 
 
-def native_stages(blas: bool = True) -> list[Stage]:
-    return _native_stages(blas)
+def native_stages(blas: bool = True, vectorize: bool = False) -> list[Stage]:
+    return _native_stages(blas, vectorize)

@@ -75,9 +75,9 @@ class AotExecutable:
 class AotBackend:
     name = "aot"
 
-    def stages(self, blas: bool = True) -> list:
+    def stages(self, blas: bool = True, vectorize: bool = False) -> list:
         from ..stages import native_stages
-        return native_stages(blas)
+        return native_stages(blas, vectorize)
 
     def load(self, module, signature, options: dict) -> AotExecutable:
         name = options.get("name") or "model"

@@ -86,7 +86,7 @@ class IreeBackend:
         self.target = target
         self.name = target.backend
 
-    def stages(self, blas: bool = True) -> list:
+    def stages(self, blas: bool = True, vectorize: bool = False) -> list:
         return []  # IREE takes the linalg stage as it is (and has its own GEMMs)
 
     def compile_flags(self, options: dict, signature: Signature) -> list[str]:

@@ -68,9 +68,9 @@ class JitExecutable:
 class JitBackend:
     name = "jit"
 
-    def stages(self, blas: bool = True) -> list:
+    def stages(self, blas: bool = True, vectorize: bool = False) -> list:
         from ..stages import native_stages
-        return native_stages(blas)
+        return native_stages(blas, vectorize)
 
     def load(self, module, signature, options: dict) -> JitExecutable:
         return JitExecutable(module, signature, opt_level=options.get("opt_level", 3))

@@ -71,17 +71,25 @@ def _label(op) -> dict:
         iterators = str(op.attributes["iterator_types"])
         kind = "linalg.generic (reduction)" if "reduction" in iterators else \
             "linalg.generic (elementwise)"
-    buffers = [str(_before_cast(v).type) for v in op.operands
+    elif op.name == "scf.for":
+        # a vectorized op: a loop over rows around vector code
+        inner = [o for o in ir.walk_ops(op) if o.name == "vector.transfer_write"]
+        kind = "vector loop" if inner else "scf.for"
+        if inner:
+            op = inner[0]
+    buffers = [str(_source_buffer(v).type) for v in op.operands
                if str(v.type).startswith("memref<")]
     written = buffers[-1].split(",")[0].rstrip(">") + ">" if buffers else ""
     return {"op": kind, "type": written, "where": source_of(op.location)}
 
 
-def _before_cast(value):
-    """The static-shaped buffer behind a memref.cast (BLAS calls take casts)."""
+def _source_buffer(value):
+    """The whole buffer behind a memref.cast (BLAS calls take casts) or the
+    row views of a vectorized loop."""
     owner = value.owner
-    if getattr(owner, "name", None) == "memref.cast":
-        return owner.operands[0]
+    while getattr(owner, "name", None) in ("memref.cast", "memref.subview"):
+        value = owner.operands[0]
+        owner = value.owner
     return value
 
 
