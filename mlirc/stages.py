@@ -111,9 +111,10 @@ def output_level_pipeline(level: str, frontend: str = "torch") -> Pipeline:
 
 
 def _native_stages(blas: bool = True, vectorize: bool = False) -> list[Stage]:
-    # Elementwise fusion also fuses transposes and broadcasts into matmuls,
-    # turning them into linalg.generic that BLAS offload cannot take; with
-    # BLAS on, contractions are worth more than fused elementwise loops.
+    # Elementwise fusion also propagates reshapes through matmuls (expanding
+    # them into higher-rank linalg.generic contractions) and fuses producers
+    # into them, which BLAS offload cannot take; with BLAS on, contractions
+    # are worth more than fused elementwise loops.
     fusion = [] if blas else ["func.func(linalg-fuse-elementwise-ops)"]
     return [
         Stage("optimized", "linalg on tensors after cleanup: unused results dropped, "
