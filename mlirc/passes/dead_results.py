@@ -45,8 +45,8 @@ def _rebuild_without(op, kept: list[int]):
     yield_op = list(block.operations)[-1]
     roots = [yield_op.operands[i] for i in kept]
     body_ops = _needed_ops(block, roots)
-    kept_args = {block.arguments[inputs_count + i] for i in kept}
-    dropped_args = {block.arguments[inputs_count + i] for i in range(len(op.results))} - kept_args
+    kept_args = [block.arguments[inputs_count + i] for i in kept]
+    dropped_args = set(list(block.arguments)[inputs_count:]) - set(kept_args)
     if any(v in dropped_args for o in body_ops for v in o.operands) or \
             any(v in dropped_args for v in roots):
         return None  # the kept results read a dropped accumulator
@@ -61,8 +61,7 @@ def _rebuild_without(op, kept: list[int]):
                     "iterator_types": op.attributes["iterator_types"],
                     "operandSegmentSizes": ir.DenseI32ArrayAttr.get([len(inputs), len(outputs)])},
         regions=1, loc=op.location, ip=ir.InsertionPoint(op))
-    arguments = list(block.arguments)[:inputs_count] + \
-        [block.arguments[inputs_count + i] for i in kept]
+    arguments = list(block.arguments)[:inputs_count] + kept_args
     new_block = new.regions[0].blocks.append(*[a.type for a in arguments],
                                              arg_locs=[a.location for a in arguments])
     mapping = dict(zip(arguments, new_block.arguments))

@@ -31,8 +31,10 @@ _EXP_MAX, _EXP_MIN = 89.0, -104.0  # beyond: +Inf and 0 anyway
 # erf, Abramowitz-Stegun 7.1.26
 _AS_P = 0.3275911
 _AS_A = (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
-# erf(x) = 2/sqrt(pi) * sum (-1)^n x^(2n+1) / (n! (2n+1)), n = 0..6
-_ERF_TAYLOR = tuple((-1) ** n / (pymath.factorial(n) * (2 * n + 1)) for n in range(7))
+# erf(x) = x * sum 2/sqrt(pi) (-1)^n (x^2)^n / (n! (2n+1)), n = 0..6; highest
+# power first, for Horner's rule
+_ERF_TAYLOR = tuple(2 / pymath.sqrt(pymath.pi) * (-1) ** n / (pymath.factorial(n) * (2 * n + 1))
+                    for n in reversed(range(7)))
 
 
 class _Builder:
@@ -45,8 +47,6 @@ class _Builder:
         i32 = ir.IntegerType.get_signless(32)
         self.is_vector = isinstance(float_type, ir.VectorType)
         self.int_type = ir.VectorType.get(float_type.shape, i32) if self.is_vector else i32
-        self.bool_type = (ir.VectorType.get(float_type.shape, ir.IntegerType.get_signless(1))
-                          if self.is_vector else ir.IntegerType.get_signless(1))
         self._f32, self._i32 = f32, i32
 
     def const(self, value: float):
@@ -110,7 +110,7 @@ def _expand_erf(b: _Builder, x):
     magnitude = ir.dialects.math.absf(x)
     # small |x|: Taylor series in x^2
     x2 = b.mul(x, x)
-    series = b.horner(x2, [c * 2 / pymath.sqrt(pymath.pi) for c in reversed(_ERF_TAYLOR)])
+    series = b.horner(x2, _ERF_TAYLOR)
     small = b.mul(series, x)
     # large |x|: 1 - poly(t) * exp(-x^2), t = 1 / (1 + p|x|)
     t = ir.dialects.arith.divf(b.const(1.0), b.fma(magnitude, b.const(_AS_P), b.const(1.0)))

@@ -94,18 +94,21 @@ def tile_sizes(op, vector_width: int) -> list[int] | None:
                 len(op.regions[0].blocks[0].arguments) != 2:
             return None
         return outer + [0] if ranges[-1] <= 16 * vector_width else None
-    return outer + [piece] if (piece := row_piece(ranges[-1], vector_width)) is not None else None
+    return elementwise_tile_sizes(ranges, vector_width)
 
 
-def row_piece(row: int, vector_width: int) -> int | None:
-    """How much of a row one vector op covers: a register's worth, or the
-    whole row when it is shorter (0), or the largest divisor of the row that
-    fits. Wider vectors than a few registers would spill: an erf is about 30
-    live values."""
+def elementwise_tile_sizes(ranges: list[int], vector_width: int) -> list[int] | None:
+    """Outer loops tiled by 1; the row by a register's worth, or whole when
+    it is shorter (0), or by the largest divisor of the row that fits. Wider
+    vectors than a few registers would spill: an erf is about 30 live values."""
+    row = ranges[-1]
     if row <= vector_width:
-        return 0
-    piece = next(p for p in range(vector_width, 0, -1) if row % p == 0)
-    return piece if piece >= 4 else None
+        piece = 0
+    else:
+        piece = next(p for p in range(vector_width, 0, -1) if row % p == 0)
+        if piece < 4:
+            return None
+    return [1] * (len(ranges) - 1) + [piece]
 
 
 def tile_and_vectorize_script(index: int, sizes: list[int], generalize: bool) -> str:
@@ -125,7 +128,7 @@ def tile_and_vectorize_script(index: int, sizes: list[int], generalize: bool) ->
 def _candidates(module_op, vector_width: int):
     """(op, tile sizes, generalize first?) for each op to vectorize."""
     found = []
-    for op in _walk(module_op):
+    for op in ir.walk_ops(module_op):
         if op.name == "linalg.generic":
             sizes = tile_sizes(op, vector_width)
             if sizes is not None:
@@ -133,9 +136,9 @@ def _candidates(module_op, vector_width: int):
         elif op.name in _NAMED:
             shape = op.results[0].type.shape if op.results else []
             if shape and all(s >= 0 for s in shape):
-                piece = row_piece(shape[-1], vector_width)
-                if piece is not None:
-                    found.append((op, [1] * (len(shape) - 1) + [piece], True))
+                sizes = elementwise_tile_sizes(shape, vector_width)
+                if sizes is not None:
+                    found.append((op, sizes, True))
     return found
 
 
@@ -152,10 +155,6 @@ def _own_empty_init(op) -> None:
         return
     fresh = producer.clone(ir.InsertionPoint(op))
     op.operands[init_index] = fresh.results[0]
-
-
-def _walk(module_op):
-    return ir.walk_ops(module_op)
 
 
 @register_pass
@@ -181,7 +180,7 @@ class Vectorize(PythonPass):
                     interpreter.apply_named_sequence(module_op, script.body.operations[0], script)
                 except ir.MLIRError:
                     pass  # declined: the op stays a scalar loop nest
-            for op in _walk(module_op):
+            for op in ir.walk_ops(module_op):
                 if MARK in op.attributes:
                     del op.attributes[MARK]
             cleanup = ir.Module.parse(_CLEANUP)
