@@ -18,6 +18,7 @@ import shutil
 from pathlib import Path
 
 from .artifact import tool_versions
+from .runtime import blas
 from .errors import ArtifactError
 from .passes import PythonPass
 
@@ -41,10 +42,13 @@ def cache_key(source_ir: str, stages, backend: str, options: dict,
         for pass_ in stage.passes:
             digest.update(pass_.text.encode())
             if isinstance(pass_, PythonPass):
+                # The whole module: a pass's helper functions live beside it.
                 try:
-                    digest.update(inspect.getsource(type(pass_)).encode())
+                    digest.update(inspect.getsource(inspect.getmodule(type(pass_))).encode())
                 except (OSError, TypeError):
                     return None
+    # The C runtime that AOT libraries embed and JIT code calls.
+    digest.update(blas.SHIM_SOURCE.read_bytes())
     digest.update(json.dumps({"backend": backend, "options": options,
                               "fingerprint": fingerprint,
                               "versions": tool_versions()}, sort_keys=True,

@@ -1,6 +1,10 @@
 """BLAS offload: linalg.matmul and linalg.batch_matmul on memrefs become calls
 to mlirc's GEMM shim (runtime/blas_shim.c), which calls cblas_{s,d}gemm;
-linalg.conv_2d_nchw_fchw (f32) becomes im2col + SGEMM in the same shim.
+linalg.conv_2d_nchw_fchw (f32) becomes a call to the shim's convolution
+(a direct kernel for small channel counts, else im2col + SGEMM). The per-channel
+bias broadcast that initialises a convolution's output and an in-place ReLU
+right after it are folded into that call (`fold_conv_epilogue`), so the output
+is written once.
 
 Runs after bufferization. A transposed operand produced by linalg.transpose
 into a temporary buffer is replaced by a memref.transpose view of its source:
@@ -43,6 +47,7 @@ class BlasOffload(PythonPass):
     name = "mlirc-blas-offload"
     description = "Replace matmul, batch_matmul and NCHW conv2d on memrefs with BLAS calls"
     fold_transposes: bool = True
+    fold_conv_epilogue: bool = True
 
     def run(self, module_op) -> None:
         memref, func = ir.dialects.memref, ir.dialects.func
@@ -53,7 +58,7 @@ class BlasOffload(PythonPass):
         with module_op.context, ir.Location.unknown():
             for op in candidates:
                 if op.name == CONV:
-                    self._offload_conv(op, module_body, declared)
+                    self._offload_conv(op, module_body, declared, self.fold_conv_epilogue)
                     continue
                 rank = _OPS[op.name]
                 infos = [_memref_info(v) for v in op.operands]
@@ -73,37 +78,46 @@ class BlasOffload(PythonPass):
                     casts = [memref.CastOp(generic, v).result for v in operands]
                     func.CallOp([], ir.FlatSymbolRefAttr.get(callee), casts)
                 if callee not in declared:
-                    self._declare(module_body, callee, generic)
+                    self._declare(module_body, callee, [generic] * 3)
                     declared.add(callee)
                 op.erase()
 
     @classmethod
-    def _offload_conv(cls, op, module_body, declared: set[str]) -> None:
+    def _offload_conv(cls, op, module_body, declared: set[str], fold_epilogue: bool) -> None:
         infos = [_memref_info(v) for v in op.operands]
         if any(i is None or i[0] != 4 or i[1] != "f32" or not i[2] for i in infos):
             return
         attributes = [[int(x) for x in re.search(rf"{key} = dense<([^>]*)>", str(op)).group(1)
                        .strip("[]").split(",")] for key in ("strides", "dilations")]
         (stride_h, stride_w), (dilation_h, dilation_w) = [a * (2 // len(a)) for a in attributes]
+        bias_op, relu_op = _conv_epilogue(op) if fold_epilogue else (None, None)
         memref, func, arith = ir.dialects.memref, ir.dialects.func, ir.dialects.arith
         generic = _generic_type(4, "f32")
         i64 = ir.IntegerType.get_signless(64)
         with ir.InsertionPoint(op), op.location:
-            casts = [memref.CastOp(generic, v).result for v in op.operands]
-            scalars = [arith.ConstantOp(i64, v).result
-                       for v in (stride_h, stride_w, dilation_h, dilation_w)]
-            func.CallOp([], ir.FlatSymbolRefAttr.get("mlirc_conv2d_nchw_f32"), casts + scalars)
-        if "mlirc_conv2d_nchw_f32" not in declared:
-            cls._declare(module_body, "mlirc_conv2d_nchw_f32", generic, [i64] * 4)
-            declared.add("mlirc_conv2d_nchw_f32")
-        op.erase()
+            operands = [memref.CastOp(generic, v).result for v in op.operands]
+            scalars = [stride_h, stride_w, dilation_h, dilation_w]
+            callee, types = "mlirc_conv2d_nchw_f32", [generic] * 3 + [i64] * 4
+            if bias_op is not None:
+                bias_type = _generic_type(1, "f32")
+                operands.append(memref.CastOp(bias_type, bias_op.operands[0]).result)
+                scalars.append(int(relu_op is not None))
+                callee = "mlirc_conv2d_nchw_bias_f32"
+                types = [generic] * 3 + [bias_type] + [i64] * 5
+            operands += [arith.ConstantOp(i64, v).result for v in scalars]
+            func.CallOp([], ir.FlatSymbolRefAttr.get(callee), operands)
+        if callee not in declared:
+            cls._declare(module_body, callee, types)
+            declared.add(callee)
+        for folded in (op, bias_op, relu_op):
+            if folded is not None:
+                folded.erase()
 
     @staticmethod
-    def _declare(module_body, callee: str, generic, scalars=()) -> None:
+    def _declare(module_body, callee: str, types) -> None:
         func = ir.dialects.func
         with ir.InsertionPoint.at_block_begin(module_body):
-            func.FuncOp(callee, ir.FunctionType.get([generic] * 3 + list(scalars), []),
-                        visibility="private")
+            func.FuncOp(callee, ir.FunctionType.get(list(types), []), visibility="private")
 
     @staticmethod
     def _fold_transpose(value, rank: int):
@@ -133,6 +147,92 @@ class BlasOffload(PythonPass):
         view = ir.dialects.memref.TransposeOp(view_type, source, view_map).result
         transpose.erase()
         return view
+
+
+# Folding the bias and the ReLU into the convolution call. Both searches stay
+# in the convolution's block and give up at the first operation that may read
+# or write the output buffer in some other way (or that hides a region).
+_VIEWS = ("memref.cast", "memref.subview", "memref.reinterpret_cast", "memref.expand_shape",
+          "memref.collapse_shape", "memref.transpose")
+
+
+def _conv_epilogue(conv):
+    """(the bias broadcast, the in-place ReLU) around `conv` that its call can
+    absorb: the broadcast must be the last write of the output before the
+    convolution, of a constant per-channel vector; the ReLU (only folded with
+    a bias) the first use after it, reading and writing the output alone."""
+    output = conv.operands[2]
+    block = list(conv.block.operations)
+    index = next(i for i, o in enumerate(block) if o.operation == conv)
+    aliases = [output]
+    for candidate in block:
+        if candidate.operation.name in _VIEWS and candidate.operation.operands[0] in aliases:
+            aliases.append(candidate.operation.results[0])
+    bias = _first_toucher(reversed(block[:index]), aliases)
+    if bias is None or not _is_channel_bias(bias, output):
+        return None, None
+    relu = _first_toucher(block[index + 1:], aliases)
+    return bias, (relu if relu is not None and _is_inplace_relu(relu, output) else None)
+
+
+def _first_toucher(operations, aliases):
+    """The first of `operations` that uses one of `aliases` (None when an
+    operation with regions that are not a linalg payload comes first)."""
+    for candidate in operations:
+        candidate = candidate.operation
+        if any(operand in aliases for operand in candidate.operands):
+            return candidate
+        if len(candidate.regions) and not candidate.name.startswith("linalg."):
+            return None
+    return None
+
+
+def _is_channel_bias(op, output) -> bool:
+    if op.name != "linalg.broadcast" or len(op.operands) != 2 or op.operands[1] != output:
+        return False
+    source = op.operands[0]
+    return (str(source.type) == f"memref<{str(output.type).split('x')[1]}xf32>"
+            and _defining_op_name(source) == "memref.get_global"
+            and "dimensions = [0, 2, 3]" in str(op))
+
+
+def _defining_op_name(value) -> str:
+    """The name of the operation defining `value` ('' for a block argument).
+    Through .operation: some op views' `name` is an attribute (get_global's)."""
+    owner = value.owner
+    return owner.operation.name if hasattr(owner, "operation") else ""
+
+
+def _is_zero(value) -> bool:
+    if _defining_op_name(value) != "arith.constant":
+        return False
+    try:
+        return ir.FloatAttr(value.owner.attributes["value"]).value == 0.0
+    except ValueError:  # not a float constant
+        return False
+
+
+def _is_inplace_relu(op, output) -> bool:
+    """A linalg.generic computing out = x > 0 ? x : 0 (or maximumf(x, 0)) in
+    place on `output`: NaN passes through in both, as in the shim."""
+    if op.name != "linalg.generic" or list(op.operands) != [output, output]:
+        return False
+    maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
+    if any(m != ir.AffineMap.get_identity(m.n_dims) for m in maps):
+        return False  # all-identity maps: elementwise (a reduction needs a projection)
+    body = list(op.regions[0].blocks[0].operations)
+    x = op.regions[0].blocks[0].arguments[0]
+    names = [o.operation.name for o in body]
+    if names == ["arith.maximumf", "linalg.yield"]:
+        return (list(body[0].operands)[0] == x and _is_zero(body[0].operands[1])
+                and body[1].operands[0] == body[0].result)
+    if names != ["arith.cmpf", "arith.select", "linalg.yield"]:
+        return False
+    compare, select, yielded = body
+    return (ir.IntegerAttr(compare.attributes["predicate"]).value == 9  # ugt
+            and compare.operands[0] == x and _is_zero(compare.operands[1])
+            and select.operands[0] == compare.result and select.operands[1] == x
+            and _is_zero(select.operands[2]) and yielded.operands[0] == select.result)
 
 
 def _row_major_strides(shape: list[int]) -> list[int]:

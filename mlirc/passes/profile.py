@@ -79,6 +79,8 @@ def _label(op) -> dict:
             op = inner[0]
     buffers = [str(_source_buffer(v).type) for v in op.operands
                if str(v.type).startswith("memref<")]
+    if kind.startswith("call mlirc_conv2d"):
+        buffers = buffers[:3]  # (input, filter, output[, bias]): the output is written
     written = buffers[-1].split(",")[0].rstrip(">") + ">" if buffers else ""
     return {"op": kind, "type": written, "where": source_of(op.location)}
 

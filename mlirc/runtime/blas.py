@@ -19,6 +19,9 @@ from ..errors import BackendError
 from . import c_library
 
 SHIM_SOURCE = Path(__file__).with_name("blas_shim.c")
+# For the host, like the code the JIT and AOT backends generate: the direct
+# convolution's register tiles are GCC vectors that need the host's widths.
+SHIM_FLAGS = ("-O3", "-march=native", "-fopenmp")
 
 
 def blas_library() -> Path:
@@ -59,4 +62,4 @@ def load() -> list[str]:
 
 
 def build_shim() -> Path:
-    return c_library.build(SHIM_SOURCE, "mlirc_blas", libraries=("dl",))
+    return c_library.build(SHIM_SOURCE, "mlirc_blas", libraries=("dl",), flags=SHIM_FLAGS)

@@ -13,10 +13,12 @@ from pathlib import Path
 from ..errors import BackendError
 
 
-def build(source: Path, name: str, libraries: tuple[str, ...] = ()) -> Path:
-    """The shared library built from `source` (reused while it is unchanged)."""
+def build(source: Path, name: str, libraries: tuple[str, ...] = (),
+          flags: tuple[str, ...] = ("-O2",)) -> Path:
+    """The shared library built from `source` with `flags` (reused while the
+    source and the flags are unchanged)."""
     from ..cache import cache_dir
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256(source.read_bytes() + " ".join(flags).encode()).hexdigest()[:16]
     target = cache_dir() / "runtime" / f"lib{name}_{digest}.so"
     if target.exists():
         return target
@@ -25,7 +27,7 @@ def build(source: Path, name: str, libraries: tuple[str, ...] = ()) -> Path:
         raise BackendError(f"building {source.name} needs a C compiler ('{compiler}')")
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".{os.getpid()}.tmp")
-    result = subprocess.run([compiler, "-O2", "-fPIC", "-shared", "-o", str(partial),
+    result = subprocess.run([compiler, *flags, "-fPIC", "-shared", "-o", str(partial),
                              str(source), *(f"-l{lib}" for lib in libraries)],
                             capture_output=True, text=True)
     if result.returncode != 0:

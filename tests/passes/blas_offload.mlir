@@ -2,6 +2,7 @@
 
 // A matmul whose right operand is a transposed copy of a weight: the copy is
 // replaced by a transposed view and the matmul by a GEMM call.
+// CHECK: func.func private @mlirc_conv2d_nchw_bias_f32(memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, {{.*}}, memref<?xf32, strided<[?], offset: ?>>, i64, i64, i64, i64, i64)
 // CHECK: func.func private @mlirc_conv2d_nchw_f32
 // CHECK: func.func private @mlirc_gemm_f32(memref<?x?xf32, strided<[?, ?], offset: ?>>
 // CHECK-LABEL: func.func @matmul_transposed
@@ -53,5 +54,71 @@ func.func @strided(%a: memref<4x8xf32, strided<[16, 1]>>, %w: memref<4x8xf32>, %
   linalg.transpose ins(%w : memref<4x8xf32>) outs(%t : memref<8x4xf32>) permutation = [1, 0]
   linalg.matmul ins(%a, %t : memref<4x8xf32, strided<[16, 1]>>, memref<8x4xf32>) outs(%c : memref<4x4xf32>)
   memref.dealloc %t : memref<8x4xf32>
+  return
+}
+
+// The bias broadcast that initialises a convolution's output and the in-place
+// ReLU after it fold into one call: the output is written once.
+memref.global "private" constant @bias4 : memref<4xf32> = dense<[1.0, 2.0, 3.0, 4.0]>
+// CHECK-LABEL: func.func @conv_bias_relu
+// CHECK-NOT: linalg.broadcast
+// CHECK: %[[ONE:.*]] = arith.constant 1 : i64
+// CHECK: %[[BIAS:.*]] = memref.cast %{{.*}} : memref<4xf32> to memref<?xf32, strided<[?], offset: ?>>
+// CHECK: call @mlirc_conv2d_nchw_bias_f32(%{{.*}}, %{{.*}}, %{{.*}}, %[[BIAS]], %[[ONE]], %[[ONE]], %[[ONE]], %[[ONE]], %[[ONE]])
+// CHECK-NOT: linalg.generic
+// CHECK: return
+func.func @conv_bias_relu(%in: memref<1x3x6x6xf32>, %f: memref<4x3x3x3xf32>, %out: memref<1x4x4x4xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %bias = memref.get_global @bias4 : memref<4xf32>
+  linalg.broadcast ins(%bias : memref<4xf32>) outs(%out : memref<1x4x4x4xf32>) dimensions = [0, 2, 3]
+  linalg.conv_2d_nchw_fchw {dilations = dense<1> : tensor<2xi64>, strides = dense<1> : tensor<2xi64>}
+    ins(%in, %f : memref<1x3x6x6xf32>, memref<4x3x3x3xf32>) outs(%out : memref<1x4x4x4xf32>)
+  linalg.generic {indexing_maps = [affine_map<(n, c, h, w) -> (n, c, h, w)>, affine_map<(n, c, h, w) -> (n, c, h, w)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%out : memref<1x4x4x4xf32>) outs(%out : memref<1x4x4x4xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %positive = arith.cmpf ugt, %x, %zero : f32
+    %relu = arith.select %positive, %x, %zero : f32
+    linalg.yield %relu : f32
+  }
+  return
+}
+
+// Something else after the convolution (here a residual add) stays; the bias
+// still folds, with the ReLU flag off.
+// CHECK-LABEL: func.func @conv_bias_add
+// CHECK: %[[OFF:.*]] = arith.constant 0 : i64
+// CHECK: call @mlirc_conv2d_nchw_bias_f32({{.*}}, %[[OFF]])
+// CHECK: linalg.generic
+func.func @conv_bias_add(%in: memref<1x3x6x6xf32>, %f: memref<4x3x3x3xf32>, %out: memref<1x4x4x4xf32>,
+                         %residual: memref<1x4x4x4xf32>) {
+  %bias = memref.get_global @bias4 : memref<4xf32>
+  linalg.broadcast ins(%bias : memref<4xf32>) outs(%out : memref<1x4x4x4xf32>) dimensions = [0, 2, 3]
+  linalg.conv_2d_nchw_fchw {dilations = dense<1> : tensor<2xi64>, strides = dense<1> : tensor<2xi64>}
+    ins(%in, %f : memref<1x3x6x6xf32>, memref<4x3x3x3xf32>) outs(%out : memref<1x4x4x4xf32>)
+  linalg.generic {indexing_maps = [affine_map<(n, c, h, w) -> (n, c, h, w)>, affine_map<(n, c, h, w) -> (n, c, h, w)>,
+                                   affine_map<(n, c, h, w) -> (n, c, h, w)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%out, %residual : memref<1x4x4x4xf32>, memref<1x4x4x4xf32>) outs(%out : memref<1x4x4x4xf32>) {
+  ^bb0(%x: f32, %r: f32, %o: f32):
+    %sum = arith.addf %x, %r : f32
+    linalg.yield %sum : f32
+  }
+  return
+}
+
+// A read of the initialised output between the broadcast and the convolution
+// keeps the broadcast (and the plain accumulating call).
+// CHECK-LABEL: func.func @conv_bias_read_between
+// CHECK: linalg.broadcast
+// CHECK: memref.copy
+// CHECK: call @mlirc_conv2d_nchw_f32(
+func.func @conv_bias_read_between(%in: memref<1x3x6x6xf32>, %f: memref<4x3x3x3xf32>, %out: memref<1x4x4x4xf32>,
+                                  %seen: memref<1x4x4x4xf32>) {
+  %bias = memref.get_global @bias4 : memref<4xf32>
+  linalg.broadcast ins(%bias : memref<4xf32>) outs(%out : memref<1x4x4x4xf32>) dimensions = [0, 2, 3]
+  memref.copy %out, %seen : memref<1x4x4x4xf32> to memref<1x4x4x4xf32>
+  linalg.conv_2d_nchw_fchw {dilations = dense<1> : tensor<2xi64>, strides = dense<1> : tensor<2xi64>}
+    ins(%in, %f : memref<1x3x6x6xf32>, memref<4x3x3x3xf32>) outs(%out : memref<1x4x4x4xf32>)
   return
 }

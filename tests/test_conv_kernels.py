@@ -1,0 +1,87 @@
+"""The BLAS shim's convolution paths, checked against PyTorch: the direct
+kernel (rows of 16 floats and rows of 8, one image and a batch spread over
+threads), im2col + GEMM (strided, other widths), the copy-free 1x1 GEMM, each
+with the bias and ReLU folded into the call and without them."""
+
+import numpy as np
+import pytest
+import torch
+
+import mlirc
+from mlirc.passes.blas_offload import BlasOffload
+
+
+class ConvBlock(torch.nn.Module):
+    def __init__(self, channels, filters, kernel, stride=1, bias=True, relu=True):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(channels, filters, kernel, stride=stride,
+                                    padding=kernel // 2, bias=bias)
+        self.relu = relu
+
+    def forward(self, x):
+        y = self.conv(x)
+        return torch.relu(y) if self.relu else y
+
+
+# (batch, channels, filters, kernel, stride, height/width): which path each takes
+SHAPES = {
+    "direct-16-wide": (2, 3, 8, 3, 1, 32),    # output rows of 32 floats, 4k rows, F % 4
+    "direct-16-one-image": (1, 5, 4, 5, 1, 16),
+    "direct-8-wide": (4, 16, 16, 3, 1, 8),    # output rows of exactly 8, F % 8
+    "im2col-strided": (2, 3, 8, 3, 2, 17),
+    "im2col-odd-width": (1, 6, 12, 3, 1, 7),
+    "gemm-1x1": (2, 16, 24, 1, 1, 10),
+}
+
+
+def _check(block, batch, channels, size, **options):
+    torch.manual_seed(0)
+    x = torch.randn(batch, channels, size, size)
+    compiled = mlirc.compile(block.eval(), (x,), cache=False, **options)
+    expected = block(x).detach().numpy()
+    np.testing.assert_allclose(np.asarray(compiled(x)), expected, rtol=1e-4, atol=1e-4)
+    return compiled
+
+
+@pytest.mark.parametrize("epilogue", ["bias-relu", "bias", "no-bias"])
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+def test_conv_paths_match_torch(shape, epilogue):
+    batch, channels, filters, kernel, stride, size = shape
+    torch.manual_seed(1)
+    block = ConvBlock(channels, filters, kernel, stride, bias=epilogue != "no-bias",
+                      relu=epilogue == "bias-relu")
+    compiled = _check(block, batch, channels, size)
+    blas = compiled.ir["blas"]
+    assert "linalg.conv_2d_nchw_fchw" not in blas
+    if epilogue == "no-bias":
+        assert "call @mlirc_conv2d_nchw_f32" in blas
+    else:
+        assert "call @mlirc_conv2d_nchw_bias_f32" in blas
+        assert "linalg.broadcast" not in blas
+
+
+def test_folded_relu_keeps_nan():
+    """The ReLU it replaces is `cmpf ugt`-and-select, which passes NaN through."""
+    block = ConvBlock(1, 4, 3).eval()
+    x = torch.randn(1, 1, 16, 16)
+    x[0, 0, 5, 5] = float("nan")
+    compiled = mlirc.compile(block, (x,), cache=False)
+    got = np.asarray(compiled(x))
+    expected = block(x).detach().numpy()
+    assert np.array_equal(np.isnan(got), np.isnan(expected)) and np.isnan(got).any()
+    finite = ~np.isnan(expected)
+    np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-4, atol=1e-4)
+
+
+def test_epilogue_folding_can_be_switched_off():
+    pipeline = mlirc.default_pipeline("jit")
+    pipeline.set_passes("blas", [BlasOffload(fold_conv_epilogue=False),
+                                 *pipeline["blas"].passes[1:]])
+    torch.manual_seed(2)
+    block = ConvBlock(3, 8, 3)
+    x = torch.randn(1, 3, 16, 16)
+    compiled = mlirc.compile(block.eval(), (x,), cache=False, pipeline=pipeline)
+    assert "call @mlirc_conv2d_nchw_f32" in compiled.ir["blas"]
+    assert "linalg.broadcast" in compiled.ir["blas"]
+    np.testing.assert_allclose(np.asarray(compiled(x)), block(x).detach().numpy(),
+                               rtol=1e-4, atol=1e-4)
