@@ -21,7 +21,7 @@ from . import c_library
 SHIM_SOURCE = Path(__file__).with_name("blas_shim.c")
 # For the host, like the code the JIT and AOT backends generate: the direct
 # convolution's register tiles are GCC vectors that need the host's widths.
-SHIM_FLAGS = ("-O3", "-march=native", "-fopenmp")
+SHIM_FLAGS = ("-O3", "-march=native")
 
 
 def blas_library() -> Path:

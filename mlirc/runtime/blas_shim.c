@@ -223,7 +223,11 @@ static void conv2d(const conv_shape *shape, int64_t images, const float *input,
                    int64_t image_stride, const float *weights, float *output,
                    int64_t out_stride) {
   if (direct_conv_fits(shape)) {
-#pragma omp parallel for if (images > 1)
+    /* One thread. Spreading the images over OpenMP threads took the cnn from
+     * 0.36 to 0.25 ms on its own, but libgomp's workers (PyTorch's pool)
+     * keep spinning after a region and slowed what ran next in the same
+     * process, mlirc's transformer by 30-40%; with a short spin
+     * (GOMP_SPINCOUNT) eager PyTorch became several times slower instead. */
     for (int64_t n = 0; n < images; ++n)
       direct_conv(shape, input + n * image_stride, weights, output + n * out_stride);
     return;
