@@ -60,6 +60,26 @@ def test_conv_paths_match_torch(shape, epilogue):
         assert "linalg.broadcast" not in blas
 
 
+class ResidualBlock(torch.nn.Module):
+    """ResNet's pattern: relu(conv(x) + bias + shortcut)."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.first = torch.nn.Conv2d(channels, channels, 3, padding=1)
+        self.second = torch.nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x):
+        shortcut = torch.relu(self.first(x))
+        return torch.relu(self.second(shortcut) + shortcut)
+
+
+@pytest.mark.parametrize("size", [16, 7], ids=["direct", "im2col"])
+def test_residual_add_folds_into_the_call(size):
+    torch.manual_seed(3)
+    compiled = _check(ResidualBlock(8), 2, 8, size)
+    assert "call @mlirc_conv2d_nchw_bias_residual_f32" in compiled.ir["blas"]
+
+
 def test_folded_relu_keeps_nan():
     """The ReLU it replaces is `cmpf ugt`-and-select, which passes NaN through."""
     block = ConvBlock(1, 4, 3).eval()

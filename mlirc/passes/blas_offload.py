@@ -2,9 +2,9 @@
 to mlirc's GEMM shim (runtime/blas_shim.c), which calls cblas_{s,d}gemm;
 linalg.conv_2d_nchw_fchw (f32) becomes a call to the shim's convolution
 (a direct kernel for small channel counts, else im2col + SGEMM). The per-channel
-bias broadcast that initialises a convolution's output and an in-place ReLU
-right after it are folded into that call (`fold_conv_epilogue`), so the output
-is written once.
+bias broadcast that initialises a convolution's output, and a residual add and
+a ReLU in place right after it, are folded into that call
+(`fold_conv_epilogue`, see conv_epilogue.py), so the output is written once.
 
 Runs after bufferization. A transposed operand produced by linalg.transpose
 into a temporary buffer is replaced by a memref.transpose view of its source:
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from .. import ir
 from .base import PythonPass, register_pass
+from .conv_epilogue import match_epilogue
 
 SHIM_PREFIX = "mlirc_"
 SHIM_FUNCTIONS = ("mlirc_gemm_", "mlirc_conv2d_")  # the shim's entry points
@@ -90,28 +91,33 @@ class BlasOffload(PythonPass):
         attributes = [[int(x) for x in re.search(rf"{key} = dense<([^>]*)>", str(op)).group(1)
                        .strip("[]").split(",")] for key in ("strides", "dilations")]
         (stride_h, stride_w), (dilation_h, dilation_w) = [a * (2 // len(a)) for a in attributes]
-        bias_op, relu_op = _conv_epilogue(op) if fold_epilogue else (None, None)
+        epilogue = match_epilogue(op) if fold_epilogue else None
         memref, func, arith = ir.dialects.memref, ir.dialects.func, ir.dialects.arith
         generic = _generic_type(4, "f32")
         i64 = ir.IntegerType.get_signless(64)
         with ir.InsertionPoint(op), op.location:
             operands = [memref.CastOp(generic, v).result for v in op.operands]
             scalars = [stride_h, stride_w, dilation_h, dilation_w]
-            callee, types = "mlirc_conv2d_nchw_f32", [generic] * 3 + [i64] * 4
-            if bias_op is not None:
+            callee, types = "mlirc_conv2d_nchw_f32", [generic] * 3
+            if epilogue is not None:
+                # out = act(conv + bias[f] [+ residual])
                 bias_type = _generic_type(1, "f32")
-                operands.append(memref.CastOp(bias_type, bias_op.operands[0]).result)
-                scalars.append(int(relu_op is not None))
+                operands.append(memref.CastOp(bias_type, epilogue.bias_vector).result)
+                types = [generic] * 3 + [bias_type]
                 callee = "mlirc_conv2d_nchw_bias_f32"
-                types = [generic] * 3 + [bias_type] + [i64] * 5
+                if epilogue.residual is not None:
+                    operands.append(memref.CastOp(generic, epilogue.residual_value).result)
+                    types.append(generic)
+                    callee = "mlirc_conv2d_nchw_bias_residual_f32"
+                scalars.append(int(epilogue.relu is not None))
             operands += [arith.ConstantOp(i64, v).result for v in scalars]
+            types += [i64] * len(scalars)
             func.CallOp([], ir.FlatSymbolRefAttr.get(callee), operands)
         if callee not in declared:
             cls._declare(module_body, callee, types)
             declared.add(callee)
-        for folded in (op, bias_op, relu_op):
-            if folded is not None:
-                folded.erase()
+        for folded in [op] + (epilogue.operations if epilogue else []):
+            folded.erase()
 
     @staticmethod
     def _declare(module_body, callee: str, types) -> None:
@@ -147,92 +153,6 @@ class BlasOffload(PythonPass):
         view = ir.dialects.memref.TransposeOp(view_type, source, view_map).result
         transpose.erase()
         return view
-
-
-# Folding the bias and the ReLU into the convolution call. Both searches stay
-# in the convolution's block and give up at the first operation that may read
-# or write the output buffer in some other way (or that hides a region).
-_VIEWS = ("memref.cast", "memref.subview", "memref.reinterpret_cast", "memref.expand_shape",
-          "memref.collapse_shape", "memref.transpose")
-
-
-def _conv_epilogue(conv):
-    """(the bias broadcast, the in-place ReLU) around `conv` that its call can
-    absorb: the broadcast must be the last write of the output before the
-    convolution, of a constant per-channel vector; the ReLU (only folded with
-    a bias) the first use after it, reading and writing the output alone."""
-    output = conv.operands[2]
-    block = list(conv.block.operations)
-    index = next(i for i, o in enumerate(block) if o.operation == conv)
-    aliases = [output]
-    for candidate in block:
-        if candidate.operation.name in _VIEWS and candidate.operation.operands[0] in aliases:
-            aliases.append(candidate.operation.results[0])
-    bias = _first_toucher(reversed(block[:index]), aliases)
-    if bias is None or not _is_channel_bias(bias, output):
-        return None, None
-    relu = _first_toucher(block[index + 1:], aliases)
-    return bias, (relu if relu is not None and _is_inplace_relu(relu, output) else None)
-
-
-def _first_toucher(operations, aliases):
-    """The first of `operations` that uses one of `aliases` (None when an
-    operation with regions that are not a linalg payload comes first)."""
-    for candidate in operations:
-        candidate = candidate.operation
-        if any(operand in aliases for operand in candidate.operands):
-            return candidate
-        if len(candidate.regions) and not candidate.name.startswith("linalg."):
-            return None
-    return None
-
-
-def _is_channel_bias(op, output) -> bool:
-    if op.name != "linalg.broadcast" or len(op.operands) != 2 or op.operands[1] != output:
-        return False
-    source = op.operands[0]
-    return (str(source.type) == f"memref<{str(output.type).split('x')[1]}xf32>"
-            and _defining_op_name(source) == "memref.get_global"
-            and "dimensions = [0, 2, 3]" in str(op))
-
-
-def _defining_op_name(value) -> str:
-    """The name of the operation defining `value` ('' for a block argument).
-    Through .operation: some op views' `name` is an attribute (get_global's)."""
-    owner = value.owner
-    return owner.operation.name if hasattr(owner, "operation") else ""
-
-
-def _is_zero(value) -> bool:
-    if _defining_op_name(value) != "arith.constant":
-        return False
-    try:
-        return ir.FloatAttr(value.owner.attributes["value"]).value == 0.0
-    except ValueError:  # not a float constant
-        return False
-
-
-def _is_inplace_relu(op, output) -> bool:
-    """A linalg.generic computing out = x > 0 ? x : 0 (or maximumf(x, 0)) in
-    place on `output`: NaN passes through in both, as in the shim."""
-    if op.name != "linalg.generic" or list(op.operands) != [output, output]:
-        return False
-    maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
-    if any(m != ir.AffineMap.get_identity(m.n_dims) for m in maps):
-        return False  # all-identity maps: elementwise (a reduction needs a projection)
-    body = list(op.regions[0].blocks[0].operations)
-    x = op.regions[0].blocks[0].arguments[0]
-    names = [o.operation.name for o in body]
-    if names == ["arith.maximumf", "linalg.yield"]:
-        return (list(body[0].operands)[0] == x and _is_zero(body[0].operands[1])
-                and body[1].operands[0] == body[0].result)
-    if names != ["arith.cmpf", "arith.select", "linalg.yield"]:
-        return False
-    compare, select, yielded = body
-    return (ir.IntegerAttr(compare.attributes["predicate"]).value == 9  # ugt
-            and compare.operands[0] == x and _is_zero(compare.operands[1])
-            and select.operands[0] == compare.result and select.operands[1] == x
-            and _is_zero(select.operands[2]) and yielded.operands[0] == select.result)
 
 
 def _row_major_strides(shape: list[int]) -> list[int]:

@@ -76,12 +76,14 @@ GEMM(sgemm, f32, sgemm_fn, "cblas_sgemm")
 GEMM(dgemm, f64, dgemm_fn, "cblas_dgemm")
 
 /* Convolution, NCHW input x FCHW filter, f32. Operands are contiguous (the
- * pass checks) and the input is already padded. Two entry points:
+ * pass checks) and the input is already padded. Three entry points:
  *   mlirc_conv2d_nchw_f32:      out += conv(in, filter)
  *   mlirc_conv2d_nchw_bias_f32: out = act(conv(in, filter) + bias[f]), act
  *     being ReLU or the identity: the pass folds the bias broadcast that
  *     initialised `out` and an in-place ReLU that followed into this call,
- *     so the output is written once instead of three times. */
+ *     so the output is written once instead of three times.
+ *   mlirc_conv2d_nchw_bias_residual_f32: the same plus a residual (a
+ *     ResNet shortcut) of the output's shape, added before the ReLU. */
 #define MEMREF1(p) void *p##_allocated, void *p##_aligned, int64_t p##_offset, int64_t p##_size, \
   int64_t p##_stride
 #define MEMREF4(p) void *p##_allocated, void *p##_aligned, int64_t p##_offset, int64_t p##_n, \
@@ -114,13 +116,15 @@ typedef float v8 __attribute__((vector_size(32)));
   static inline __attribute__((always_inline)) void NAME(                                   \
       int64_t channels, int64_t kh, int64_t kw, int64_t in_h, int64_t in_w, int64_t plane,  \
       int64_t ow, const float *image, const float *weights, float *out, const float *bias,  \
-      int relu, int64_t f0, int64_t y0, int64_t x0) {                                       \
+      const float *residual, int relu, int64_t f0, int64_t y0, int64_t x0) {                \
     int64_t taps = channels * kh * kw;                                                      \
     T acc[FB][TILE_ROWS];                                                                   \
     for (int fb = 0; fb < FB; ++fb)                                                         \
       for (int r = 0; r < TILE_ROWS; ++r)                                                   \
-        acc[fb][r] = bias ? (T){} + bias[f0 + fb]                                           \
-                          : LOAD(T, out + (f0 + fb) * plane + (y0 + r) * ow + x0);          \
+        acc[fb][r] =                                                                        \
+            !bias      ? LOAD(T, out + (f0 + fb) * plane + (y0 + r) * ow + x0)              \
+            : residual ? bias[f0 + fb] + LOAD(T, residual + (f0 + fb) * plane + (y0 + r) * ow + x0) \
+                       : (T){} + bias[f0 + fb];                                             \
     for (int64_t c = 0; c < channels; ++c)                                                  \
       for (int64_t i = 0; i < kh; ++i)                                                      \
         for (int64_t j = 0; j < kw; ++j) {                                                  \
@@ -155,39 +159,43 @@ static int direct_conv_fits(const conv_shape *shape) {
   return shape->ow == 8 && shape->filters % 8 == 0;
 }
 
-/* One image. Inlined once per (bias, relu) case, so the tiles see constants. */
+/* One image. Inlined once per epilogue case, so the tiles see constants. */
 static inline __attribute__((always_inline)) void direct_conv_case(
     const conv_shape *shape, const float *image, const float *weights, float *out,
-    const float *bias, int relu) {
+    const float *bias, const float *residual, int relu) {
   int64_t channels = shape->channels, kh = shape->kh, kw = shape->kw, in_h = shape->in_h,
           in_w = shape->in_w, oh = shape->oh, ow = shape->ow, plane = oh * ow;
   for (int64_t y0 = 0; y0 < oh; y0 += TILE_ROWS) {
     if (ow % 16 == 0) {
       for (int64_t f0 = 0; f0 < shape->filters; f0 += 4)
         for (int64_t x0 = 0; x0 < ow; x0 += 16)
-          tile_16x4(channels, kh, kw, in_h, in_w, plane, ow, image, weights, out, bias, relu,
-                    f0, y0, x0);
+          tile_16x4(channels, kh, kw, in_h, in_w, plane, ow, image, weights, out, bias,
+                    residual, relu, f0, y0, x0);
     } else {
       for (int64_t f0 = 0; f0 < shape->filters; f0 += 8)
-        tile_8x8(channels, kh, kw, in_h, in_w, plane, ow, image, weights, out, bias, relu,
-                 f0, y0, 0);
+        tile_8x8(channels, kh, kw, in_h, in_w, plane, ow, image, weights, out, bias, residual,
+                 relu, f0, y0, 0);
     }
   }
 }
 
+/* The residual is only given with a bias (the entry points make sure). */
 static void direct_conv(const conv_shape *shape, const float *image, const float *weights,
-                        float *out) {
+                        float *out, const float *residual) {
   const float *bias = shape->bias;
-  if (bias && shape->relu) direct_conv_case(shape, image, weights, out, bias, 1);
-  else if (bias) direct_conv_case(shape, image, weights, out, bias, 0);
-  else if (shape->relu) direct_conv_case(shape, image, weights, out, NULL, 1);
-  else direct_conv_case(shape, image, weights, out, NULL, 0);
+  int relu = shape->relu;
+  if (!bias && relu) direct_conv_case(shape, image, weights, out, NULL, NULL, 1);
+  else if (!bias) direct_conv_case(shape, image, weights, out, NULL, NULL, 0);
+  else if (residual && relu) direct_conv_case(shape, image, weights, out, bias, residual, 1);
+  else if (residual) direct_conv_case(shape, image, weights, out, bias, residual, 0);
+  else if (relu) direct_conv_case(shape, image, weights, out, bias, NULL, 1);
+  else direct_conv_case(shape, image, weights, out, bias, NULL, 0);
 }
 
 /* im2col + GEMM for one image: out (F x OH*OW) = [out +] filter (F x
  * C*KH*KW) * columns (C*KH*KW x OH*OW), then the bias and ReLU epilogue. */
 static void gemm_conv(const conv_shape *shape, const float *image, const float *weights,
-                      float *out, float *columns) {
+                      float *out, const float *residual, float *columns) {
   static sgemm_fn gemm;
   if (!gemm) gemm = (sgemm_fn)find("cblas_sgemm");
   int64_t kh = shape->kh, kw = shape->kw, oh = shape->oh, ow = shape->ow;
@@ -212,7 +220,16 @@ static void gemm_conv(const conv_shape *shape, const float *image, const float *
   if (!shape->bias && !shape->relu) return;
   for (int64_t f = 0; f < shape->filters; ++f) {
     float bias = shape->bias ? shape->bias[f] : 0.0f, *row = out + f * cols;
-    if (shape->relu) /* NaN stays NaN, as in the cmpf-ugt ReLU this replaces */
+    const float *shortcut = residual ? residual + f * cols : NULL;
+    /* NaN stays NaN under the ReLU, as in the cmpf-ugt select it replaces */
+    if (shortcut && shape->relu)
+      for (int64_t p = 0; p < cols; ++p) {
+        float value = row[p] + bias + shortcut[p];
+        row[p] = value <= 0 ? 0.0f : value;
+      }
+    else if (shortcut)
+      for (int64_t p = 0; p < cols; ++p) row[p] += bias + shortcut[p];
+    else if (shape->relu)
       for (int64_t p = 0; p < cols; ++p) row[p] = row[p] + bias <= 0 ? 0.0f : row[p] + bias;
     else
       for (int64_t p = 0; p < cols; ++p) row[p] += bias;
@@ -221,7 +238,7 @@ static void gemm_conv(const conv_shape *shape, const float *image, const float *
 
 static void conv2d(const conv_shape *shape, int64_t images, const float *input,
                    int64_t image_stride, const float *weights, float *output,
-                   int64_t out_stride) {
+                   int64_t out_stride, const float *residual) {
   if (direct_conv_fits(shape)) {
     /* One thread. Spreading the images over OpenMP threads took the cnn from
      * 0.36 to 0.25 ms on its own, but libgomp's workers (PyTorch's pool)
@@ -229,7 +246,8 @@ static void conv2d(const conv_shape *shape, int64_t images, const float *input,
      * process, mlirc's transformer by 30-40%; with a short spin
      * (GOMP_SPINCOUNT) eager PyTorch became several times slower instead. */
     for (int64_t n = 0; n < images; ++n)
-      direct_conv(shape, input + n * image_stride, weights, output + n * out_stride);
+      direct_conv(shape, input + n * image_stride, weights, output + n * out_stride,
+                  residual ? residual + n * out_stride : NULL);
     return;
   }
   int copy_free = shape->kh == 1 && shape->kw == 1 && shape->stride_h == 1 &&
@@ -238,7 +256,8 @@ static void conv2d(const conv_shape *shape, int64_t images, const float *input,
                              : malloc(sizeof(float) * shape->channels * shape->kh * shape->kw *
                                       shape->oh * shape->ow);
   for (int64_t n = 0; n < images; ++n)
-    gemm_conv(shape, input + n * image_stride, weights, output + n * out_stride, columns);
+    gemm_conv(shape, input + n * image_stride, weights, output + n * out_stride,
+              residual ? residual + n * out_stride : NULL, columns);
   free(columns);
 }
 
@@ -250,7 +269,8 @@ void mlirc_conv2d_nchw_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out), int64_t s
                            int64_t stride_w, int64_t dilation_h, int64_t dilation_w) {
   conv_shape shape = CONV_SHAPE(NULL, 0);
   conv2d(&shape, in_n, (const float *)in_aligned + in_offset, in_s0,
-         (const float *)filter_aligned + filter_offset, (float *)out_aligned + out_offset, out_s0);
+         (const float *)filter_aligned + filter_offset, (float *)out_aligned + out_offset, out_s0,
+         NULL);
 }
 
 void mlirc_conv2d_nchw_bias_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out), MEMREF1(bias),
@@ -258,5 +278,16 @@ void mlirc_conv2d_nchw_bias_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out), MEMR
                                 int64_t dilation_w, int64_t relu) {
   conv_shape shape = CONV_SHAPE((const float *)bias_aligned + bias_offset, (int)relu);
   conv2d(&shape, in_n, (const float *)in_aligned + in_offset, in_s0,
-         (const float *)filter_aligned + filter_offset, (float *)out_aligned + out_offset, out_s0);
+         (const float *)filter_aligned + filter_offset, (float *)out_aligned + out_offset, out_s0,
+         NULL);
+}
+
+void mlirc_conv2d_nchw_bias_residual_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out),
+                                         MEMREF1(bias), MEMREF4(residual), int64_t stride_h,
+                                         int64_t stride_w, int64_t dilation_h,
+                                         int64_t dilation_w, int64_t relu) {
+  conv_shape shape = CONV_SHAPE((const float *)bias_aligned + bias_offset, (int)relu);
+  conv2d(&shape, in_n, (const float *)in_aligned + in_offset, in_s0,
+         (const float *)filter_aligned + filter_offset, (float *)out_aligned + out_offset, out_s0,
+         (const float *)residual_aligned + residual_offset);
 }

@@ -2,6 +2,7 @@
 
 // A matmul whose right operand is a transposed copy of a weight: the copy is
 // replaced by a transposed view and the matmul by a GEMM call.
+// CHECK: func.func private @mlirc_conv2d_nchw_bias_residual_f32(
 // CHECK: func.func private @mlirc_conv2d_nchw_bias_f32(memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, {{.*}}, memref<?xf32, strided<[?], offset: ?>>, i64, i64, i64, i64, i64)
 // CHECK: func.func private @mlirc_conv2d_nchw_f32
 // CHECK: func.func private @mlirc_gemm_f32(memref<?x?xf32, strided<[?, ?], offset: ?>>
@@ -84,18 +85,56 @@ func.func @conv_bias_relu(%in: memref<1x3x6x6xf32>, %f: memref<4x3x3x3xf32>, %ou
   return
 }
 
-// Something else after the convolution (here a residual add) stays; the bias
-// still folds, with the ReLU flag off.
-// CHECK-LABEL: func.func @conv_bias_add
-// CHECK: %[[OFF:.*]] = arith.constant 0 : i64
-// CHECK: call @mlirc_conv2d_nchw_bias_f32({{.*}}, %[[OFF]])
-// CHECK: linalg.generic
-func.func @conv_bias_add(%in: memref<1x3x6x6xf32>, %f: memref<4x3x3x3xf32>, %out: memref<1x4x4x4xf32>,
-                         %residual: memref<1x4x4x4xf32>) {
+// A residual add in place after the convolution folds too (ResNet's shortcut),
+// and so does the ReLU after it.
+// CHECK-LABEL: func.func @conv_bias_residual_relu
+// CHECK: %[[ON:.*]] = arith.constant 1 : i64
+// CHECK: %[[SHORTCUT:.*]] = memref.cast %arg3
+// CHECK: call @mlirc_conv2d_nchw_bias_residual_f32({{.*}}, %[[SHORTCUT]], {{.*}}, %[[ON]])
+// CHECK-NOT: linalg.generic
+// CHECK: return
+func.func @conv_bias_residual_relu(%in: memref<1x3x6x6xf32>, %f: memref<4x3x3x3xf32>, %out: memref<1x4x4x4xf32>,
+                                   %residual: memref<1x4x4x4xf32>) {
+  %zero = arith.constant 0.0 : f32
   %bias = memref.get_global @bias4 : memref<4xf32>
   linalg.broadcast ins(%bias : memref<4xf32>) outs(%out : memref<1x4x4x4xf32>) dimensions = [0, 2, 3]
   linalg.conv_2d_nchw_fchw {dilations = dense<1> : tensor<2xi64>, strides = dense<1> : tensor<2xi64>}
     ins(%in, %f : memref<1x3x6x6xf32>, memref<4x3x3x3xf32>) outs(%out : memref<1x4x4x4xf32>)
+  linalg.generic {indexing_maps = [affine_map<(n, c, h, w) -> (n, c, h, w)>, affine_map<(n, c, h, w) -> (n, c, h, w)>,
+                                   affine_map<(n, c, h, w) -> (n, c, h, w)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%residual, %out : memref<1x4x4x4xf32>, memref<1x4x4x4xf32>) outs(%out : memref<1x4x4x4xf32>) {
+  ^bb0(%r: f32, %x: f32, %o: f32):
+    %sum = arith.addf %x, %r : f32
+    linalg.yield %sum : f32
+  }
+  linalg.generic {indexing_maps = [affine_map<(n, c, h, w) -> (n, c, h, w)>, affine_map<(n, c, h, w) -> (n, c, h, w)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%out : memref<1x4x4x4xf32>) outs(%out : memref<1x4x4x4xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %positive = arith.cmpf ugt, %x, %zero : f32
+    %relu = arith.select %positive, %x, %zero : f32
+    linalg.yield %relu : f32
+  }
+  return
+}
+
+// The residual is written between the convolution and the add: the add stays
+// (the shim would read the residual too early); the bias still folds, with
+// the ReLU flag off.
+// CHECK-LABEL: func.func @conv_bias_residual_written_between
+// CHECK: %[[OFF:.*]] = arith.constant 0 : i64
+// CHECK: call @mlirc_conv2d_nchw_bias_f32({{.*}}, %[[OFF]])
+// CHECK: linalg.fill
+// CHECK: linalg.generic
+func.func @conv_bias_residual_written_between(%in: memref<1x3x6x6xf32>, %f: memref<4x3x3x3xf32>,
+                                              %out: memref<1x4x4x4xf32>, %residual: memref<1x4x4x4xf32>) {
+  %one = arith.constant 1.0 : f32
+  %bias = memref.get_global @bias4 : memref<4xf32>
+  linalg.broadcast ins(%bias : memref<4xf32>) outs(%out : memref<1x4x4x4xf32>) dimensions = [0, 2, 3]
+  linalg.conv_2d_nchw_fchw {dilations = dense<1> : tensor<2xi64>, strides = dense<1> : tensor<2xi64>}
+    ins(%in, %f : memref<1x3x6x6xf32>, memref<4x3x3x3xf32>) outs(%out : memref<1x4x4x4xf32>)
+  linalg.fill ins(%one : f32) outs(%residual : memref<1x4x4x4xf32>)
   linalg.generic {indexing_maps = [affine_map<(n, c, h, w) -> (n, c, h, w)>, affine_map<(n, c, h, w) -> (n, c, h, w)>,
                                    affine_map<(n, c, h, w) -> (n, c, h, w)>],
                   iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
