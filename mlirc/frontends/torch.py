@@ -49,6 +49,35 @@ def fold_batch_norms(model):
         return model
 
 
+def _decompositions() -> dict:
+    """torch-mlir's FX decomposition table, with f32 var_mean kept in f32.
+
+    torch.export turns LayerNorm into var_mean, which torch-mlir decomposes by
+    casting the input to f64 (the transformer's five slowest reductions).
+    Two passes in f32 (mean, then the mean of squared deviations) stay within
+    f32 rounding of PyTorch and vectorize."""
+    torch = _torch()
+    from torch_mlir.extras.fx_decomp_util import get_decomposition_table
+    table = dict(get_decomposition_table())
+    table[torch.ops.aten.var_mean.correction] = _var_mean_in_f32
+    return table
+
+
+def _var_mean_in_f32(x, dim=None, *, correction=None, keepdim=False):
+    torch = _torch()
+    if x.dtype != torch.float32:
+        return NotImplemented  # other types keep torch-mlir's decomposition
+    dims = list(range(x.dim())) if not dim else [d % x.dim() for d in dim]
+    count = 1
+    for d in dims:
+        count *= x.shape[d]
+    mean = torch.mean(x, dims, keepdim=True)
+    centered = x - mean
+    divisor = max(count - (1 if correction is None else correction), 0)
+    variance = torch.sum(centered * centered, dims, keepdim=keepdim) / divisor
+    return variance, (mean if keepdim else torch.squeeze(mean, dims))
+
+
 def import_module(model, example_args, context: ir.Context | None = None,
                   fold_batch_norm: bool = True):
     """Returns (module in the torch dialect, Signature). The signature is also
@@ -56,7 +85,6 @@ def import_module(model, example_args, context: ir.Context | None = None,
     Conv -> BatchNorm pairs are folded first."""
     torch = _torch()
     from torch.utils import _pytree as pytree
-    from torch_mlir.extras.fx_decomp_util import get_decomposition_table
     from torch_mlir.extras.fx_importer import FxImporter
 
     if not isinstance(model, torch.nn.Module):
@@ -78,7 +106,7 @@ def import_module(model, example_args, context: ir.Context | None = None,
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             program = torch.export.export(model, args, strict=False)
-            program = program.run_decompositions(get_decomposition_table())
+            program = program.run_decompositions(_decompositions())
     except Exception as error:  # torch.export raises many kinds; report one line
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise FrontendError(f"torch.export failed: {type(error).__name__}: {message}") from None
