@@ -95,7 +95,7 @@ def test_folded_relu_keeps_nan():
 
 def test_epilogue_folding_can_be_switched_off():
     pipeline = mlirc.default_pipeline("jit")
-    pipeline.set_passes("blas", [BlasOffload(fold_conv_epilogue=False),
+    pipeline.set_passes("blas", [BlasOffload(fold_into_conv=False),
                                  *pipeline["blas"].passes[1:]])
     torch.manual_seed(2)
     block = ConvBlock(3, 8, 3)

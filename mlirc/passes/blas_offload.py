@@ -3,8 +3,9 @@ to mlirc's GEMM shim (runtime/blas_shim.c), which calls cblas_{s,d}gemm;
 linalg.conv_2d_nchw_fchw (f32) becomes a call to the shim's convolution
 (a direct kernel for small channel counts, else im2col + SGEMM). The per-channel
 bias broadcast that initialises a convolution's output, and a residual add and
-a ReLU in place right after it, are folded into that call
-(`fold_conv_epilogue`, see conv_epilogue.py), so the output is written once.
+a ReLU in place right after it, are folded into that call, and so is the
+zero-filled padded copy of its input (`fold_into_conv`; conv_folding.py):
+the output is written once and the input is not copied.
 
 Runs after bufferization. A transposed operand produced by linalg.transpose
 into a temporary buffer is replaced by a memref.transpose view of its source:
@@ -19,11 +20,11 @@ from dataclasses import dataclass
 
 from .. import ir
 from .base import PythonPass, register_pass
-from .conv_epilogue import match_epilogue
+from .conv_folding import match_epilogue, match_padding
 
 SHIM_PREFIX = "mlirc_"
 SHIM_FUNCTIONS = ("mlirc_gemm_", "mlirc_conv2d_")  # the shim's entry points
-CONV = "linalg.conv_2d_nchw_fchw"
+CONV = "linalg.conv_2d_nchw_fchw"  # also in conv_folding
 _OPS = {"linalg.matmul": 2, "linalg.batch_matmul": 3}
 _ELEMENTS = ("f32", "f64")
 
@@ -48,7 +49,7 @@ class BlasOffload(PythonPass):
     name = "mlirc-blas-offload"
     description = "Replace matmul, batch_matmul and NCHW conv2d on memrefs with BLAS calls"
     fold_transposes: bool = True
-    fold_conv_epilogue: bool = True
+    fold_into_conv: bool = True
 
     def run(self, module_op) -> None:
         memref, func = ir.dialects.memref, ir.dialects.func
@@ -59,7 +60,7 @@ class BlasOffload(PythonPass):
         with module_op.context, ir.Location.unknown():
             for op in candidates:
                 if op.name == CONV:
-                    self._offload_conv(op, module_body, declared, self.fold_conv_epilogue)
+                    self._offload_conv(op, module_body, declared, self.fold_into_conv)
                     continue
                 rank = _OPS[op.name]
                 infos = [_memref_info(v) for v in op.operands]
@@ -84,20 +85,25 @@ class BlasOffload(PythonPass):
                 op.erase()
 
     @classmethod
-    def _offload_conv(cls, op, module_body, declared: set[str], fold_epilogue: bool) -> None:
+    def _offload_conv(cls, op, module_body, declared: set[str], fold: bool) -> None:
         infos = [_memref_info(v) for v in op.operands]
         if any(i is None or i[0] != 4 or i[1] != "f32" or not i[2] for i in infos):
             return
         attributes = [[int(x) for x in re.search(rf"{key} = dense<([^>]*)>", str(op)).group(1)
                        .strip("[]").split(",")] for key in ("strides", "dilations")]
         (stride_h, stride_w), (dilation_h, dilation_w) = [a * (2 // len(a)) for a in attributes]
-        epilogue = match_epilogue(op) if fold_epilogue else None
+        epilogue = match_epilogue(op) if fold else None
+        padding = match_padding(op) if fold else None
         memref, func, arith = ir.dialects.memref, ir.dialects.func, ir.dialects.arith
         generic = _generic_type(4, "f32")
         i64 = ir.IntegerType.get_signless(64)
         with ir.InsertionPoint(op), op.location:
-            operands = [memref.CastOp(generic, v).result for v in op.operands]
-            scalars = [stride_h, stride_w, dilation_h, dilation_w]
+            tensors = list(op.operands)
+            if padding is not None:
+                tensors[0] = padding.source
+            operands = [memref.CastOp(generic, v).result for v in tensors]
+            scalars = [stride_h, stride_w, dilation_h, dilation_w,
+                       padding.pad_h if padding else 0, padding.pad_w if padding else 0]
             callee, types = "mlirc_conv2d_nchw_f32", [generic] * 3
             if epilogue is not None:
                 # out = act(conv + bias[f] [+ residual])
@@ -116,7 +122,8 @@ class BlasOffload(PythonPass):
         if callee not in declared:
             cls._declare(module_body, callee, types)
             declared.add(callee)
-        for folded in [op] + (epilogue.operations if epilogue else []):
+        for folded in [op] + (epilogue.operations if epilogue else []) + \
+                (padding.operations if padding else []):
             folded.erase()
 
     @staticmethod

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define MEMREF2(p) void *p##_allocated, void *p##_aligned, int64_t p##_offset, int64_t p##_size0, \
   int64_t p##_size1, int64_t p##_stride0, int64_t p##_stride1
@@ -76,7 +77,9 @@ GEMM(sgemm, f32, sgemm_fn, "cblas_sgemm")
 GEMM(dgemm, f64, dgemm_fn, "cblas_dgemm")
 
 /* Convolution, NCHW input x FCHW filter, f32. Operands are contiguous (the
- * pass checks) and the input is already padded. Three entry points:
+ * pass checks). The input comes padded, or unpadded with pad_h/pad_w > 0
+ * when the pass folded the zero-filled padded copy into the call. Three
+ * entry points:
  *   mlirc_conv2d_nchw_f32:      out += conv(in, filter)
  *   mlirc_conv2d_nchw_bias_f32: out = act(conv(in, filter) + bias[f]), act
  *     being ReLU or the identity: the pass folds the bias broadcast that
@@ -92,7 +95,7 @@ GEMM(dgemm, f64, dgemm_fn, "cblas_dgemm")
 
 typedef struct {
   int64_t channels, in_h, in_w, filters, kh, kw, oh, ow;
-  int64_t stride_h, stride_w, dilation_h, dilation_w;
+  int64_t stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w;
   const float *bias; /* NULL: accumulate into the output */
   int relu;
 } conv_shape;
@@ -206,11 +209,21 @@ static void gemm_conv(const conv_shape *shape, const float *image, const float *
       for (int64_t i = 0; i < kh; ++i)
         for (int64_t j = 0; j < kw; ++j) {
           float *row = columns + ((c * kh + i) * kw + j) * cols;
+          /* the output columns [first, last) read inside the image's width */
+          int64_t offset = j * shape->dilation_w - shape->pad_w, first = 0, last = ow;
+          while (first < ow && first * shape->stride_w + offset < 0) ++first;
+          while (last > first && (last - 1) * shape->stride_w + offset >= shape->in_w) --last;
           for (int64_t y = 0; y < oh; ++y) {
-            const float *source = image + (c * shape->in_h + y * shape->stride_h +
-                                           i * shape->dilation_h) * shape->in_w +
-                                  j * shape->dilation_w;
-            for (int64_t x = 0; x < ow; ++x) row[y * ow + x] = source[x * shape->stride_w];
+            float *target = row + y * ow;
+            int64_t source_y = y * shape->stride_h + i * shape->dilation_h - shape->pad_h;
+            if (source_y < 0 || source_y >= shape->in_h) {
+              memset(target, 0, sizeof(float) * ow);
+              continue;
+            }
+            const float *source = image + (c * shape->in_h + source_y) * shape->in_w + offset;
+            for (int64_t x = 0; x < first; ++x) target[x] = 0.0f;
+            for (int64_t x = first; x < last; ++x) target[x] = source[x * shape->stride_w];
+            for (int64_t x = last; x < ow; ++x) target[x] = 0.0f;
           }
         }
     matrix = columns;
@@ -239,6 +252,26 @@ static void gemm_conv(const conv_shape *shape, const float *image, const float *
 static void conv2d(const conv_shape *shape, int64_t images, const float *input,
                    int64_t image_stride, const float *weights, float *output,
                    int64_t out_stride, const float *residual) {
+  if (direct_conv_fits(shape) && (shape->pad_h || shape->pad_w)) {
+    /* The direct kernel reads a padded image: pad each one into a scratch. */
+    conv_shape padded = *shape;
+    padded.in_h += 2 * shape->pad_h;
+    padded.in_w += 2 * shape->pad_w;
+    padded.pad_h = padded.pad_w = 0;
+    int64_t plane = padded.in_h * padded.in_w;
+    float *scratch = calloc(shape->channels * plane, sizeof(float));
+    for (int64_t n = 0; n < images; ++n) {
+      for (int64_t c = 0; c < shape->channels; ++c)
+        for (int64_t y = 0; y < shape->in_h; ++y)
+          memcpy(scratch + c * plane + (y + shape->pad_h) * padded.in_w + shape->pad_w,
+                 input + n * image_stride + (c * shape->in_h + y) * shape->in_w,
+                 sizeof(float) * shape->in_w);
+      conv2d(&padded, 1, scratch, 0, weights, output + n * out_stride, 0,
+             residual ? residual + n * out_stride : NULL);
+    }
+    free(scratch);
+    return;
+  }
   if (direct_conv_fits(shape)) {
     /* One thread. Spreading the images over OpenMP threads took the cnn from
      * 0.36 to 0.25 ms on its own, but libgomp's workers (PyTorch's pool)
@@ -251,7 +284,8 @@ static void conv2d(const conv_shape *shape, int64_t images, const float *input,
     return;
   }
   int copy_free = shape->kh == 1 && shape->kw == 1 && shape->stride_h == 1 &&
-                  shape->stride_w == 1 && shape->in_h == shape->oh && shape->in_w == shape->ow;
+                  shape->stride_w == 1 && shape->in_h == shape->oh && shape->in_w == shape->ow &&
+                  !shape->pad_h && !shape->pad_w;
   float *columns = copy_free ? NULL
                              : malloc(sizeof(float) * shape->channels * shape->kh * shape->kw *
                                       shape->oh * shape->ow);
@@ -263,10 +297,11 @@ static void conv2d(const conv_shape *shape, int64_t images, const float *input,
 
 #define CONV_SHAPE(bias_, relu_)                                                            \
   {in_c, in_h, in_w, out_c, filter_h, filter_w, out_h, out_w,                               \
-   stride_h, stride_w, dilation_h, dilation_w, bias_, relu_}
+   stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w, bias_, relu_}
 
 void mlirc_conv2d_nchw_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out), int64_t stride_h,
-                           int64_t stride_w, int64_t dilation_h, int64_t dilation_w) {
+                           int64_t stride_w, int64_t dilation_h, int64_t dilation_w,
+                           int64_t pad_h, int64_t pad_w) {
   conv_shape shape = CONV_SHAPE(NULL, 0);
   conv2d(&shape, in_n, (const float *)in_aligned + in_offset, in_s0,
          (const float *)filter_aligned + filter_offset, (float *)out_aligned + out_offset, out_s0,
@@ -275,7 +310,8 @@ void mlirc_conv2d_nchw_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out), int64_t s
 
 void mlirc_conv2d_nchw_bias_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out), MEMREF1(bias),
                                 int64_t stride_h, int64_t stride_w, int64_t dilation_h,
-                                int64_t dilation_w, int64_t relu) {
+                                int64_t dilation_w, int64_t pad_h, int64_t pad_w,
+                                int64_t relu) {
   conv_shape shape = CONV_SHAPE((const float *)bias_aligned + bias_offset, (int)relu);
   conv2d(&shape, in_n, (const float *)in_aligned + in_offset, in_s0,
          (const float *)filter_aligned + filter_offset, (float *)out_aligned + out_offset, out_s0,
@@ -285,7 +321,8 @@ void mlirc_conv2d_nchw_bias_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out), MEMR
 void mlirc_conv2d_nchw_bias_residual_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out),
                                          MEMREF1(bias), MEMREF4(residual), int64_t stride_h,
                                          int64_t stride_w, int64_t dilation_h,
-                                         int64_t dilation_w, int64_t relu) {
+                                         int64_t dilation_w, int64_t pad_h, int64_t pad_w,
+                                         int64_t relu) {
   conv_shape shape = CONV_SHAPE((const float *)bias_aligned + bias_offset, (int)relu);
   conv2d(&shape, in_n, (const float *)in_aligned + in_offset, in_s0,
          (const float *)filter_aligned + filter_offset, (float *)out_aligned + out_offset, out_s0,

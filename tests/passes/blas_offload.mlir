@@ -3,7 +3,7 @@
 // A matmul whose right operand is a transposed copy of a weight: the copy is
 // replaced by a transposed view and the matmul by a GEMM call.
 // CHECK: func.func private @mlirc_conv2d_nchw_bias_residual_f32(
-// CHECK: func.func private @mlirc_conv2d_nchw_bias_f32(memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, {{.*}}, memref<?xf32, strided<[?], offset: ?>>, i64, i64, i64, i64, i64)
+// CHECK: func.func private @mlirc_conv2d_nchw_bias_f32(memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, {{.*}}, memref<?xf32, strided<[?], offset: ?>>, i64, i64, i64, i64, i64, i64, i64)
 // CHECK: func.func private @mlirc_conv2d_nchw_f32
 // CHECK: func.func private @mlirc_gemm_f32(memref<?x?xf32, strided<[?, ?], offset: ?>>
 // CHECK-LABEL: func.func @matmul_transposed
@@ -63,9 +63,10 @@ func.func @strided(%a: memref<4x8xf32, strided<[16, 1]>>, %w: memref<4x8xf32>, %
 memref.global "private" constant @bias4 : memref<4xf32> = dense<[1.0, 2.0, 3.0, 4.0]>
 // CHECK-LABEL: func.func @conv_bias_relu
 // CHECK-NOT: linalg.broadcast
-// CHECK: %[[ONE:.*]] = arith.constant 1 : i64
+// CHECK-DAG: %[[ONE:.*]] = arith.constant 1 : i64
+// CHECK-DAG: %[[ZERO:.*]] = arith.constant 0 : i64
 // CHECK: %[[BIAS:.*]] = memref.cast %{{.*}} : memref<4xf32> to memref<?xf32, strided<[?], offset: ?>>
-// CHECK: call @mlirc_conv2d_nchw_bias_f32(%{{.*}}, %{{.*}}, %{{.*}}, %[[BIAS]], %[[ONE]], %[[ONE]], %[[ONE]], %[[ONE]], %[[ONE]])
+// CHECK: call @mlirc_conv2d_nchw_bias_f32(%{{.*}}, %{{.*}}, %{{.*}}, %[[BIAS]], %[[ONE]], %[[ONE]], %[[ONE]], %[[ONE]], %[[ZERO]], %[[ZERO]], %[[ONE]])
 // CHECK-NOT: linalg.generic
 // CHECK: return
 func.func @conv_bias_relu(%in: memref<1x3x6x6xf32>, %f: memref<4x3x3x3xf32>, %out: memref<1x4x4x4xf32>) {
@@ -159,5 +160,50 @@ func.func @conv_bias_read_between(%in: memref<1x3x6x6xf32>, %f: memref<4x3x3x3xf
   memref.copy %out, %seen : memref<1x4x4x4xf32> to memref<1x4x4x4xf32>
   linalg.conv_2d_nchw_fchw {dilations = dense<1> : tensor<2xi64>, strides = dense<1> : tensor<2xi64>}
     ins(%in, %f : memref<1x3x6x6xf32>, memref<4x3x3x3xf32>) outs(%out : memref<1x4x4x4xf32>)
+  return
+}
+
+// The zero-filled padded copy of the input folds into the call: the shim
+// reads the unpadded input with pad_h = pad_w = 1.
+// CHECK-LABEL: func.func @conv_padded_input
+// CHECK-NOT: memref.alloc
+// CHECK-NOT: linalg.fill
+// CHECK-NOT: memref.copy
+// CHECK-DAG: %[[ONE:.*]] = arith.constant 1 : i64
+// CHECK-DAG: %[[ZERO:.*]] = arith.constant 0 : i64
+// CHECK: %[[INPUT:.*]] = memref.cast %arg0 : memref<1x3x4x4xf32> to
+// CHECK: call @mlirc_conv2d_nchw_bias_f32(%[[INPUT]], {{.*}}, %[[ONE]], %[[ONE]], %[[ZERO]])
+func.func @conv_padded_input(%in: memref<1x3x4x4xf32>, %f: memref<4x3x3x3xf32>, %out: memref<1x4x4x4xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %bias = memref.get_global @bias4 : memref<4xf32>
+  %padded = memref.alloc() {alignment = 64 : i64} : memref<1x3x6x6xf32>
+  linalg.fill ins(%zero : f32) outs(%padded : memref<1x3x6x6xf32>)
+  %interior = memref.subview %padded[0, 0, 1, 1] [1, 3, 4, 4] [1, 1, 1, 1]
+    : memref<1x3x6x6xf32> to memref<1x3x4x4xf32, strided<[108, 36, 6, 1], offset: 7>>
+  memref.copy %in, %interior : memref<1x3x4x4xf32> to memref<1x3x4x4xf32, strided<[108, 36, 6, 1], offset: 7>>
+  linalg.broadcast ins(%bias : memref<4xf32>) outs(%out : memref<1x4x4x4xf32>) dimensions = [0, 2, 3]
+  linalg.conv_2d_nchw_fchw {dilations = dense<1> : tensor<2xi64>, strides = dense<1> : tensor<2xi64>}
+    ins(%padded, %f : memref<1x3x6x6xf32>, memref<4x3x3x3xf32>) outs(%out : memref<1x4x4x4xf32>)
+  memref.dealloc %padded : memref<1x3x6x6xf32>
+  return
+}
+
+// A padded buffer that is read elsewhere too stays.
+// CHECK-LABEL: func.func @conv_padded_input_shared
+// CHECK: linalg.fill
+// CHECK: memref.copy
+// CHECK: call @mlirc_conv2d_nchw_f32(
+func.func @conv_padded_input_shared(%in: memref<1x3x4x4xf32>, %f: memref<4x3x3x3xf32>, %out: memref<1x4x4x4xf32>,
+                                    %seen: memref<1x3x6x6xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %padded = memref.alloc() {alignment = 64 : i64} : memref<1x3x6x6xf32>
+  linalg.fill ins(%zero : f32) outs(%padded : memref<1x3x6x6xf32>)
+  %interior = memref.subview %padded[0, 0, 1, 1] [1, 3, 4, 4] [1, 1, 1, 1]
+    : memref<1x3x6x6xf32> to memref<1x3x4x4xf32, strided<[108, 36, 6, 1], offset: 7>>
+  memref.copy %in, %interior : memref<1x3x4x4xf32> to memref<1x3x4x4xf32, strided<[108, 36, 6, 1], offset: 7>>
+  linalg.conv_2d_nchw_fchw {dilations = dense<1> : tensor<2xi64>, strides = dense<1> : tensor<2xi64>}
+    ins(%padded, %f : memref<1x3x6x6xf32>, memref<4x3x3x3xf32>) outs(%out : memref<1x4x4x4xf32>)
+  memref.copy %padded, %seen : memref<1x3x6x6xf32> to memref<1x3x6x6xf32>
+  memref.dealloc %padded : memref<1x3x6x6xf32>
   return
 }

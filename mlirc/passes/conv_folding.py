@@ -1,9 +1,12 @@
 """Which operations around a convolution its BLAS-shim call can absorb.
 
-After bufferization torch-mlir's convolution with a bias reads
+After bufferization torch-mlir's padded convolution with a bias reads
 
+    %padded = memref.alloc()                                     (the input, padded)
+    linalg.fill ins(%zero) outs(%padded)
+    memref.copy %input, memref.subview %padded[0, 0, ph, pw] [...] [1, 1, 1, 1]
     linalg.broadcast ins(%bias) outs(%out) dimensions = [0, 2, 3]
-    linalg.conv_2d_nchw_fchw ins(%in, %filter) outs(%out)
+    linalg.conv_2d_nchw_fchw ins(%padded, %filter) outs(%out)
     linalg.generic ins(%out, %shortcut) outs(%out) { addf }      (ResNet blocks)
     linalg.generic ins(%out) outs(%out) { x > 0 ? x : 0 }         (ReLU)
 
@@ -15,9 +18,12 @@ that is not a linalg payload.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .. import ir
+
+CONV = "linalg.conv_2d_nchw_fchw"
 
 _VIEWS = ("memref.cast", "memref.subview", "memref.reinterpret_cast", "memref.expand_shape",
           "memref.collapse_shape", "memref.transpose")
@@ -65,6 +71,68 @@ def match_epilogue(conv) -> ConvEpilogue | None:
     if following is not None and _is_inplace_relu(following, output):
         epilogue.relu = following
     return epilogue
+
+
+@dataclass
+class PaddedInput:
+    source: object               # the unpadded input
+    pad_h: int
+    pad_w: int
+    operations: list             # the copy, subview, fill, alloc (and dealloc) to erase
+
+
+def match_padding(conv) -> PaddedInput | None:
+    """The zero padding of `conv`'s input, when the padded buffer exists only
+    for it: allocated, zero-filled, the source copied into its interior,
+    read by the convolution (and deallocated)."""
+    padded = conv.operands[0]
+    if _defining_op_name(padded) != "memref.alloc":
+        return None
+    by_name: dict[str, list] = {}
+    for use in padded.uses:
+        by_name.setdefault(use.owner.operation.name, []).append(use.owner.operation)
+    if sorted(by_name) not in (sorted(["linalg.fill", "memref.subview", CONV]),
+                               sorted(["linalg.fill", "memref.subview", CONV, "memref.dealloc"])) \
+            or any(len(ops) != 1 for ops in by_name.values()):
+        return None
+    fill, subview = by_name["linalg.fill"][0], by_name["memref.subview"][0]
+    if list(fill.operands)[1:] != [padded] or not _is_zero(fill.operands[0]):
+        return None
+    view_users = [use.owner.operation for use in subview.results[0].uses]
+    if len(view_users) != 1 or view_users[0].name != "memref.copy" or \
+            view_users[0].operands[1] != subview.results[0]:
+        return None
+    copy = view_users[0]
+    source = copy.operands[0]
+    layout = re.fullmatch(r"memref<(\d+)x(\d+)x(\d+)x(\d+)xf32, strided<\[\d+, \d+, \d+, 1\], "
+                          r"offset: (\d+)>>", str(subview.results[0].type))
+    source_shape = re.fullmatch(r"memref<(\d+)x(\d+)x(\d+)x(\d+)xf32>", str(source.type))
+    padded_shape = re.fullmatch(r"memref<(\d+)x(\d+)x(\d+)x(\d+)xf32>", str(padded.type))
+    if not (layout and source_shape and padded_shape):
+        return None
+    n, c, h, w = map(int, source_shape.groups())
+    pn, pc, ph_total, pw_total = map(int, padded_shape.groups())
+    pad_h, pad_w = (ph_total - h) // 2, (pw_total - w) // 2
+    # Symmetric padding of H and W only: the view starts at [0, 0, pad_h, pad_w].
+    if (pn, pc) != (n, c) or (ph_total - h) % 2 or (pw_total - w) % 2 or \
+            tuple(map(int, layout.groups()[:4])) != (n, c, h, w) or \
+            int(layout.group(5)) != pad_h * pw_total + pad_w:
+        return None
+    # In order in one block, and nothing writes the source between the copy
+    # and the convolution (the shim reads it then), the convolution included.
+    block = list(conv.block.operations)
+    if source in _aliases(block, conv.operands[2]):
+        return None
+    positions = [_position(block, op) for op in (fill, subview, copy, conv)]
+    if positions != sorted(positions):
+        return None
+    between = block[positions[2] + 1:positions[3]]
+    if _first_toucher(between, _aliases(block, source)) is not None or \
+            any(len(o.operation.regions) and not o.operation.name.startswith("linalg.")
+                for o in between):
+        return None
+    erase = [copy, subview, fill] + by_name.get("memref.dealloc", []) + [padded.owner.operation]
+    return PaddedInput(source, pad_h, pad_w, erase)
 
 
 def _position(operations, operation) -> int:
