@@ -143,8 +143,8 @@ def _native_stages(blas: bool = True, vectorize: bool = False) -> list[Stage]:
                     "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}",
                     "buffer-deallocation-pipeline",
                     "func.func(canonicalize)")),
-        *([Stage("blas", "matmul, batch_matmul and conv2d offloaded to BLAS calls, "
-                 "transposes folded into the calls",
+        *([Stage("blas", "matmul, batch_matmul and conv2d offloaded to BLAS calls; transposes, "
+                 "and a convolution's padding, bias, residual add and ReLU, folded into them",
                  [BlasOffload(), MlirPass("func.func(canonicalize)")])] if blas else []),
         Stage("loops", "scf loops over memrefs: linalg, tm_tensor and affine lowered",
               _mlir("func.func(tm-tensor-to-loops)",
