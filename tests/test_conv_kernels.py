@@ -12,10 +12,11 @@ from mlirc.passes.blas_offload import BlasOffload
 
 
 class ConvBlock(torch.nn.Module):
-    def __init__(self, channels, filters, kernel, stride=1, bias=True, relu=True):
+    def __init__(self, channels, filters, kernel, stride=1, bias=True, relu=True, dilation=1):
         super().__init__()
         self.conv = torch.nn.Conv2d(channels, filters, kernel, stride=stride,
-                                    padding=kernel // 2, bias=bias)
+                                    padding=dilation * (kernel // 2), dilation=dilation,
+                                    bias=bias)
         self.relu = relu
 
     def forward(self, x):
@@ -78,6 +79,17 @@ def test_residual_add_folds_into_the_call(size):
     torch.manual_seed(3)
     compiled = _check(ResidualBlock(8), 2, 8, size)
     assert "call @mlirc_conv2d_nchw_bias_residual_f32" in compiled.ir["blas"]
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_im2col_reads_zeros_outside_the_unpadded_input(stride, dilation):
+    """The padded copy folds into the call: im2col works out, per kernel tap,
+    which output columns fall inside the image (kernel 5, padding 2 or 4)."""
+    torch.manual_seed(4)
+    block = ConvBlock(3, 6, 5, stride=stride, dilation=dilation)
+    compiled = _check(block, 2, 3, 11)
+    assert "memref.copy" not in compiled.ir["blas"]
 
 
 def test_folded_relu_keeps_nan():
