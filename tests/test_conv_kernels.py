@@ -92,6 +92,29 @@ def test_im2col_reads_zeros_outside_the_unpadded_input(stride, dilation):
     assert "memref.copy" not in compiled.ir["blas"]
 
 
+class ResidualStack(torch.nn.Module):
+    """Two residual blocks: the first block's ReLU output is the second's
+    shortcut, so bufferization writes it to a fresh buffer (ResNet's case)."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.blocks = torch.nn.ModuleList(ResidualBlock(channels) for _ in range(2))
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return x * 2.0
+
+
+def test_residual_stack_matches_torch():
+    """Buffers reused across blocks (here the function's result buffer as a
+    temporary) must keep the folds conservative; the FileCheck cases show
+    which ReLUs fold."""
+    torch.manual_seed(5)
+    compiled = _check(ResidualStack(8), 1, 8, 12)
+    assert compiled.ir["blas"].count("call @mlirc_conv2d_nchw_bias_residual_f32") == 2
+
+
 def test_folded_relu_keeps_nan():
     """The ReLU it replaces is `cmpf ugt`-and-select, which passes NaN through."""
     block = ConvBlock(1, 4, 3).eval()

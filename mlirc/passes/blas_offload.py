@@ -101,6 +101,9 @@ class BlasOffload(PythonPass):
             tensors = list(op.operands)
             if padding is not None:
                 tensors[0] = padding.source
+            if epilogue is not None and epilogue.target != tensors[2]:
+                epilogue.target.owner.operation.move_before(op)  # its allocation
+                tensors[2] = epilogue.target
             operands = [memref.CastOp(generic, v).result for v in tensors]
             scalars = [stride_h, stride_w, dilation_h, dilation_w,
                        padding.pad_h if padding else 0, padding.pad_w if padding else 0]

@@ -8,7 +8,7 @@ After bufferization torch-mlir's padded convolution with a bias reads
     linalg.broadcast ins(%bias) outs(%out) dimensions = [0, 2, 3]
     linalg.conv_2d_nchw_fchw ins(%padded, %filter) outs(%out)
     linalg.generic ins(%out, %shortcut) outs(%out) { addf }      (ResNet blocks)
-    linalg.generic ins(%out) outs(%out) { x > 0 ? x : 0 }         (ReLU)
+    linalg.generic ins(%out) outs(%out or %fresh) { x > 0 ? x : 0 }   (ReLU)
 
 and the shim computes all of it in one pass over the output. The searches
 stay in the convolution's block and give up at the first operation that may
@@ -33,8 +33,9 @@ _VIEWS = ("memref.cast", "memref.subview", "memref.reinterpret_cast", "memref.ex
 class ConvEpilogue:
     bias: object                 # the linalg.broadcast of a constant per-channel vector
     residual: object = None      # the in-place linalg.generic out = out + residual
-    relu: object = None          # the in-place linalg.generic out = relu(out)
+    relu: object = None          # the linalg.generic target = relu(out)
     residual_value: object = None
+    target: object = None        # where the call writes: the output, or the ReLU's buffer
 
     @property
     def bias_vector(self):
@@ -68,9 +69,43 @@ def match_epilogue(conv) -> ConvEpilogue | None:
             epilogue.residual, epilogue.residual_value = following, residual
             after = after[position + 1:]
             following = _first_toucher(after, aliases)
+    epilogue.target = output
     if following is not None and _is_inplace_relu(following, output):
         epilogue.relu = following
+    elif following is not None and _is_relu_into_fresh_buffer(following, output, block, index):
+        # The call writes relu(...) straight into the ReLU's buffer; the
+        # pre-ReLU values in `output` are never read.
+        epilogue.relu, epilogue.target = following, following.operands[1]
     return epilogue
+
+
+def _is_relu_into_fresh_buffer(relu, output, block, conv_index) -> bool:
+    """A ReLU from `output` into a buffer allocated between the convolution
+    and the ReLU and not used before it, after which `output` is dead (only
+    overwritten, deallocated or not used again). The caller moves the
+    allocation before the convolution."""
+    target = relu.operands[1] if len(relu.operands) == 2 else None
+    if target is None or target.type != output.type or \
+            not _is_relu(relu, output, target) or \
+            _defining_op_name(output) != "memref.alloc" or \
+            _defining_op_name(target) != "memref.alloc":
+        return False
+    allocation = target.owner.operation
+    start, relu_index = _position(block, allocation), _position(block, relu)
+    if not conv_index < start < relu_index or \
+            _first_toucher(block[start + 1:relu_index], _aliases(block, target)) is not None:
+        return False
+    later = _first_toucher(block[relu_index + 1:], _aliases(block, output))
+    if later is None:
+        # Nothing reads it again in this block; a use elsewhere (or a region
+        # that hides one) keeps the ReLU.
+        return all(use.owner.operation.block == relu.block for use in output.uses) and \
+            not any(len(o.operation.regions) and not o.operation.name.startswith("linalg.")
+                    for o in block[relu_index + 1:])
+    return later.name == "memref.dealloc" or (
+        later.name in ("linalg.fill", "linalg.broadcast")
+        and later.operands[len(later.operands) - 1] == output
+        and all(operand != output for operand in list(later.operands)[:-1]))
 
 
 @dataclass
@@ -213,10 +248,14 @@ def _residual_operand(op, output):
 
 
 def _is_inplace_relu(op, output) -> bool:
-    """out = x > 0 ? x : 0 (cmpf ugt + select) or maximumf(x, 0), in place on
-    `output`: NaN passes through in both, as in the shim."""
+    return _is_relu(op, output, output)
+
+
+def _is_relu(op, source, target) -> bool:
+    """`op` is target = x > 0 ? x : 0 (cmpf ugt + select) or maximumf(x, 0)
+    with x from `source`: NaN passes through in both, as in the shim."""
     matched = _elementwise_payload(op, 1)
-    if matched is None or list(op.operands) != [output, output]:
+    if matched is None or list(op.operands) != [source, target]:
         return False
     body, (x,) = matched
     names = [o.operation.name for o in body]

@@ -207,3 +207,63 @@ func.func @conv_padded_input_shared(%in: memref<1x3x4x4xf32>, %f: memref<4x3x3x3
   memref.dealloc %padded : memref<1x3x6x6xf32>
   return
 }
+
+// A ReLU into a fresh buffer, after which the convolution's own output is only
+// overwritten: the call writes the ReLU's buffer directly (its allocation
+// moves before the call) and the ReLU goes.
+// CHECK-LABEL: func.func @conv_relu_into_fresh_buffer
+// CHECK: %[[TARGET:.*]] = memref.cast %[[FRESH:alloc_[0-9]+]] : memref<1x4x4x4xf32>
+// CHECK: call @mlirc_conv2d_nchw_bias_f32(%{{.*}}, %{{.*}}, %[[TARGET]], {{.*}}, %c1_i64)
+// CHECK-NOT: linalg.generic
+// CHECK: memref.copy %[[FRESH]], %arg2
+func.func @conv_relu_into_fresh_buffer(%in: memref<1x3x6x6xf32>, %f: memref<4x3x3x3xf32>,
+                                       %result: memref<1x4x4x4xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %bias = memref.get_global @bias4 : memref<4xf32>
+  %out = memref.alloc() : memref<1x4x4x4xf32>
+  linalg.broadcast ins(%bias : memref<4xf32>) outs(%out : memref<1x4x4x4xf32>) dimensions = [0, 2, 3]
+  linalg.conv_2d_nchw_fchw {dilations = dense<1> : tensor<2xi64>, strides = dense<1> : tensor<2xi64>}
+    ins(%in, %f : memref<1x3x6x6xf32>, memref<4x3x3x3xf32>) outs(%out : memref<1x4x4x4xf32>)
+  %fresh = memref.alloc() : memref<1x4x4x4xf32>
+  linalg.generic {indexing_maps = [affine_map<(n, c, h, w) -> (n, c, h, w)>, affine_map<(n, c, h, w) -> (n, c, h, w)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%out : memref<1x4x4x4xf32>) outs(%fresh : memref<1x4x4x4xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %positive = arith.cmpf ugt, %x, %zero : f32
+    %relu = arith.select %positive, %x, %zero : f32
+    linalg.yield %relu : f32
+  }
+  linalg.fill ins(%zero : f32) outs(%out : memref<1x4x4x4xf32>)
+  memref.copy %fresh, %result : memref<1x4x4x4xf32> to memref<1x4x4x4xf32>
+  memref.dealloc %out : memref<1x4x4x4xf32>
+  memref.dealloc %fresh : memref<1x4x4x4xf32>
+  return
+}
+
+// The pre-ReLU values are read after the ReLU: the ReLU stays.
+// CHECK-LABEL: func.func @conv_relu_output_read_later
+// CHECK: call @mlirc_conv2d_nchw_bias_f32({{.*}}, %c0_i64)
+// CHECK: linalg.generic
+func.func @conv_relu_output_read_later(%in: memref<1x3x6x6xf32>, %f: memref<4x3x3x3xf32>,
+                                       %result: memref<1x4x4x4xf32>, %seen: memref<1x4x4x4xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %bias = memref.get_global @bias4 : memref<4xf32>
+  %out = memref.alloc() : memref<1x4x4x4xf32>
+  linalg.broadcast ins(%bias : memref<4xf32>) outs(%out : memref<1x4x4x4xf32>) dimensions = [0, 2, 3]
+  linalg.conv_2d_nchw_fchw {dilations = dense<1> : tensor<2xi64>, strides = dense<1> : tensor<2xi64>}
+    ins(%in, %f : memref<1x3x6x6xf32>, memref<4x3x3x3xf32>) outs(%out : memref<1x4x4x4xf32>)
+  %fresh = memref.alloc() : memref<1x4x4x4xf32>
+  linalg.generic {indexing_maps = [affine_map<(n, c, h, w) -> (n, c, h, w)>, affine_map<(n, c, h, w) -> (n, c, h, w)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%out : memref<1x4x4x4xf32>) outs(%fresh : memref<1x4x4x4xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %positive = arith.cmpf ugt, %x, %zero : f32
+    %relu = arith.select %positive, %x, %zero : f32
+    linalg.yield %relu : f32
+  }
+  memref.copy %out, %seen : memref<1x4x4x4xf32> to memref<1x4x4x4xf32>
+  memref.copy %fresh, %result : memref<1x4x4x4xf32> to memref<1x4x4x4xf32>
+  memref.dealloc %out : memref<1x4x4x4xf32>
+  memref.dealloc %fresh : memref<1x4x4x4xf32>
+  return
+}
