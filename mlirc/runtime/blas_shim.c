@@ -222,7 +222,10 @@ static void gemm_conv(const conv_shape *shape, const float *image, const float *
             }
             const float *source = image + (c * shape->in_h + source_y) * shape->in_w + offset;
             for (int64_t x = 0; x < first; ++x) target[x] = 0.0f;
-            for (int64_t x = first; x < last; ++x) target[x] = source[x * shape->stride_w];
+            if (shape->stride_w == 1) /* a contiguous run: vectorized copy */
+              memcpy(target + first, source + first, sizeof(float) * (last - first));
+            else
+              for (int64_t x = first; x < last; ++x) target[x] = source[x * shape->stride_w];
             for (int64_t x = last; x < ow; ++x) target[x] = 0.0f;
           }
         }
