@@ -1,10 +1,11 @@
 """BLAS offload: linalg.matmul and linalg.batch_matmul on memrefs become calls
-to mlirc's GEMM shim (runtime/blas_shim.c), which calls cblas_{s,d}gemm;
+to mlirc's GEMM shim (runtime/blas_shim.c), which calls cblas_{s,d}gemm (with
+beta = 0 when a zero fill of the output came just before: the fill goes);
 linalg.conv_2d_nchw_fchw (f32) becomes a call to the shim's convolution
 (a direct kernel for small channel counts, else im2col + SGEMM). The per-channel
 bias broadcast that initialises a convolution's output, and a residual add and
 a ReLU in place right after it, are folded into that call, and so is the
-zero-filled padded copy of its input (`fold_into_conv`; conv_folding.py):
+zero-filled padded copy of its input (`fold_into_conv`; call_folding.py):
 the output is written once and the input is not copied.
 
 Runs after bufferization. A transposed operand produced by linalg.transpose
@@ -20,11 +21,11 @@ from dataclasses import dataclass
 
 from .. import ir
 from .base import PythonPass, register_pass
-from .conv_folding import match_epilogue, match_padding
+from .call_folding import match_epilogue, match_padding, zero_fill_before
 
 SHIM_PREFIX = "mlirc_"
 SHIM_FUNCTIONS = ("mlirc_gemm_", "mlirc_conv2d_")  # the shim's entry points
-CONV = "linalg.conv_2d_nchw_fchw"  # also in conv_folding
+CONV = "linalg.conv_2d_nchw_fchw"  # also in call_folding
 _OPS = {"linalg.matmul": 2, "linalg.batch_matmul": 3}
 _ELEMENTS = ("f32", "f64")
 
@@ -72,17 +73,23 @@ class BlasOffload(PythonPass):
                     continue
                 element = infos[0][1]
                 operands = list(op.operands)
+                zero_fill = zero_fill_before(op, operands[2])
+                i64 = ir.IntegerType.get_signless(64)
                 with ir.InsertionPoint(op), op.location:
                     if self.fold_transposes:  # views made here are transposed row-major
                         operands[:2] = [self._fold_transpose(v, rank) for v in operands[:2]]
                     callee = f"{SHIM_PREFIX}gemm_{element}{'_batched' if rank == 3 else ''}"
                     generic = _generic_type(rank, element)
                     casts = [memref.CastOp(generic, v).result for v in operands]
-                    func.CallOp([], ir.FlatSymbolRefAttr.get(callee), casts)
+                    # accumulate = 0: C = A*B, the zero fill before it goes
+                    accumulate = ir.dialects.arith.ConstantOp(i64, int(zero_fill is None))
+                    func.CallOp([], ir.FlatSymbolRefAttr.get(callee), casts + [accumulate.result])
                 if callee not in declared:
-                    self._declare(module_body, callee, [generic] * 3)
+                    self._declare(module_body, callee, [generic] * 3 + [i64])
                     declared.add(callee)
                 op.erase()
+                if zero_fill is not None:
+                    zero_fill.erase()
 
     @classmethod
     def _offload_conv(cls, op, module_body, declared: set[str], fold: bool) -> None:

@@ -1,7 +1,8 @@
 /* mlirc's BLAS shim: GEMM calls on MLIR memref descriptors.
  *
  * The blas-offload pass turns linalg.matmul / batch_matmul on memrefs into
- * calls to mlirc_gemm_{f32,f64}{,_batched}, passing each strided memref the
+ * calls to mlirc_gemm_{f32,f64}{,_batched} (C += A*B, or C = A*B when the
+ * pass dropped a zero fill of C: the `accumulate` flag), passing each strided memref the
  * way MLIR's LLVM lowering expands it (allocated, aligned, offset, sizes,
  * strides: no C-interface wrappers, which an object-file dump cannot link). A transposed operand arrives as a view with unit row stride,
  * so transposes become BLAS flags instead of copies. The cblas function is
@@ -47,28 +48,30 @@ static void layout(int64_t rows, int64_t cols, const int64_t *strides, int *tran
 
 #define GEMM(NAME, T, FN, SYMBOL)                                                          \
   static void NAME##_one(int64_t m, int64_t n, int64_t k, const T *a, const int64_t *sa,    \
-                         const T *b, const int64_t *sb, T *c, const int64_t *sc) {         \
+                         const T *b, const int64_t *sb, T *c, const int64_t *sc, T beta) { \
     static FN gemm;                                                                         \
     int ta, tb, lda, ldb;                                                                   \
     if (!gemm) gemm = (FN)find(SYMBOL);                                                     \
     layout(m, k, sa, &ta, &lda);                                                            \
     layout(k, n, sb, &tb, &ldb);                                                            \
-    gemm(RowMajor, ta, tb, (int)m, (int)n, (int)k, 1, a, lda, b, ldb, 1, c,                 \
+    gemm(RowMajor, ta, tb, (int)m, (int)n, (int)k, 1, a, lda, b, ldb, beta, c,              \
          (int)(sc[0] > n ? sc[0] : n));                                                     \
   }                                                                                         \
-  void mlirc_gemm_##T(MEMREF2(a), MEMREF2(b), MEMREF2(c)) {                                 \
+  /* accumulate: C += A*B; else C = A*B (the pass dropped a zero fill of C) */              \
+  void mlirc_gemm_##T(MEMREF2(a), MEMREF2(b), MEMREF2(c), int64_t accumulate) {             \
     int64_t sa[2] = {a_stride0, a_stride1}, sb[2] = {b_stride0, b_stride1},                 \
             sc[2] = {c_stride0, c_stride1};                                                 \
     NAME##_one(a_size0, b_size1, a_size1, (T *)a_aligned + a_offset, sa,                    \
-               (T *)b_aligned + b_offset, sb, (T *)c_aligned + c_offset, sc);               \
+               (T *)b_aligned + b_offset, sb, (T *)c_aligned + c_offset, sc,                \
+               accumulate ? 1 : 0);                                                         \
   }                                                                                         \
-  void mlirc_gemm_##T##_batched(MEMREF3(a), MEMREF3(b), MEMREF3(c)) {                       \
+  void mlirc_gemm_##T##_batched(MEMREF3(a), MEMREF3(b), MEMREF3(c), int64_t accumulate) {   \
     int64_t sa[2] = {a_stride1, a_stride2}, sb[2] = {b_stride1, b_stride2},                 \
             sc[2] = {c_stride1, c_stride2};                                                 \
     for (int64_t i = 0; i < c_size0; ++i)                                                   \
       NAME##_one(a_size1, b_size2, a_size2, (T *)a_aligned + a_offset + i * a_stride0, sa,  \
                  (T *)b_aligned + b_offset + i * b_stride0, sb,                             \
-                 (T *)c_aligned + c_offset + i * c_stride0, sc);                            \
+                 (T *)c_aligned + c_offset + i * c_stride0, sc, accumulate ? 1 : 0);        \
   }
 
 typedef float f32;

@@ -267,3 +267,19 @@ func.func @conv_relu_output_read_later(%in: memref<1x3x6x6xf32>, %f: memref<4x3x
   memref.dealloc %fresh : memref<1x4x4x4xf32>
   return
 }
+
+// A zero fill of the output right before the matmul becomes beta = 0 in the
+// call (accumulate = 0) and goes; without it the call accumulates.
+// CHECK-LABEL: func.func @matmul_after_zero_fill
+// CHECK-NOT: linalg.fill
+// CHECK-DAG: %[[ADD:.*]] = arith.constant 1 : i64
+// CHECK-DAG: %[[SET:.*]] = arith.constant 0 : i64
+// CHECK: call @mlirc_gemm_f32(%{{.*}}, %{{.*}}, %{{.*}}, %[[SET]])
+// CHECK: call @mlirc_gemm_f32(%{{.*}}, %{{.*}}, %{{.*}}, %[[ADD]])
+func.func @matmul_after_zero_fill(%a: memref<4x8xf32>, %b: memref<8x16xf32>, %c: memref<4x16xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%c : memref<4x16xf32>)
+  linalg.matmul ins(%a, %b : memref<4x8xf32>, memref<8x16xf32>) outs(%c : memref<4x16xf32>)
+  linalg.matmul ins(%a, %b : memref<4x8xf32>, memref<8x16xf32>) outs(%c : memref<4x16xf32>)
+  return
+}

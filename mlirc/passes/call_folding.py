@@ -1,4 +1,8 @@
-"""Which operations around a convolution its BLAS-shim call can absorb.
+"""Which operations around a convolution or a GEMM its BLAS-shim call can
+absorb.
+
+A GEMM's output is zero-filled first (`linalg.matmul` accumulates); the call
+overwrites it instead (beta = 0), one pass over the output fewer.
 
 After bufferization torch-mlir's padded convolution with a bias reads
 
@@ -168,6 +172,18 @@ def match_padding(conv) -> PaddedInput | None:
         return None
     erase = [copy, subview, fill] + by_name.get("memref.dealloc", []) + [padded.owner.operation]
     return PaddedInput(source, pad_h, pad_w, erase)
+
+
+def zero_fill_before(op, output):
+    """The linalg.fill of zeros into exactly `output` that is the last thing
+    to touch it before `op`, or None. `op` overwrites all of `output`, so the
+    fill can go."""
+    block = list(op.block.operations)
+    fill = _first_toucher(reversed(block[:_position(block, op)]), _aliases(block, output))
+    if fill is None or fill.name != "linalg.fill" or list(fill.operands)[1:] != [output] or \
+            not _is_zero(fill.operands[0]):
+        return None
+    return fill
 
 
 def _position(operations, operation) -> int:
