@@ -47,8 +47,8 @@ def cache_key(source_ir: str, stages, backend: str, options: dict,
                     digest.update(inspect.getsource(inspect.getmodule(type(pass_))).encode())
                 except (OSError, TypeError):
                     return None
-    # The C runtime that AOT libraries embed and JIT code calls.
-    digest.update(blas.SHIM_SOURCE.read_bytes())
+    # The C runtime that AOT libraries embed and JIT code calls, as built.
+    digest.update(blas.SHIM_SOURCE.read_bytes() + " ".join(blas.SHIM_FLAGS).encode())
     digest.update(json.dumps({"backend": backend, "options": options,
                               "fingerprint": fingerprint,
                               "versions": tool_versions()}, sort_keys=True,

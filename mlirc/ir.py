@@ -58,7 +58,7 @@ __all__ = [
     "transform_interpreter",
     "Context", "Module", "Location", "MLIRError", "PassManager", "UnitAttr",
     "StringAttr", "TypeAttr", "FunctionType", "ExecutionEngine", "new_context", "parse_module",
-    "module_text", "module_digest", "elided_resources", "KEPT_RESOURCE_LIMIT", "walk_ops", "op_counts_by_dialect", "Diagnostic",
+    "module_text", "module_digest", "elided_resources", "KEPT_RESOURCE_LIMIT", "walk_ops", "defining_op_name", "op_counts_by_dialect", "Diagnostic",
     "capture_diagnostics", "diagnostics_of", "source_location",
 ]
 
@@ -116,6 +116,14 @@ def module_digest(module: ir.Module) -> str:
     buffer = io.BytesIO()
     module.operation.write_bytecode(buffer)
     return hashlib.sha256(buffer.getvalue()).hexdigest()
+
+
+def defining_op_name(value) -> str:
+    """The name of the operation defining `value` ('' for a block argument).
+    Through .operation: some op views' `name` is one of the op's attributes
+    (memref.get_global's is the global's name)."""
+    owner = value.owner
+    return owner.operation.name if hasattr(owner, "operation") else ""
 
 
 def walk_ops(operation):

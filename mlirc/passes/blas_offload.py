@@ -21,11 +21,10 @@ from dataclasses import dataclass
 
 from .. import ir
 from .base import PythonPass, register_pass
-from .call_folding import match_epilogue, match_padding, zero_fill_before
+from .call_folding import CONV, match_epilogue, match_padding, zero_fill_before
 
 SHIM_PREFIX = "mlirc_"
 SHIM_FUNCTIONS = ("mlirc_gemm_", "mlirc_conv2d_")  # the shim's entry points
-CONV = "linalg.conv_2d_nchw_fchw"  # also in call_folding
 _OPS = {"linalg.matmul": 2, "linalg.batch_matmul": 3}
 _ELEMENTS = ("f32", "f64")
 
@@ -145,8 +144,7 @@ class BlasOffload(PythonPass):
     @staticmethod
     def _fold_transpose(value, rank: int):
         """`value` itself, or a transposed view of the buffer it was copied from."""
-        producer = value.owner
-        if not hasattr(producer, "name") or producer.name != "memref.alloc":
+        if ir.defining_op_name(value) != "memref.alloc":
             return value
         writers = [use.owner for use in value.uses if use.owner.name == "linalg.transpose"]
         others = [use.owner for use in value.uses

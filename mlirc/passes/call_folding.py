@@ -36,10 +36,10 @@ _VIEWS = ("memref.cast", "memref.subview", "memref.reinterpret_cast", "memref.ex
 @dataclass
 class ConvEpilogue:
     bias: object                 # the linalg.broadcast of a constant per-channel vector
+    target: object               # where the call writes: the output, or the ReLU's buffer
     residual: object = None      # the in-place linalg.generic out = out + residual
     relu: object = None          # the linalg.generic target = relu(out)
     residual_value: object = None
-    target: object = None        # where the call writes: the output, or the ReLU's buffer
 
     @property
     def bias_vector(self):
@@ -60,7 +60,7 @@ def match_epilogue(conv) -> ConvEpilogue | None:
     bias = _first_toucher(reversed(block[:index]), aliases)
     if bias is None or not _is_channel_bias(bias, output):
         return None
-    epilogue = ConvEpilogue(bias)
+    epilogue = ConvEpilogue(bias, target=output)
     after = block[index + 1:]
     following = _first_toucher(after, aliases)
     residual = _residual_operand(following, output) if following is not None else None
@@ -73,8 +73,7 @@ def match_epilogue(conv) -> ConvEpilogue | None:
             epilogue.residual, epilogue.residual_value = following, residual
             after = after[position + 1:]
             following = _first_toucher(after, aliases)
-    epilogue.target = output
-    if following is not None and _is_inplace_relu(following, output):
+    if following is not None and _is_relu(following, output, output):
         epilogue.relu = following
     elif following is not None and _is_relu_into_fresh_buffer(following, output, block, index):
         # The call writes relu(...) straight into the ReLU's buffer; the
@@ -91,8 +90,8 @@ def _is_relu_into_fresh_buffer(relu, output, block, conv_index) -> bool:
     target = relu.operands[1] if len(relu.operands) == 2 else None
     if target is None or target.type != output.type or \
             not _is_relu(relu, output, target) or \
-            _defining_op_name(output) != "memref.alloc" or \
-            _defining_op_name(target) != "memref.alloc":
+            ir.defining_op_name(output) != "memref.alloc" or \
+            ir.defining_op_name(target) != "memref.alloc":
         return False
     allocation = target.owner.operation
     start, relu_index = _position(block, allocation), _position(block, relu)
@@ -104,8 +103,7 @@ def _is_relu_into_fresh_buffer(relu, output, block, conv_index) -> bool:
         # Nothing reads it again in this block; a use elsewhere (or a region
         # that hides one) keeps the ReLU.
         return all(use.owner.operation.block == relu.block for use in output.uses) and \
-            not any(len(o.operation.regions) and not o.operation.name.startswith("linalg.")
-                    for o in block[relu_index + 1:])
+            not any(_hides_uses(o) for o in block[relu_index + 1:])
     return later.name == "memref.dealloc" or (
         later.name in ("linalg.fill", "linalg.broadcast")
         and later.operands[len(later.operands) - 1] == output
@@ -125,14 +123,13 @@ def match_padding(conv) -> PaddedInput | None:
     for it: allocated, zero-filled, the source copied into its interior,
     read by the convolution (and deallocated)."""
     padded = conv.operands[0]
-    if _defining_op_name(padded) != "memref.alloc":
+    if ir.defining_op_name(padded) != "memref.alloc":
         return None
     by_name: dict[str, list] = {}
     for use in padded.uses:
         by_name.setdefault(use.owner.operation.name, []).append(use.owner.operation)
-    if sorted(by_name) not in (sorted(["linalg.fill", "memref.subview", CONV]),
-                               sorted(["linalg.fill", "memref.subview", CONV, "memref.dealloc"])) \
-            or any(len(ops) != 1 for ops in by_name.values()):
+    if set(by_name) - {"memref.dealloc"} != {"linalg.fill", "memref.subview", CONV} or \
+            any(len(ops) != 1 for ops in by_name.values()):
         return None
     fill, subview = by_name["linalg.fill"][0], by_name["memref.subview"][0]
     if list(fill.operands)[1:] != [padded] or not _is_zero(fill.operands[0]):
@@ -167,8 +164,7 @@ def match_padding(conv) -> PaddedInput | None:
         return None
     between = block[positions[2] + 1:positions[3]]
     if _first_toucher(between, _aliases(block, source)) is not None or \
-            any(len(o.operation.regions) and not o.operation.name.startswith("linalg.")
-                for o in between):
+            any(_hides_uses(o) for o in between):
         return None
     erase = [copy, subview, fill] + by_name.get("memref.dealloc", []) + [padded.owner.operation]
     return PaddedInput(source, pad_h, pad_w, erase)
@@ -199,23 +195,23 @@ def _aliases(block, value) -> list:
     return aliases
 
 
+def _hides_uses(op) -> bool:
+    """Whether `op` has regions that may use values without naming them as
+    its operands (a linalg payload only sees its own block arguments)."""
+    op = op.operation
+    return bool(len(op.regions)) and not op.name.startswith("linalg.")
+
+
 def _first_toucher(operations, aliases):
     """The first of `operations` that uses one of `aliases` (None when an
-    operation with regions that are not a linalg payload comes first)."""
+    operation that hides uses comes first)."""
     for candidate in operations:
         candidate = candidate.operation
         if any(operand in aliases for operand in candidate.operands):
             return candidate
-        if len(candidate.regions) and not candidate.name.startswith("linalg."):
+        if _hides_uses(candidate):
             return None
     return None
-
-
-def _defining_op_name(value) -> str:
-    """The name of the operation defining `value` ('' for a block argument).
-    Through .operation: some op views' `name` is an attribute (get_global's)."""
-    owner = value.owner
-    return owner.operation.name if hasattr(owner, "operation") else ""
 
 
 def _is_channel_bias(op, output) -> bool:
@@ -223,12 +219,12 @@ def _is_channel_bias(op, output) -> bool:
         return False
     source = op.operands[0]
     return (str(source.type) == f"memref<{str(output.type).split('x')[1]}xf32>"
-            and _defining_op_name(source) == "memref.get_global"
+            and ir.defining_op_name(source) == "memref.get_global"
             and "dimensions = [0, 2, 3]" in str(op))
 
 
 def _is_zero(value) -> bool:
-    if _defining_op_name(value) != "arith.constant":
+    if ir.defining_op_name(value) != "arith.constant":
         return False
     try:
         return ir.FloatAttr(value.owner.attributes["value"]).value == 0.0
@@ -261,10 +257,6 @@ def _residual_operand(op, output):
         return None
     other = op.operands[1] if op.operands[0] == output else op.operands[0]
     return other if other.type == output.type else None
-
-
-def _is_inplace_relu(op, output) -> bool:
-    return _is_relu(op, output, output)
 
 
 def _is_relu(op, source, target) -> bool:

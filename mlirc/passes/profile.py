@@ -88,10 +88,8 @@ def _label(op) -> dict:
 def _source_buffer(value):
     """The whole buffer behind a memref.cast (BLAS calls take casts) or the
     row views of a vectorized loop."""
-    owner = value.owner
-    while getattr(owner, "name", None) in ("memref.cast", "memref.subview"):
-        value = owner.operands[0]
-        owner = value.owner
+    while ir.defining_op_name(value) in ("memref.cast", "memref.subview"):
+        value = value.owner.operands[0]
     return value
 
 

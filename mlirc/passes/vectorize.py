@@ -150,10 +150,9 @@ def _own_empty_init(op) -> None:
     and BLAS offload could no longer fold the transpose into the call."""
     init_index = len(op.operands) - 1
     init = op.operands[init_index]
-    producer = init.owner
-    if getattr(producer, "name", None) != "tensor.empty" or len(list(init.uses)) < 2:
+    if ir.defining_op_name(init) != "tensor.empty" or len(list(init.uses)) < 2:
         return
-    fresh = producer.clone(ir.InsertionPoint(op))
+    fresh = init.owner.clone(ir.InsertionPoint(op))
     op.operands[init_index] = fresh.results[0]
 
 

@@ -2,10 +2,11 @@
  *
  * The blas-offload pass turns linalg.matmul / batch_matmul on memrefs into
  * calls to mlirc_gemm_{f32,f64}{,_batched} (C += A*B, or C = A*B when the
- * pass dropped a zero fill of C: the `accumulate` flag), passing each strided memref the
- * way MLIR's LLVM lowering expands it (allocated, aligned, offset, sizes,
- * strides: no C-interface wrappers, which an object-file dump cannot link). A transposed operand arrives as a view with unit row stride,
- * so transposes become BLAS flags instead of copies. The cblas function is
+ * pass dropped a zero fill of C: the `accumulate` flag), passing each
+ * strided memref the way MLIR's LLVM lowering expands it (allocated,
+ * aligned, offset, sizes, strides: no C-interface wrappers, which an
+ * object-file dump cannot link). A transposed operand arrives as a view with
+ * unit row stride, so transposes become BLAS flags instead of copies. The cblas function is
  * found at first use with dlsym: the process (JIT) or the linked library
  * (AOT) provides cblas_sgemm, or OpenBLAS's scipy_-prefixed build of it.
  */
@@ -99,7 +100,7 @@ GEMM(dgemm, f64, dgemm_fn, "cblas_dgemm")
 typedef struct {
   int64_t channels, in_h, in_w, filters, kh, kw, oh, ow;
   int64_t stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w;
-  const float *bias; /* NULL: accumulate into the output */
+  const float *bias; /* NULL: accumulate into the output (and no ReLU, no residual) */
   int relu;
 } conv_shape;
 
@@ -185,13 +186,12 @@ static inline __attribute__((always_inline)) void direct_conv_case(
   }
 }
 
-/* The residual is only given with a bias (the entry points make sure). */
+/* The ReLU and the residual only come with a bias (the entry points make sure). */
 static void direct_conv(const conv_shape *shape, const float *image, const float *weights,
                         float *out, const float *residual) {
   const float *bias = shape->bias;
   int relu = shape->relu;
-  if (!bias && relu) direct_conv_case(shape, image, weights, out, NULL, NULL, 1);
-  else if (!bias) direct_conv_case(shape, image, weights, out, NULL, NULL, 0);
+  if (!bias) direct_conv_case(shape, image, weights, out, NULL, NULL, 0);
   else if (residual && relu) direct_conv_case(shape, image, weights, out, bias, residual, 1);
   else if (residual) direct_conv_case(shape, image, weights, out, bias, residual, 0);
   else if (relu) direct_conv_case(shape, image, weights, out, bias, NULL, 1);
@@ -236,22 +236,17 @@ static void gemm_conv(const conv_shape *shape, const float *image, const float *
   }
   gemm(RowMajor, NoTrans, NoTrans, (int)shape->filters, (int)cols, (int)rows, 1.0f, weights,
        (int)rows, matrix, (int)cols, shape->bias ? 0.0f : 1.0f, out, (int)cols);
-  if (!shape->bias && !shape->relu) return;
+  if (!shape->bias) return;
+  int relu = shape->relu;
   for (int64_t f = 0; f < shape->filters; ++f) {
-    float bias = shape->bias ? shape->bias[f] : 0.0f, *row = out + f * cols;
+    float bias = shape->bias[f], *row = out + f * cols;
     const float *shortcut = residual ? residual + f * cols : NULL;
-    /* NaN stays NaN under the ReLU, as in the cmpf-ugt select it replaces */
-    if (shortcut && shape->relu)
-      for (int64_t p = 0; p < cols; ++p) {
-        float value = row[p] + bias + shortcut[p];
-        row[p] = value <= 0 ? 0.0f : value;
-      }
-    else if (shortcut)
-      for (int64_t p = 0; p < cols; ++p) row[p] += bias + shortcut[p];
-    else if (shape->relu)
-      for (int64_t p = 0; p < cols; ++p) row[p] = row[p] + bias <= 0 ? 0.0f : row[p] + bias;
-    else
-      for (int64_t p = 0; p < cols; ++p) row[p] += bias;
+    for (int64_t p = 0; p < cols; ++p) { /* GCC unswitches the loop-invariant tests */
+      float value = row[p] + bias;
+      if (shortcut) value += shortcut[p];
+      /* NaN stays NaN under the ReLU, as in the cmpf-ugt select it replaces */
+      row[p] = relu && value <= 0 ? 0.0f : value;
+    }
   }
 }
 
@@ -259,7 +254,8 @@ static void conv2d(const conv_shape *shape, int64_t images, const float *input,
                    int64_t image_stride, const float *weights, float *output,
                    int64_t out_stride, const float *residual) {
   if (direct_conv_fits(shape) && (shape->pad_h || shape->pad_w)) {
-    /* The direct kernel reads a padded image: pad each one into a scratch. */
+    /* The direct kernel reads a padded image: pad each one into a scratch,
+     * then take the unpadded branch below for it. */
     conv_shape padded = *shape;
     padded.in_h += 2 * shape->pad_h;
     padded.in_w += 2 * shape->pad_w;
