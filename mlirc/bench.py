@@ -3,6 +3,12 @@ eager PyTorch, torch.compile, ONNX Runtime, and mlirc's jit, aot and iree-cpu.
 
 Runners are timed interleaved (each round runs every runner in turn) and the
 median over rounds is reported as a ratio to eager (1.00 = as fast as eager).
+Before its calls in a round, a runner waits IDLE_SECONDS and makes one untimed
+call: the runtimes here keep worker threads spinning for a while after each
+parallel region (libgomp under PyTorch, ONNX Runtime's pool, OpenBLAS's
+threads, for up to about 0.1 s), and on a machine with few cores a spinning
+pool of the previous runner halves the next one's parallel work; each runner
+is measured as it runs on its own.
 `mlirc bench MODEL.py` prints one model's table; benchmarks/peers.py runs the
 bundled set and draws the chart.
 """
@@ -16,6 +22,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
+IDLE_SECONDS = 0.25
 RUNNERS = ["eager", "torch.compile", "onnxruntime", "mlirc-jit", "mlirc-aot", "mlirc-iree-cpu"]
 
 
@@ -96,6 +103,8 @@ def benchmark(model, inputs, runners=RUNNERS, rounds: int = 7, calls: int = 10,
             if result.name not in prepared:
                 continue
             run = prepared[result.name]
+            time.sleep(IDLE_SECONDS)
+            run()
             samples = []
             for _ in range(calls):
                 started = time.perf_counter()
