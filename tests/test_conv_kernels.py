@@ -28,7 +28,7 @@ class ConvBlock(torch.nn.Module):
 SHAPES = {
     "direct-16-wide": (2, 3, 8, 3, 1, 32),    # output rows of 32 floats, 4k rows, F % 4
     "direct-16-one-image": (1, 5, 4, 5, 1, 16),
-    "direct-8-wide": (4, 16, 16, 3, 1, 8),    # output rows of exactly 8, F % 8
+    "grouped-8-wide": (4, 16, 16, 3, 1, 8),   # rows of 8: images grouped into one GEMM
     "im2col-strided": (2, 3, 8, 3, 2, 17),
     "im2col-odd-width": (1, 6, 12, 3, 1, 7),
     "gemm-1x1": (2, 16, 24, 1, 1, 10),

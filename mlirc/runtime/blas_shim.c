@@ -105,16 +105,16 @@ typedef struct {
 } conv_shape;
 
 /* Direct convolution for stride 1 without dilation, when an output row is a
- * whole number of 16-float vectors (or exactly 8 floats): each output tile of
- * FB filters x 4 rows x one vector stays in registers while the loop runs over
- * input channels and kernel taps, one broadcast weight times one input row
- * vector per FMA. For the small channel counts of little CNNs this beats
- * im2col + GEMM, which pays for the column copy and for a GEMM with K of only
- * C*KH*KW (cnn's three convolutions: 33/64/95 us against 47/159/144 us). The
- * shim is built for the host (-march=native, like the JIT's own code), so the
- * vectors are AVX-512 / AVX2 registers here. */
+ * whole number of 16-float vectors: each output tile of 4 filters x 4 rows x
+ * one vector stays in registers while the loop runs over input channels and
+ * kernel taps, one broadcast weight times one input row vector per FMA. For
+ * the small channel counts of little CNNs it is as fast as im2col + GEMM
+ * without the column copy (the cnn's 32x32 and 16x16 layers: 38/93 us
+ * against 38/90 us, 2026-12-01, OpenBLAS SkylakeX kernels); for rows of 8
+ * floats the grouped im2col + GEMM below is twice as fast (68 against 156
+ * us), so those take it. The shim is built for the host (-march=native, like
+ * the JIT's own code), so the vectors are AVX-512 registers here. */
 typedef float v16 __attribute__((vector_size(64)));
-typedef float v8 __attribute__((vector_size(32)));
 #define LOAD(T, p) ({ T loaded_; __builtin_memcpy(&loaded_, (p), sizeof(T)); loaded_; })
 #define STORE(T, p, v) do { T stored_ = (v); __builtin_memcpy((p), &stored_, sizeof(T)); } while (0)
 #define TILE_ROWS 4
@@ -155,34 +155,26 @@ typedef float v8 __attribute__((vector_size(32)));
       }                                                                                     \
   }
 DIRECT_TILE(tile_16x4, v16, 4)
-DIRECT_TILE(tile_8x8, v8, 8)
 
-/* Whether direct_conv handles this shape (rows of 16k or 8 floats, 4k rows). */
+/* Whether direct_conv handles this shape (rows of 16k floats, 4k rows). */
 static int direct_conv_fits(const conv_shape *shape) {
   if (shape->kh * shape->kw == 1 || shape->stride_h != 1 || shape->stride_w != 1 ||
       shape->dilation_h != 1 || shape->dilation_w != 1 || shape->oh % TILE_ROWS)
     return 0;
-  if (shape->ow % 16 == 0) return shape->filters % 4 == 0;
-  return shape->ow == 8 && shape->filters % 8 == 0;
+  return shape->ow % 16 == 0 && shape->filters % 4 == 0;
 }
 
 /* One image. Inlined once per epilogue case, so the tiles see constants. */
 static inline __attribute__((always_inline)) void direct_conv_case(
-    const conv_shape *shape, const float *image, const float *weights, float *out,
-    const float *bias, const float *residual, int relu) {
-  int64_t channels = shape->channels, kh = shape->kh, kw = shape->kw, in_h = shape->in_h,
+    const conv_shape *shape, int64_t kh, int64_t kw, const float *image, const float *weights,
+    float *out, const float *bias, const float *residual, int relu) {
+  int64_t channels = shape->channels, in_h = shape->in_h,
           in_w = shape->in_w, oh = shape->oh, ow = shape->ow, plane = oh * ow;
   for (int64_t y0 = 0; y0 < oh; y0 += TILE_ROWS) {
-    if (ow % 16 == 0) {
-      for (int64_t f0 = 0; f0 < shape->filters; f0 += 4)
-        for (int64_t x0 = 0; x0 < ow; x0 += 16)
-          tile_16x4(channels, kh, kw, in_h, in_w, plane, ow, image, weights, out, bias,
-                    residual, relu, f0, y0, x0);
-    } else {
-      for (int64_t f0 = 0; f0 < shape->filters; f0 += 8)
-        tile_8x8(channels, kh, kw, in_h, in_w, plane, ow, image, weights, out, bias, residual,
-                 relu, f0, y0, 0);
-    }
+    for (int64_t f0 = 0; f0 < shape->filters; f0 += 4)
+      for (int64_t x0 = 0; x0 < ow; x0 += 16)
+        tile_16x4(channels, kh, kw, in_h, in_w, plane, ow, image, weights, out, bias,
+                  residual, relu, f0, y0, x0);
   }
 }
 
@@ -191,63 +183,124 @@ static void direct_conv(const conv_shape *shape, const float *image, const float
                         float *out, const float *residual) {
   const float *bias = shape->bias;
   int relu = shape->relu;
-  if (!bias) direct_conv_case(shape, image, weights, out, NULL, NULL, 0);
-  else if (residual && relu) direct_conv_case(shape, image, weights, out, bias, residual, 1);
-  else if (residual) direct_conv_case(shape, image, weights, out, bias, residual, 0);
-  else if (relu) direct_conv_case(shape, image, weights, out, bias, NULL, 1);
-  else direct_conv_case(shape, image, weights, out, bias, NULL, 0);
+  int64_t kh = shape->kh, kw = shape->kw;
+  if (!bias) direct_conv_case(shape, kh, kw, image, weights, out, NULL, NULL, 0);
+  else if (residual && relu) direct_conv_case(shape, kh, kw, image, weights, out, bias, residual, 1);
+  else if (residual) direct_conv_case(shape, kh, kw, image, weights, out, bias, residual, 0);
+  else if (relu) direct_conv_case(shape, kh, kw, image, weights, out, bias, NULL, 1);
+  else direct_conv_case(shape, kh, kw, image, weights, out, bias, NULL, 0);
 }
 
-/* im2col + GEMM for one image: out (F x OH*OW) = [out +] filter (F x
- * C*KH*KW) * columns (C*KH*KW x OH*OW), then the bias and ReLU epilogue. */
-static void gemm_conv(const conv_shape *shape, const float *image, const float *weights,
-                      float *out, const float *residual, float *columns) {
-  static sgemm_fn gemm;
-  if (!gemm) gemm = (sgemm_fn)find("cblas_sgemm");
+/* The im2col matrix of one image: row (c, i, j) holds, for every output
+ * pixel, the input value under kernel tap (i, j) of channel c (zero in the
+ * padding). Rows are `ld` floats apart, so several images can sit side by
+ * side in one matrix. */
+static void im2col(const conv_shape *shape, const float *image, float *columns, int64_t ld) {
   int64_t kh = shape->kh, kw = shape->kw, oh = shape->oh, ow = shape->ow;
-  int64_t rows = shape->channels * kh * kw, cols = oh * ow;
-  const float *matrix = image; /* a 1x1 unit-stride convolution reads the image as is */
-  if (columns) {
-    for (int64_t c = 0; c < shape->channels; ++c)
-      for (int64_t i = 0; i < kh; ++i)
-        for (int64_t j = 0; j < kw; ++j) {
-          float *row = columns + ((c * kh + i) * kw + j) * cols;
-          /* the output columns [first, last) read inside the image's width */
-          int64_t offset = j * shape->dilation_w - shape->pad_w, first = 0, last = ow;
-          while (first < ow && first * shape->stride_w + offset < 0) ++first;
-          while (last > first && (last - 1) * shape->stride_w + offset >= shape->in_w) --last;
-          for (int64_t y = 0; y < oh; ++y) {
-            float *target = row + y * ow;
-            int64_t source_y = y * shape->stride_h + i * shape->dilation_h - shape->pad_h;
-            if (source_y < 0 || source_y >= shape->in_h) {
-              memset(target, 0, sizeof(float) * ow);
-              continue;
-            }
-            const float *source = image + (c * shape->in_h + source_y) * shape->in_w + offset;
-            for (int64_t x = 0; x < first; ++x) target[x] = 0.0f;
-            if (shape->stride_w == 1) /* a contiguous run: vectorized copy */
-              memcpy(target + first, source + first, sizeof(float) * (last - first));
-            else
-              for (int64_t x = first; x < last; ++x) target[x] = source[x * shape->stride_w];
-            for (int64_t x = last; x < ow; ++x) target[x] = 0.0f;
+  for (int64_t c = 0; c < shape->channels; ++c)
+    for (int64_t i = 0; i < kh; ++i)
+      for (int64_t j = 0; j < kw; ++j) {
+        float *row = columns + ((c * kh + i) * kw + j) * ld;
+        /* the output columns [first, last) read inside the image's width */
+        int64_t offset = j * shape->dilation_w - shape->pad_w, first = 0, last = ow;
+        while (first < ow && first * shape->stride_w + offset < 0) ++first;
+        while (last > first && (last - 1) * shape->stride_w + offset >= shape->in_w) --last;
+        for (int64_t y = 0; y < oh; ++y) {
+          float *target = row + y * ow;
+          int64_t source_y = y * shape->stride_h + i * shape->dilation_h - shape->pad_h;
+          if (source_y < 0 || source_y >= shape->in_h) {
+            memset(target, 0, sizeof(float) * ow);
+            continue;
           }
+          const float *source = image + (c * shape->in_h + source_y) * shape->in_w + offset;
+          for (int64_t x = 0; x < first; ++x) target[x] = 0.0f;
+          if (shape->stride_w == 1) /* a contiguous run: vectorized copy */
+            memcpy(target + first, source + first, sizeof(float) * (last - first));
+          else
+            for (int64_t x = first; x < last; ++x) target[x] = source[x * shape->stride_w];
+          for (int64_t x = last; x < ow; ++x) target[x] = 0.0f;
         }
-    matrix = columns;
-  }
-  gemm(RowMajor, NoTrans, NoTrans, (int)shape->filters, (int)cols, (int)rows, 1.0f, weights,
-       (int)rows, matrix, (int)cols, shape->bias ? 0.0f : 1.0f, out, (int)cols);
-  if (!shape->bias) return;
+      }
+}
+
+/* The epilogue of one image's F x OH*OW product (rows `ld` floats apart):
+ * out = act(product + bias [+ residual]), or out += product without a bias.
+ * `product` may be `out` itself (then only the bias case is called). */
+static void conv_epilogue(const conv_shape *shape, const float *product, int64_t ld,
+                          float *out, const float *residual) {
+  int64_t cols = shape->oh * shape->ow;
   int relu = shape->relu;
   for (int64_t f = 0; f < shape->filters; ++f) {
-    float bias = shape->bias[f], *row = out + f * cols;
+    const float *row = product + f * ld;
+    float *target = out + f * cols;
+    if (!shape->bias) {
+      for (int64_t p = 0; p < cols; ++p) target[p] += row[p];
+      continue;
+    }
+    float bias = shape->bias[f];
     const float *shortcut = residual ? residual + f * cols : NULL;
     for (int64_t p = 0; p < cols; ++p) { /* GCC unswitches the loop-invariant tests */
       float value = row[p] + bias;
       if (shortcut) value += shortcut[p];
       /* NaN stays NaN under the ReLU, as in the cmpf-ugt select it replaces */
-      row[p] = relu && value <= 0 ? 0.0f : value;
+      target[p] = relu && value <= 0 ? 0.0f : value;
     }
   }
+}
+
+/* im2col + GEMM. One image: out (F x OH*OW) = [out +] filter (F x C*KH*KW) *
+ * columns (C*KH*KW x OH*OW), then the epilogue in place; a 1x1 unit-stride
+ * convolution reads the image itself as the columns. Small images go in
+ * groups: their columns side by side make one wider GEMM, which OpenBLAS
+ * runs much faster than several narrow ones (the cnn's 8x8 layer, four
+ * images: 80 -> 35 us), and the epilogue then scatters the product back to
+ * NCHW. */
+enum { GROUP_COLUMNS = 1024 };
+
+static void gemm_conv(const conv_shape *shape, int64_t images, const float *input,
+                      int64_t image_stride, const float *weights, float *output,
+                      int64_t out_stride, const float *residual) {
+  static sgemm_fn gemm;
+  if (!gemm) gemm = (sgemm_fn)find("cblas_sgemm");
+  int64_t rows = shape->channels * shape->kh * shape->kw, cols = shape->oh * shape->ow;
+  int copy_free = shape->kh == 1 && shape->kw == 1 && shape->stride_h == 1 &&
+                  shape->stride_w == 1 && shape->in_h == shape->oh && shape->in_w == shape->ow &&
+                  !shape->pad_h && !shape->pad_w;
+  int64_t group = cols >= GROUP_COLUMNS ? 1 : GROUP_COLUMNS / cols;
+  if (group > images) group = images;
+  if (group == 1 && copy_free) {
+    for (int64_t n = 0; n < images; ++n) {
+      float *out = output + n * out_stride;
+      gemm(RowMajor, NoTrans, NoTrans, (int)shape->filters, (int)cols, (int)rows, 1.0f, weights,
+           (int)rows, input + n * image_stride, (int)cols, shape->bias ? 0.0f : 1.0f, out,
+           (int)cols);
+      if (shape->bias) conv_epilogue(shape, out, cols, out, residual ? residual + n * out_stride : NULL);
+    }
+    return;
+  }
+  int64_t ld = group * cols;
+  float *columns = malloc(sizeof(float) * rows * ld);
+  float *product = group > 1 ? malloc(sizeof(float) * shape->filters * ld) : NULL;
+  for (int64_t first = 0; first < images; first += group) {
+    int64_t count = images - first < group ? images - first : group;
+    for (int64_t n = 0; n < count; ++n)
+      im2col(shape, input + (first + n) * image_stride, columns + n * cols, ld);
+    if (!product) { /* one image: the GEMM writes the output directly */
+      float *out = output + first * out_stride;
+      gemm(RowMajor, NoTrans, NoTrans, (int)shape->filters, (int)cols, (int)rows, 1.0f, weights,
+           (int)rows, columns, (int)ld, shape->bias ? 0.0f : 1.0f, out, (int)cols);
+      if (shape->bias)
+        conv_epilogue(shape, out, cols, out, residual ? residual + first * out_stride : NULL);
+      continue;
+    }
+    gemm(RowMajor, NoTrans, NoTrans, (int)shape->filters, (int)(count * cols), (int)rows, 1.0f,
+         weights, (int)rows, columns, (int)ld, 0.0f, product, (int)ld);
+    for (int64_t n = 0; n < count; ++n)
+      conv_epilogue(shape, product + n * cols, ld, output + (first + n) * out_stride,
+                    residual ? residual + (first + n) * out_stride : NULL);
+  }
+  free(columns);
+  free(product);
 }
 
 static void conv2d(const conv_shape *shape, int64_t images, const float *input,
@@ -285,16 +338,7 @@ static void conv2d(const conv_shape *shape, int64_t images, const float *input,
                   residual ? residual + n * out_stride : NULL);
     return;
   }
-  int copy_free = shape->kh == 1 && shape->kw == 1 && shape->stride_h == 1 &&
-                  shape->stride_w == 1 && shape->in_h == shape->oh && shape->in_w == shape->ow &&
-                  !shape->pad_h && !shape->pad_w;
-  float *columns = copy_free ? NULL
-                             : malloc(sizeof(float) * shape->channels * shape->kh * shape->kw *
-                                      shape->oh * shape->ow);
-  for (int64_t n = 0; n < images; ++n)
-    gemm_conv(shape, input + n * image_stride, weights, output + n * out_stride,
-              residual ? residual + n * out_stride : NULL, columns);
-  free(columns);
+  gemm_conv(shape, images, input, image_stride, weights, output, out_stride, residual);
 }
 
 #define CONV_SHAPE(bias_, relu_)                                                            \
