@@ -9,6 +9,7 @@ compiler into the cache folder.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
@@ -55,11 +56,33 @@ def load() -> list[str]:
     library = blas_library()
     if not library.exists():
         raise BackendError(f"BLAS library {library} does not exist")
-    ctypes.CDLL(str(library), mode=ctypes.RTLD_GLOBAL)
+    with single_threaded_blas_environment():
+        ctypes.CDLL(str(library), mode=ctypes.RTLD_GLOBAL)
     shim = build_shim()
     ctypes.CDLL(str(shim), mode=ctypes.RTLD_GLOBAL)
     return [str(shim), str(library)]
 
 
+@contextlib.contextmanager
+def single_threaded_blas_environment():
+    """Loads the BLAS without worker threads of its own: the shim cuts GEMMs
+    over its own thread pool and runs the BLAS on one thread per slice
+    (blas_shim.c). OpenBLAS reads OPENBLAS_NUM_THREADS once, when loaded, and
+    a worker it started, even when later told to use one thread, stalled the
+    shim's calls for milliseconds now and then; the variables are restored
+    right after, so child processes and other libraries do not see them."""
+    names = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update({name: "1" for name in names})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def build_shim() -> Path:
-    return c_library.build(SHIM_SOURCE, "mlirc_blas", libraries=("dl",), flags=SHIM_FLAGS)
+    return c_library.build(SHIM_SOURCE, "mlirc_blas", libraries=("dl", "pthread"), flags=SHIM_FLAGS)

@@ -12,10 +12,16 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define MEMREF2(p) void *p##_allocated, void *p##_aligned, int64_t p##_offset, int64_t p##_size0, \
   int64_t p##_size1, int64_t p##_stride0, int64_t p##_stride1
@@ -47,16 +53,200 @@ static void layout(int64_t rows, int64_t cols, const int64_t *strides, int *tran
   else { *trans = Trans; *ld = (int)(strides[1] > rows ? strides[1] : rows); }
 }
 
+/* A small pool of worker threads for all the shim's work: GEMMs (cut into
+ * one slice per thread, the BLAS running single-threaded), the direct
+ * convolution, im2col and epilogues. One pool, because two (OpenBLAS's and
+ * ours) spinning in turn took each other's cores: the cnn's grouped GEMM
+ * right after a direct convolution ran 3x slower.
+ * Workers spin briefly for the next job, then sleep on a futex: a long spin
+ * (libgomp's default, ONNX Runtime's pool) takes a core from whatever runs
+ * next in the process, and an OpenMP runtime with a short spin made eager
+ * PyTorch several times slower in the same process. MLIRC_NUM_THREADS sets
+ * the thread count (default: the CPUs this process may run on); in a forked
+ * child, or inside a task, jobs run on the calling thread. */
+typedef void (*task_fn)(void *context, int64_t task);
+
+enum { MAX_WORKERS = 63, SPIN_ROUNDS = 200000 /* pause loops, roughly 50-100 us */ };
+
+static struct {
+  pthread_once_t once;
+  pthread_mutex_t busy; /* one job at a time; a second caller runs its own serially */
+  int workers;
+  pid_t owner;
+  _Atomic uint32_t generation;
+  _Atomic int sleeping, parked;
+  _Atomic int64_t next, done;
+  int64_t count;
+  task_fn fn;
+  void *context;
+} pool = {PTHREAD_ONCE_INIT, PTHREAD_MUTEX_INITIALIZER};
+
+static __thread int in_task;
+
+static void run_tasks(void) {
+  in_task = 1;
+  for (int64_t task; (task = atomic_fetch_add(&pool.next, 1)) < pool.count;) {
+    pool.fn(pool.context, task);
+    atomic_fetch_add(&pool.done, 1);
+  }
+  in_task = 0;
+}
+
+static void *pool_worker(void *unused) {
+  (void)unused;
+  uint32_t seen = 0;
+  for (;;) {
+    uint32_t generation;
+    int spins = 0;
+    while ((generation = atomic_load(&pool.generation)) == seen) {
+      if (++spins < SPIN_ROUNDS && !atomic_load(&pool.parked)) {
+        __builtin_ia32_pause();
+        continue;
+      }
+      atomic_fetch_add(&pool.sleeping, 1);
+      syscall(SYS_futex, &pool.generation, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+      atomic_fetch_sub(&pool.sleeping, 1);
+      spins = 0;
+    }
+    seen = generation;
+    run_tasks();
+  }
+  return NULL;
+}
+
+static void pool_start(void) {
+  int threads = 0;
+  const char *configured = getenv("MLIRC_NUM_THREADS");
+  if (configured) threads = atoi(configured);
+  if (threads <= 0) {
+    cpu_set_t allowed;
+    threads = sched_getaffinity(0, sizeof allowed, &allowed) == 0 ? CPU_COUNT(&allowed) : 1;
+  }
+  pool.workers = threads - 1 < MAX_WORKERS ? threads - 1 : MAX_WORKERS;
+  pool.owner = getpid();
+  atomic_store(&pool.next, 0);
+  pool.count = 0;
+  for (int i = 0; i < pool.workers; ++i) {
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, pool_worker, NULL) != 0) {
+      pool.workers = i;
+      break;
+    }
+    pthread_detach(thread);
+  }
+}
+
+/* Sends spinning workers to sleep now: called before a BLAS call, whose own
+ * threads need the cores. */
+static void pool_park(void) { atomic_store(&pool.parked, 1); }
+
+/* Runs fn(context, task) for task in [0, count), spread over the pool. */
+static void parallel_for(int64_t count, task_fn fn, void *context) {
+  pthread_once(&pool.once, pool_start);
+  if (count <= 1 || pool.workers == 0 || in_task || pool.owner != getpid() ||
+      pthread_mutex_trylock(&pool.busy) != 0) {
+    for (int64_t task = 0; task < count; ++task) fn(context, task);
+    return;
+  }
+  /* Published before `next` is reset: a worker still leaving the previous
+   * job that takes a task from this one runs it correctly. */
+  pool.fn = fn;
+  pool.context = context;
+  pool.count = count;
+  atomic_store(&pool.parked, 0);
+  atomic_store(&pool.done, 0);
+  atomic_store(&pool.next, 0);
+  atomic_fetch_add(&pool.generation, 1);
+  if (atomic_load(&pool.sleeping))
+    syscall(SYS_futex, &pool.generation, FUTEX_WAKE_PRIVATE, pool.workers, NULL, NULL, 0);
+  run_tasks();
+  while (atomic_load(&pool.done) < count) __builtin_ia32_pause();
+  pthread_mutex_unlock(&pool.busy);
+}
+
+/* The BLAS runs on one thread, so that the pool's threads are the only ones:
+ * openblas_set_num_threads(1) (or MKL's) at first use. A BLAS that cannot be
+ * told keeps its own threads, and the shim then gives it whole GEMMs and
+ * sends its spinning workers to sleep first. */
+static int blas_single_threaded(void) {
+  static int state = -1;
+  if (state < 0) {
+    static const char *names[] = {"openblas_set_num_threads", "scipy_openblas_set_num_threads",
+                                  "MKL_Set_Num_Threads"};
+    state = 0;
+    for (unsigned i = 0; i < sizeof names / sizeof *names && !state; ++i) {
+      void (*set_threads)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, names[i]);
+      if (set_threads) {
+        set_threads(1);
+        state = 1;
+      }
+    }
+  }
+  return state;
+}
+
+/* How many slices a GEMM is cut into: one per thread while each keeps at
+ * least 16 rows or columns and 2^20 flops, else one. */
+static int64_t gemm_slices(int64_t m, int64_t n, int64_t k) {
+  pthread_once(&pool.once, pool_start);
+  int64_t threads = pool.workers + 1, size = m > n ? m : n;
+  if (!blas_single_threaded()) {
+    pool_park();
+    return 1;
+  }
+  while (threads > 1 && (size / threads < 16 || 2 * m * n * k / threads < (1 << 20))) --threads;
+  return threads;
+}
+
+/* The [first, last) part of `size` for slice `part` of `parts`, cut at
+ * multiples of 16 (whole vectors of C's rows). */
+static void slice_range(int64_t size, int64_t part, int64_t parts, int64_t *first,
+                        int64_t *last) {
+  *first = part == 0 ? 0 : (size * part / parts + 8) / 16 * 16;
+  *last = part == parts - 1 ? size : (size * (part + 1) / parts + 8) / 16 * 16;
+}
+
 #define GEMM(NAME, T, FN, SYMBOL)                                                          \
+  typedef struct {                                                                          \
+    int ta, tb, lda, ldb, ldc, split_rows;                                                  \
+    int64_t m, n, k, slices;                                                                \
+    const T *a, *b;                                                                         \
+    T *c, beta;                                                                             \
+  } NAME##_job;                                                                             \
+  static FN NAME##_blas(void) {                                                             \
+    static FN gemm;                                                                         \
+    if (!gemm) gemm = (FN)find(SYMBOL);                                                     \
+    return gemm;                                                                            \
+  }                                                                                         \
+  static void NAME##_slice(void *context, int64_t part) {                                   \
+    const NAME##_job *job = context;                                                        \
+    int64_t first, last;                                                                    \
+    slice_range(job->split_rows ? job->m : job->n, part, job->slices, &first, &last);       \
+    if (last <= first) return;                                                              \
+    if (job->split_rows)                                                                    \
+      NAME##_blas()(RowMajor, job->ta, job->tb, (int)(last - first), (int)job->n,           \
+                    (int)job->k, 1, job->a + (job->ta == NoTrans ? first * job->lda : first), \
+                    job->lda, job->b, job->ldb, job->beta, job->c + first * job->ldc,       \
+                    job->ldc);                                                              \
+    else                                                                                    \
+      NAME##_blas()(RowMajor, job->ta, job->tb, (int)job->m, (int)(last - first),           \
+                    (int)job->k, 1, job->a, job->lda,                                       \
+                    job->b + (job->tb == NoTrans ? first : first * job->ldb), job->ldb,     \
+                    job->beta, job->c + first, job->ldc);                                   \
+  }                                                                                         \
+  /* C = A*B + beta*C, row-major, spread over the pool. */                                  \
+  static void NAME##_parallel(int ta, int tb, int64_t m, int64_t n, int64_t k, const T *a,  \
+                              int lda, const T *b, int ldb, T beta, T *c, int ldc) {        \
+    NAME##_job job = {ta, tb, lda, ldb, ldc, m > n, m, n, k, gemm_slices(m, n, k), a, b, c, \
+                      beta};                                                                \
+    parallel_for(job.slices, NAME##_slice, &job);                                           \
+  }                                                                                         \
   static void NAME##_one(int64_t m, int64_t n, int64_t k, const T *a, const int64_t *sa,    \
                          const T *b, const int64_t *sb, T *c, const int64_t *sc, T beta) { \
-    static FN gemm;                                                                         \
     int ta, tb, lda, ldb;                                                                   \
-    if (!gemm) gemm = (FN)find(SYMBOL);                                                     \
     layout(m, k, sa, &ta, &lda);                                                            \
     layout(k, n, sb, &tb, &ldb);                                                            \
-    gemm(RowMajor, ta, tb, (int)m, (int)n, (int)k, 1, a, lda, b, ldb, beta, c,              \
-         (int)(sc[0] > n ? sc[0] : n));                                                     \
+    NAME##_parallel(ta, tb, m, n, k, a, lda, b, ldb, beta, c, (int)(sc[0] > n ? sc[0] : n)); \
   }                                                                                         \
   /* accumulate: C += A*B; else C = A*B (the pass dropped a zero fill of C) */              \
   void mlirc_gemm_##T(MEMREF2(a), MEMREF2(b), MEMREF2(c), int64_t accumulate) {             \
@@ -164,31 +354,83 @@ static int direct_conv_fits(const conv_shape *shape) {
   return shape->ow % 16 == 0 && shape->filters % 4 == 0;
 }
 
-/* One image. Inlined once per epilogue case, so the tiles see constants. */
-static inline __attribute__((always_inline)) void direct_conv_case(
-    const conv_shape *shape, int64_t kh, int64_t kw, const float *image, const float *weights,
-    float *out, const float *bias, const float *residual, int relu) {
-  int64_t channels = shape->channels, in_h = shape->in_h,
-          in_w = shape->in_w, oh = shape->oh, ow = shape->ow, plane = oh * ow;
-  for (int64_t y0 = 0; y0 < oh; y0 += TILE_ROWS) {
-    for (int64_t f0 = 0; f0 < shape->filters; f0 += 4)
-      for (int64_t x0 = 0; x0 < ow; x0 += 16)
-        tile_16x4(channels, kh, kw, in_h, in_w, plane, ow, image, weights, out, bias,
-                  residual, relu, f0, y0, x0);
-  }
+/* One block of TILE_ROWS output rows of one image, all filters. Inlined once
+ * per epilogue case, so the tiles see constants. */
+static inline __attribute__((always_inline)) void direct_rows_case(
+    const conv_shape *shape, const float *image, const float *weights, float *out,
+    const float *bias, const float *residual, int relu, int64_t y0) {
+  int64_t plane = shape->oh * shape->ow;
+  for (int64_t f0 = 0; f0 < shape->filters; f0 += 4)
+    for (int64_t x0 = 0; x0 < shape->ow; x0 += 16)
+      tile_16x4(shape->channels, shape->kh, shape->kw, shape->in_h, shape->in_w, plane,
+                shape->ow, image, weights, out, bias, residual, relu, f0, y0, x0);
 }
 
+/* A direct convolution job: images (padded ones when the convolution pads)
+ * cut into tasks of TILE_ROWS output rows. */
+typedef struct {
+  const conv_shape *shape;
+  const float *input, *weights, *residual;
+  float *output;
+  int64_t image_stride, out_stride, blocks; /* row blocks per image */
+} direct_job;
+
 /* The ReLU and the residual only come with a bias (the entry points make sure). */
-static void direct_conv(const conv_shape *shape, const float *image, const float *weights,
-                        float *out, const float *residual) {
-  const float *bias = shape->bias;
-  int relu = shape->relu;
-  int64_t kh = shape->kh, kw = shape->kw;
-  if (!bias) direct_conv_case(shape, kh, kw, image, weights, out, NULL, NULL, 0);
-  else if (residual && relu) direct_conv_case(shape, kh, kw, image, weights, out, bias, residual, 1);
-  else if (residual) direct_conv_case(shape, kh, kw, image, weights, out, bias, residual, 0);
-  else if (relu) direct_conv_case(shape, kh, kw, image, weights, out, bias, NULL, 1);
-  else direct_conv_case(shape, kh, kw, image, weights, out, bias, NULL, 0);
+static void direct_task(void *context, int64_t task) {
+  const direct_job *job = context;
+  const conv_shape *shape = job->shape;
+  int64_t n = task / job->blocks, y0 = task % job->blocks * TILE_ROWS;
+  const float *image = job->input + n * job->image_stride, *bias = shape->bias;
+  const float *residual = job->residual ? job->residual + n * job->out_stride : NULL;
+  float *out = job->output + n * job->out_stride;
+  if (!bias) direct_rows_case(shape, image, job->weights, out, NULL, NULL, 0, y0);
+  else if (residual && shape->relu)
+    direct_rows_case(shape, image, job->weights, out, bias, residual, 1, y0);
+  else if (residual) direct_rows_case(shape, image, job->weights, out, bias, residual, 0, y0);
+  else if (shape->relu) direct_rows_case(shape, image, job->weights, out, bias, NULL, 1, y0);
+  else direct_rows_case(shape, image, job->weights, out, bias, NULL, 0, y0);
+}
+
+/* The padded copy of one image for the direct kernel, which reads no padding. */
+typedef struct {
+  const conv_shape *shape;
+  const float *input;
+  float *padded;
+  int64_t image_stride, padded_h, padded_w;
+} pad_job;
+
+static void pad_task(void *context, int64_t n) {
+  const pad_job *job = context;
+  const conv_shape *shape = job->shape;
+  int64_t plane = job->padded_h * job->padded_w;
+  float *target = job->padded + n * shape->channels * plane;
+  memset(target, 0, sizeof(float) * shape->channels * plane);
+  for (int64_t c = 0; c < shape->channels; ++c)
+    for (int64_t y = 0; y < shape->in_h; ++y)
+      memcpy(target + c * plane + (y + shape->pad_h) * job->padded_w + shape->pad_w,
+             job->input + n * job->image_stride + (c * shape->in_h + y) * shape->in_w,
+             sizeof(float) * shape->in_w);
+}
+
+static void direct_conv(const conv_shape *shape, int64_t images, const float *input,
+                        int64_t image_stride, const float *weights, float *output,
+                        int64_t out_stride, const float *residual) {
+  conv_shape padded = *shape;
+  float *scratch = NULL;
+  if (shape->pad_h || shape->pad_w) {
+    padded.in_h += 2 * shape->pad_h;
+    padded.in_w += 2 * shape->pad_w;
+    padded.pad_h = padded.pad_w = 0;
+    scratch = malloc(sizeof(float) * images * shape->channels * padded.in_h * padded.in_w);
+    pad_job padding = {shape, input, scratch, image_stride, padded.in_h, padded.in_w};
+    parallel_for(images, pad_task, &padding);
+    input = scratch;
+    image_stride = shape->channels * padded.in_h * padded.in_w;
+  }
+  direct_job job = {&padded, input, weights, residual, output, image_stride, out_stride,
+                    shape->oh / TILE_ROWS};
+  parallel_for(images * job.blocks, direct_task, &job);
+  free(scratch);
 }
 
 /* The im2col matrix of one image: row (c, i, j) holds, for every output
@@ -260,8 +502,6 @@ enum { GROUP_COLUMNS = 1024 };
 static void gemm_conv(const conv_shape *shape, int64_t images, const float *input,
                       int64_t image_stride, const float *weights, float *output,
                       int64_t out_stride, const float *residual) {
-  static sgemm_fn gemm;
-  if (!gemm) gemm = (sgemm_fn)find("cblas_sgemm");
   int64_t rows = shape->channels * shape->kh * shape->kw, cols = shape->oh * shape->ow;
   int copy_free = shape->kh == 1 && shape->kw == 1 && shape->stride_h == 1 &&
                   shape->stride_w == 1 && shape->in_h == shape->oh && shape->in_w == shape->ow &&
@@ -271,9 +511,9 @@ static void gemm_conv(const conv_shape *shape, int64_t images, const float *inpu
   if (group == 1 && copy_free) {
     for (int64_t n = 0; n < images; ++n) {
       float *out = output + n * out_stride;
-      gemm(RowMajor, NoTrans, NoTrans, (int)shape->filters, (int)cols, (int)rows, 1.0f, weights,
-           (int)rows, input + n * image_stride, (int)cols, shape->bias ? 0.0f : 1.0f, out,
-           (int)cols);
+      sgemm_parallel(NoTrans, NoTrans, shape->filters, cols, rows, weights, (int)rows,
+                     input + n * image_stride, (int)cols, shape->bias ? 0.0f : 1.0f, out,
+                     (int)cols);
       if (shape->bias) conv_epilogue(shape, out, cols, out, residual ? residual + n * out_stride : NULL);
     }
     return;
@@ -287,14 +527,14 @@ static void gemm_conv(const conv_shape *shape, int64_t images, const float *inpu
       im2col(shape, input + (first + n) * image_stride, columns + n * cols, ld);
     if (!product) { /* one image: the GEMM writes the output directly */
       float *out = output + first * out_stride;
-      gemm(RowMajor, NoTrans, NoTrans, (int)shape->filters, (int)cols, (int)rows, 1.0f, weights,
-           (int)rows, columns, (int)ld, shape->bias ? 0.0f : 1.0f, out, (int)cols);
+      sgemm_parallel(NoTrans, NoTrans, shape->filters, cols, rows, weights, (int)rows, columns,
+                     (int)ld, shape->bias ? 0.0f : 1.0f, out, (int)cols);
       if (shape->bias)
         conv_epilogue(shape, out, cols, out, residual ? residual + first * out_stride : NULL);
       continue;
     }
-    gemm(RowMajor, NoTrans, NoTrans, (int)shape->filters, (int)(count * cols), (int)rows, 1.0f,
-         weights, (int)rows, columns, (int)ld, 0.0f, product, (int)ld);
+    sgemm_parallel(NoTrans, NoTrans, shape->filters, count * cols, rows, weights, (int)rows,
+                   columns, (int)ld, 0.0f, product, (int)ld);
     for (int64_t n = 0; n < count; ++n)
       conv_epilogue(shape, product + n * cols, ld, output + (first + n) * out_stride,
                     residual ? residual + (first + n) * out_stride : NULL);
@@ -306,39 +546,10 @@ static void gemm_conv(const conv_shape *shape, int64_t images, const float *inpu
 static void conv2d(const conv_shape *shape, int64_t images, const float *input,
                    int64_t image_stride, const float *weights, float *output,
                    int64_t out_stride, const float *residual) {
-  if (direct_conv_fits(shape) && (shape->pad_h || shape->pad_w)) {
-    /* The direct kernel reads a padded image: pad each one into a scratch,
-     * then take the unpadded branch below for it. */
-    conv_shape padded = *shape;
-    padded.in_h += 2 * shape->pad_h;
-    padded.in_w += 2 * shape->pad_w;
-    padded.pad_h = padded.pad_w = 0;
-    int64_t plane = padded.in_h * padded.in_w;
-    float *scratch = calloc(shape->channels * plane, sizeof(float));
-    for (int64_t n = 0; n < images; ++n) {
-      for (int64_t c = 0; c < shape->channels; ++c)
-        for (int64_t y = 0; y < shape->in_h; ++y)
-          memcpy(scratch + c * plane + (y + shape->pad_h) * padded.in_w + shape->pad_w,
-                 input + n * image_stride + (c * shape->in_h + y) * shape->in_w,
-                 sizeof(float) * shape->in_w);
-      conv2d(&padded, 1, scratch, 0, weights, output + n * out_stride, 0,
-             residual ? residual + n * out_stride : NULL);
-    }
-    free(scratch);
-    return;
-  }
-  if (direct_conv_fits(shape)) {
-    /* One thread. Spreading the images over OpenMP threads took the cnn from
-     * 0.36 to 0.25 ms on its own, but libgomp's workers (PyTorch's pool)
-     * keep spinning after a region and slowed what ran next in the same
-     * process, mlirc's transformer by 30-40%; with a short spin
-     * (GOMP_SPINCOUNT) eager PyTorch became several times slower instead. */
-    for (int64_t n = 0; n < images; ++n)
-      direct_conv(shape, input + n * image_stride, weights, output + n * out_stride,
-                  residual ? residual + n * out_stride : NULL);
-    return;
-  }
-  gemm_conv(shape, images, input, image_stride, weights, output, out_stride, residual);
+  if (direct_conv_fits(shape))
+    direct_conv(shape, images, input, image_stride, weights, output, out_stride, residual);
+  else
+    gemm_conv(shape, images, input, image_stride, weights, output, out_stride, residual);
 }
 
 #define CONV_SHAPE(bias_, relu_)                                                            \
