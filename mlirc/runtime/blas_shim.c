@@ -164,6 +164,13 @@ static void parallel_for(int64_t count, task_fn fn, void *context) {
   pthread_mutex_unlock(&pool.busy);
 }
 
+/* What a convolution does to a block of its GEMM's product, right after the
+ * slice that computed it (while it is in cache): defined with the
+ * convolution below. */
+typedef struct epilogue_job epilogue_job;
+static void run_epilogue(const epilogue_job *job, int64_t row0, int64_t row1, int64_t col0,
+                         int64_t col1);
+
 /* The BLAS runs on one thread, so that the pool's threads are the only ones:
  * openblas_set_num_threads(1) (or MKL's) at first use. A BLAS that cannot be
  * told keeps its own threads, and the shim then gives it whole GEMMs and
@@ -212,6 +219,7 @@ static void slice_range(int64_t size, int64_t part, int64_t parts, int64_t *firs
     int64_t m, n, k, slices;                                                                \
     const T *a, *b;                                                                         \
     T *c, beta;                                                                             \
+    const epilogue_job *epilogue;                                                           \
   } NAME##_job;                                                                             \
   static FN NAME##_blas(void) {                                                             \
     static FN gemm;                                                                         \
@@ -223,22 +231,27 @@ static void slice_range(int64_t size, int64_t part, int64_t parts, int64_t *firs
     int64_t first, last;                                                                    \
     slice_range(job->split_rows ? job->m : job->n, part, job->slices, &first, &last);       \
     if (last <= first) return;                                                              \
-    if (job->split_rows)                                                                    \
+    if (job->split_rows) {                                                                  \
       NAME##_blas()(RowMajor, job->ta, job->tb, (int)(last - first), (int)job->n,           \
                     (int)job->k, 1, job->a + (job->ta == NoTrans ? first * job->lda : first), \
                     job->lda, job->b, job->ldb, job->beta, job->c + first * job->ldc,       \
                     job->ldc);                                                              \
-    else                                                                                    \
+      if (job->epilogue) run_epilogue(job->epilogue, first, last, 0, job->n);               \
+    } else {                                                                                \
       NAME##_blas()(RowMajor, job->ta, job->tb, (int)job->m, (int)(last - first),           \
                     (int)job->k, 1, job->a, job->lda,                                       \
                     job->b + (job->tb == NoTrans ? first : first * job->ldb), job->ldb,     \
                     job->beta, job->c + first, job->ldc);                                   \
+      if (job->epilogue) run_epilogue(job->epilogue, 0, job->m, first, last);               \
+    }                                                                                       \
   }                                                                                         \
-  /* C = A*B + beta*C, row-major, spread over the pool. */                                  \
+  /* C = A*B + beta*C, row-major, spread over the pool; then the epilogue, if any,      \
+   * on each slice. */                                                                      \
   static void NAME##_parallel(int ta, int tb, int64_t m, int64_t n, int64_t k, const T *a,  \
-                              int lda, const T *b, int ldb, T beta, T *c, int ldc) {        \
+                              int lda, const T *b, int ldb, T beta, T *c, int ldc,          \
+                              const epilogue_job *epilogue) {                               \
     NAME##_job job = {ta, tb, lda, ldb, ldc, m > n, m, n, k, gemm_slices(m, n, k), a, b, c, \
-                      beta};                                                                \
+                      beta, epilogue};                                                      \
     parallel_for(job.slices, NAME##_slice, &job);                                           \
   }                                                                                         \
   static void NAME##_one(int64_t m, int64_t n, int64_t k, const T *a, const int64_t *sa,    \
@@ -246,7 +259,8 @@ static void slice_range(int64_t size, int64_t part, int64_t parts, int64_t *firs
     int ta, tb, lda, ldb;                                                                   \
     layout(m, k, sa, &ta, &lda);                                                            \
     layout(k, n, sb, &tb, &ldb);                                                            \
-    NAME##_parallel(ta, tb, m, n, k, a, lda, b, ldb, beta, c, (int)(sc[0] > n ? sc[0] : n)); \
+    NAME##_parallel(ta, tb, m, n, k, a, lda, b, ldb, beta, c, (int)(sc[0] > n ? sc[0] : n),  \
+                    NULL);                                                                  \
   }                                                                                         \
   /* accumulate: C += A*B; else C = A*B (the pass dropped a zero fill of C) */              \
   void mlirc_gemm_##T(MEMREF2(a), MEMREF2(b), MEMREF2(c), int64_t accumulate) {             \
@@ -433,70 +447,94 @@ static void direct_conv(const conv_shape *shape, int64_t images, const float *in
   free(scratch);
 }
 
-/* The im2col matrix of one image: row (c, i, j) holds, for every output
- * pixel, the input value under kernel tap (i, j) of channel c (zero in the
+/* Row (c, i, j) of one image's im2col matrix holds, for every output pixel,
+ * the input value under kernel tap (i, j) of channel c (zero in the
  * padding). Rows are `ld` floats apart, so several images can sit side by
- * side in one matrix. */
-static void im2col(const conv_shape *shape, const float *image, float *columns, int64_t ld) {
+ * side in one matrix. One task per (image, channel). */
+typedef struct {
+  const conv_shape *shape;
+  const float *input;
+  float *columns;
+  int64_t image_stride, ld, channels;
+} im2col_job;
+
+static void im2col_task(void *context, int64_t task) {
+  const im2col_job *job = context;
+  const conv_shape *shape = job->shape;
+  int64_t n = task / shape->channels, c = task % shape->channels;
   int64_t kh = shape->kh, kw = shape->kw, oh = shape->oh, ow = shape->ow;
-  for (int64_t c = 0; c < shape->channels; ++c)
-    for (int64_t i = 0; i < kh; ++i)
-      for (int64_t j = 0; j < kw; ++j) {
-        float *row = columns + ((c * kh + i) * kw + j) * ld;
-        /* the output columns [first, last) read inside the image's width */
-        int64_t offset = j * shape->dilation_w - shape->pad_w, first = 0, last = ow;
-        while (first < ow && first * shape->stride_w + offset < 0) ++first;
-        while (last > first && (last - 1) * shape->stride_w + offset >= shape->in_w) --last;
-        for (int64_t y = 0; y < oh; ++y) {
-          float *target = row + y * ow;
-          int64_t source_y = y * shape->stride_h + i * shape->dilation_h - shape->pad_h;
-          if (source_y < 0 || source_y >= shape->in_h) {
-            memset(target, 0, sizeof(float) * ow);
-            continue;
-          }
-          const float *source = image + (c * shape->in_h + source_y) * shape->in_w + offset;
-          for (int64_t x = 0; x < first; ++x) target[x] = 0.0f;
-          if (shape->stride_w == 1) /* a contiguous run: vectorized copy */
-            memcpy(target + first, source + first, sizeof(float) * (last - first));
-          else
-            for (int64_t x = first; x < last; ++x) target[x] = source[x * shape->stride_w];
-          for (int64_t x = last; x < ow; ++x) target[x] = 0.0f;
+  const float *image = job->input + n * job->image_stride;
+  for (int64_t i = 0; i < kh; ++i)
+    for (int64_t j = 0; j < kw; ++j) {
+      float *row = job->columns + ((c * kh + i) * kw + j) * job->ld + n * oh * ow;
+      /* the output columns [first, last) read inside the image's width */
+      int64_t offset = j * shape->dilation_w - shape->pad_w, first = 0, last = ow;
+      while (first < ow && first * shape->stride_w + offset < 0) ++first;
+      while (last > first && (last - 1) * shape->stride_w + offset >= shape->in_w) --last;
+      for (int64_t y = 0; y < oh; ++y) {
+        float *target = row + y * ow;
+        int64_t source_y = y * shape->stride_h + i * shape->dilation_h - shape->pad_h;
+        if (source_y < 0 || source_y >= shape->in_h) {
+          memset(target, 0, sizeof(float) * ow);
+          continue;
         }
+        const float *source = image + (c * shape->in_h + source_y) * shape->in_w + offset;
+        for (int64_t x = 0; x < first; ++x) target[x] = 0.0f;
+        if (shape->stride_w == 1) /* a contiguous run: vectorized copy */
+          memcpy(target + first, source + first, sizeof(float) * (last - first));
+        else
+          for (int64_t x = first; x < last; ++x) target[x] = source[x * shape->stride_w];
+        for (int64_t x = last; x < ow; ++x) target[x] = 0.0f;
       }
+    }
 }
 
-/* The epilogue of one image's F x OH*OW product (rows `ld` floats apart):
- * out = act(product + bias [+ residual]), or out += product without a bias.
- * `product` may be `out` itself (then only the bias case is called). */
-static void conv_epilogue(const conv_shape *shape, const float *product, int64_t ld,
-                          float *out, const float *residual) {
+/* The epilogue on the product's rows (filters) [row0, row1) and columns
+ * [col0, col1), the columns being images' pixels side by side (`ld` floats
+ * a row): out = act(product + bias [+ residual]), or out += product without
+ * a bias. `product` may be the output itself (one image, bias case). */
+struct epilogue_job {
+  const conv_shape *shape;
+  const float *product, *residual;
+  float *output;
+  int64_t ld, out_stride;
+};
+
+static void run_epilogue(const epilogue_job *job, int64_t row0, int64_t row1, int64_t col0,
+                         int64_t col1) {
+  const conv_shape *shape = job->shape;
   int64_t cols = shape->oh * shape->ow;
   int relu = shape->relu;
-  for (int64_t f = 0; f < shape->filters; ++f) {
-    const float *row = product + f * ld;
-    float *target = out + f * cols;
-    if (!shape->bias) {
-      for (int64_t p = 0; p < cols; ++p) target[p] += row[p];
-      continue;
+  for (int64_t f = row0; f < row1; ++f)
+    for (int64_t column = col0; column < col1;) {
+      int64_t n = column / cols, p0 = column % cols;
+      int64_t p1 = p0 + (col1 - column) < cols ? p0 + (col1 - column) : cols;
+      const float *source = job->product + f * job->ld + column;
+      float *target = job->output + n * job->out_stride + f * cols;
+      if (!shape->bias) {
+        for (int64_t p = p0; p < p1; ++p) target[p] += source[p - p0];
+      } else {
+        float bias = shape->bias[f];
+        const float *shortcut = job->residual ? job->residual + n * job->out_stride + f * cols
+                                              : NULL;
+        for (int64_t p = p0; p < p1; ++p) { /* GCC unswitches the loop-invariant tests */
+          float value = source[p - p0] + bias;
+          if (shortcut) value += shortcut[p];
+          /* NaN stays NaN under the ReLU, as in the cmpf-ugt select it replaces */
+          target[p] = relu && value <= 0 ? 0.0f : value;
+        }
+      }
+      column += p1 - p0;
     }
-    float bias = shape->bias[f];
-    const float *shortcut = residual ? residual + f * cols : NULL;
-    for (int64_t p = 0; p < cols; ++p) { /* GCC unswitches the loop-invariant tests */
-      float value = row[p] + bias;
-      if (shortcut) value += shortcut[p];
-      /* NaN stays NaN under the ReLU, as in the cmpf-ugt select it replaces */
-      target[p] = relu && value <= 0 ? 0.0f : value;
-    }
-  }
 }
 
-/* im2col + GEMM. One image: out (F x OH*OW) = [out +] filter (F x C*KH*KW) *
- * columns (C*KH*KW x OH*OW), then the epilogue in place; a 1x1 unit-stride
- * convolution reads the image itself as the columns. Small images go in
- * groups: their columns side by side make one wider GEMM, which OpenBLAS
- * runs much faster than several narrow ones (the cnn's 8x8 layer, four
- * images: 80 -> 35 us), and the epilogue then scatters the product back to
- * NCHW. */
+/* im2col + GEMM: out (F x OH*OW) = [out +] filter (F x C*KH*KW) * columns
+ * (C*KH*KW x OH*OW), the epilogue running on each GEMM slice as it is done;
+ * a 1x1 unit-stride convolution reads the image itself as the columns.
+ * Small images go in groups: their columns side by side make one wider
+ * GEMM, which OpenBLAS runs much faster than several narrow ones (the cnn's
+ * 8x8 layer, four images: 80 -> 35 us), into a scratch product that the
+ * epilogue scatters back to NCHW. */
 enum { GROUP_COLUMNS = 1024 };
 
 static void gemm_conv(const conv_shape *shape, int64_t images, const float *input,
@@ -508,36 +546,25 @@ static void gemm_conv(const conv_shape *shape, int64_t images, const float *inpu
                   !shape->pad_h && !shape->pad_w;
   int64_t group = cols >= GROUP_COLUMNS ? 1 : GROUP_COLUMNS / cols;
   if (group > images) group = images;
-  if (group == 1 && copy_free) {
-    for (int64_t n = 0; n < images; ++n) {
-      float *out = output + n * out_stride;
-      sgemm_parallel(NoTrans, NoTrans, shape->filters, cols, rows, weights, (int)rows,
-                     input + n * image_stride, (int)cols, shape->bias ? 0.0f : 1.0f, out,
-                     (int)cols);
-      if (shape->bias) conv_epilogue(shape, out, cols, out, residual ? residual + n * out_stride : NULL);
-    }
-    return;
-  }
-  int64_t ld = group * cols;
-  float *columns = malloc(sizeof(float) * rows * ld);
-  float *product = group > 1 ? malloc(sizeof(float) * shape->filters * ld) : NULL;
+  float *columns = copy_free && group == 1 ? NULL : malloc(sizeof(float) * rows * group * cols);
+  float *product = group > 1 ? malloc(sizeof(float) * shape->filters * group * cols) : NULL;
   for (int64_t first = 0; first < images; first += group) {
-    int64_t count = images - first < group ? images - first : group;
-    for (int64_t n = 0; n < count; ++n)
-      im2col(shape, input + (first + n) * image_stride, columns + n * cols, ld);
-    if (!product) { /* one image: the GEMM writes the output directly */
-      float *out = output + first * out_stride;
-      sgemm_parallel(NoTrans, NoTrans, shape->filters, cols, rows, weights, (int)rows, columns,
-                     (int)ld, shape->bias ? 0.0f : 1.0f, out, (int)cols);
-      if (shape->bias)
-        conv_epilogue(shape, out, cols, out, residual ? residual + first * out_stride : NULL);
-      continue;
+    int64_t count = images - first < group ? images - first : group, ld = count * cols;
+    const float *matrix = input + first * image_stride;
+    if (columns) {
+      im2col_job gather = {shape, matrix, columns, image_stride, ld};
+      parallel_for(count * shape->channels, im2col_task, &gather);
+      matrix = columns;
     }
-    sgemm_parallel(NoTrans, NoTrans, shape->filters, count * cols, rows, weights, (int)rows,
-                   columns, (int)ld, 0.0f, product, (int)ld);
-    for (int64_t n = 0; n < count; ++n)
-      conv_epilogue(shape, product + n * cols, ld, output + (first + n) * out_stride,
-                    residual ? residual + (first + n) * out_stride : NULL);
+    float *out = output + first * out_stride;
+    epilogue_job epilogue = {shape, product ? product : out,
+                             residual ? residual + first * out_stride : NULL, out, ld,
+                             out_stride};
+    /* Without a product scratch the GEMM writes the output: C = W*X with a
+     * bias to follow, C += W*X without. */
+    sgemm_parallel(NoTrans, NoTrans, shape->filters, ld, rows, weights, (int)rows, matrix,
+                   (int)ld, product || shape->bias ? 0.0f : 1.0f, product ? product : out,
+                   (int)ld, product || shape->bias ? &epilogue : NULL);
   }
   free(columns);
   free(product);
