@@ -360,6 +360,63 @@ typedef float v16 __attribute__((vector_size(64)));
   }
 DIRECT_TILE(tile_16x4, v16, 4)
 
+/* The 3x3 tile: 2 filters x 8 rows x 16 pixels. Per input channel it loads
+ * each of the 10 input rows under the tile once per horizontal tap and uses
+ * it for every kernel row that reaches it; with the taps constant the loops
+ * unroll and the weights are broadcast operands of the FMAs. Measured on one
+ * core against the generic 4x4 tile: 200 against 107 GFLOP/s (16->32
+ * channels at 16x16, four images), and better than 4x4, 3x8, 4x8 or 2x12
+ * tiles of this shape. */
+enum { TILE3_FILTERS = 2, TILE3_ROWS = 8 };
+#define BROADCAST(x) ({ float b_ = (x); (v16){b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_}; })
+
+static inline __attribute__((always_inline)) void tile3x3_2x8(
+    int64_t channels, int64_t in_h, int64_t in_w, int64_t plane, int64_t ow,
+    const float *image, const float *weights, float *out, const float *bias,
+    const float *residual, int relu, int64_t f0, int64_t y0, int64_t x0) {
+  v16 acc[TILE3_FILTERS][TILE3_ROWS];
+  for (int fb = 0; fb < TILE3_FILTERS; ++fb)
+    for (int r = 0; r < TILE3_ROWS; ++r) {
+      int64_t at = (f0 + fb) * plane + (y0 + r) * ow + x0;
+      acc[fb][r] = !bias      ? LOAD(v16, out + at)
+                   : residual ? BROADCAST(bias[f0 + fb]) + LOAD(v16, residual + at)
+                              : BROADCAST(bias[f0 + fb]);
+    }
+  const float *filter = weights + f0 * channels * 9;
+  for (int64_t c = 0; c < channels; ++c) {
+    const float *source = image + (c * in_h + y0) * in_w + x0, *tap = filter + c * 9;
+#pragma GCC unroll 10
+    for (int row = 0; row < TILE3_ROWS + 2; ++row)
+#pragma GCC unroll 3
+      for (int j = 0; j < 3; ++j) {
+        v16 input = LOAD(v16, source + row * in_w + j);
+#pragma GCC unroll 3
+        for (int i = 0; i < 3; ++i) {
+          int r = row - i;
+          if (r < 0 || r >= TILE3_ROWS) continue;
+#pragma GCC unroll 2
+          for (int fb = 0; fb < TILE3_FILTERS; ++fb)
+            acc[fb][r] += BROADCAST(tap[fb * channels * 9 + i * 3 + j]) * input;
+        }
+      }
+  }
+  for (int fb = 0; fb < TILE3_FILTERS; ++fb)
+    for (int r = 0; r < TILE3_ROWS; ++r) {
+      v16 value = acc[fb][r];
+      if (relu) { /* like the ReLU it replaces (cmpf ugt): NaN stays NaN */
+        __typeof__(value <= 0) keep = ~(value <= 0);
+        value = (v16)(keep & (__typeof__(keep))value);
+      }
+      STORE(v16, out + (f0 + fb) * plane + (y0 + r) * ow + x0, value);
+    }
+}
+
+/* Whether the 3x3 tile fits (the caller checked direct_conv_fits). */
+static int tile3x3_fits(const conv_shape *shape) {
+  return shape->kh == 3 && shape->kw == 3 && shape->oh % TILE3_ROWS == 0 &&
+         shape->filters % TILE3_FILTERS == 0;
+}
+
 /* Whether direct_conv handles this shape (rows of 16k floats, 4k rows). */
 static int direct_conv_fits(const conv_shape *shape) {
   if (shape->kh * shape->kw == 1 || shape->stride_h != 1 || shape->stride_w != 1 ||
@@ -368,12 +425,19 @@ static int direct_conv_fits(const conv_shape *shape) {
   return shape->ow % 16 == 0 && shape->filters % 4 == 0;
 }
 
-/* One block of TILE_ROWS output rows of one image, all filters. Inlined once
+/* One block of output rows (TILE3_ROWS or TILE_ROWS) of one image, all filters. Inlined once
  * per epilogue case, so the tiles see constants. */
 static inline __attribute__((always_inline)) void direct_rows_case(
     const conv_shape *shape, const float *image, const float *weights, float *out,
     const float *bias, const float *residual, int relu, int64_t y0) {
   int64_t plane = shape->oh * shape->ow;
+  if (tile3x3_fits(shape)) {
+    for (int64_t f0 = 0; f0 < shape->filters; f0 += TILE3_FILTERS)
+      for (int64_t x0 = 0; x0 < shape->ow; x0 += 16)
+        tile3x3_2x8(shape->channels, shape->in_h, shape->in_w, plane, shape->ow, image, weights,
+                    out, bias, residual, relu, f0, y0, x0);
+    return;
+  }
   for (int64_t f0 = 0; f0 < shape->filters; f0 += 4)
     for (int64_t x0 = 0; x0 < shape->ow; x0 += 16)
       tile_16x4(shape->channels, shape->kh, shape->kw, shape->in_h, shape->in_w, plane,
@@ -381,7 +445,7 @@ static inline __attribute__((always_inline)) void direct_rows_case(
 }
 
 /* A direct convolution job: images (padded ones when the convolution pads)
- * cut into tasks of TILE_ROWS output rows. */
+ * cut into tasks of one tile's rows. */
 typedef struct {
   const conv_shape *shape;
   const float *input, *weights, *residual;
@@ -393,7 +457,8 @@ typedef struct {
 static void direct_task(void *context, int64_t task) {
   const direct_job *job = context;
   const conv_shape *shape = job->shape;
-  int64_t n = task / job->blocks, y0 = task % job->blocks * TILE_ROWS;
+  int64_t rows = tile3x3_fits(shape) ? TILE3_ROWS : TILE_ROWS;
+  int64_t n = task / job->blocks, y0 = task % job->blocks * rows;
   const float *image = job->input + n * job->image_stride, *bias = shape->bias;
   const float *residual = job->residual ? job->residual + n * job->out_stride : NULL;
   float *out = job->output + n * job->out_stride;
@@ -442,7 +507,7 @@ static void direct_conv(const conv_shape *shape, int64_t images, const float *in
     image_stride = shape->channels * padded.in_h * padded.in_w;
   }
   direct_job job = {&padded, input, weights, residual, output, image_stride, out_stride,
-                    shape->oh / TILE_ROWS};
+                    shape->oh / (tile3x3_fits(shape) ? TILE3_ROWS : TILE_ROWS)};
   parallel_for(images * job.blocks, direct_task, &job);
   free(scratch);
 }
