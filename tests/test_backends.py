@@ -43,6 +43,24 @@ def test_bundled_models_on_every_cpu_backend(backend, name, examples_dir):
     assert report.passed, f"\n{report}"
 
 
+@pytest.mark.parametrize("backend", ["jit", "aot"])
+def test_native_calls_from_several_threads_at_once(backend, examples_dir):
+    """The native backends reuse their argument descriptors between calls
+    (one set per thread) and the BLAS shim shares one thread pool: calls
+    from several threads at once, on different inputs, each get their own
+    right answer."""
+    from concurrent.futures import ThreadPoolExecutor
+    model, (x,) = load_model_file(examples_dir / "cnn.py")
+    compiled = mlirc.compile(model, (x,), backend=backend)
+    inputs = [torch.randn_like(x) for _ in range(8)]
+    with torch.no_grad():
+        expected = [model(i).numpy() for i in inputs]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda i: compiled(i).numpy(), inputs * 3))
+    for index, result in enumerate(results):
+        np.testing.assert_allclose(result, expected[index % len(inputs)], rtol=1e-4, atol=1e-4)
+
+
 EXECUTABLE_FORMATS = {"iree-cuda": b"cuda-nvptx-fb", "iree-rocm": b"rocm-hsaco-fb",
                       "iree-vulkan": b"vulkan-spirv-fb"}
 

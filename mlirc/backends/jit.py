@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import threading
 
 import numpy as np
 
@@ -23,6 +24,7 @@ class JitExecutable:
                  external_weights: list | None = None):
         self.signature = signature
         self.module = module
+        self._arguments = threading.local()
         if uses_blas(module):
             shared_libs = list(shared_libs or []) + blas.load()
         if uses_timers(module):
@@ -46,9 +48,12 @@ class JitExecutable:
 
     def __call__(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         outputs = [np.empty(s.shape, s.numpy_dtype) for s in self.signature.outputs]
-        packed, keep_alive = memref.packed_arguments(list(inputs) + outputs)
-        self._function(packed)
-        del keep_alive
+        arguments = list(inputs) + outputs
+        # Descriptors per thread: calls from several threads may run at once.
+        packed = getattr(self._arguments, "packed", None)
+        if packed is None or len(packed.descriptors) != len(arguments):
+            packed = self._arguments.packed = memref.PackedArguments([a.ndim for a in arguments])
+        self._function(packed.bind(arguments))
         return outputs
 
     def payload(self) -> dict[str, bytes]:

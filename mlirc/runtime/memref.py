@@ -47,3 +47,37 @@ def packed_arguments(arrays: list[np.ndarray]) -> tuple[ctypes.Array, list]:
     packed = (ctypes.c_void_p * len(slots))(
         *[ctypes.cast(s, ctypes.c_void_p) for s in slots])
     return packed, [arrays, descriptors, pointers, slots]
+
+
+class PackedArguments:
+    """The packed argument list of one entry point, built once and re-pointed
+    at each call's arrays: creating the ctypes descriptors took about 7 us of
+    a 120 us model call; re-pointing them about 1 us an argument. Sizes and
+    strides are rewritten only when an array's shape or strides change."""
+
+    def __init__(self, ranks: list[int]):
+        self.descriptors = [descriptor_type(rank)() for rank in ranks]
+        self.pointers = [ctypes.pointer(d) for d in self.descriptors]
+        slots = [ctypes.pointer(p) for p in self.pointers]
+        self.slots = slots
+        self.addresses = [ctypes.addressof(d) for d in self.descriptors]
+        self.packed = (ctypes.c_void_p * len(slots))(
+            *[ctypes.cast(s, ctypes.c_void_p) for s in slots])
+        self.layouts: list[tuple | None] = [None] * len(ranks)
+
+    def bind(self, arrays: list[np.ndarray]) -> ctypes.Array:
+        """Points the descriptors at `arrays` (C-contiguous, kept alive by the
+        caller during the call) and returns the packed list."""
+        for index, array in enumerate(arrays):
+            descriptor = self.descriptors[index]
+            pointer = array.ctypes.data
+            descriptor.allocated = pointer
+            descriptor.aligned = pointer
+            layout = (array.shape, array.strides)
+            if layout != self.layouts[index] and array.ndim > 0:
+                assert array.flags["C_CONTIGUOUS"], "memref descriptors need contiguous arrays"
+                descriptor.sizes[:] = array.shape
+                descriptor.strides[:] = [s // array.itemsize for s in array.strides] \
+                    if array.size else [0] * array.ndim
+                self.layouts[index] = layout
+        return self.packed
