@@ -3,12 +3,14 @@ eager PyTorch, torch.compile, ONNX Runtime, and mlirc's jit, aot and iree-cpu.
 
 Runners are timed interleaved (each round runs every runner in turn) and the
 median over rounds is reported as a ratio to eager (1.00 = as fast as eager).
-Before its calls in a round, a runner waits IDLE_SECONDS and makes one untimed
-call: the runtimes here keep worker threads spinning for a while after each
-parallel region (libgomp under PyTorch, ONNX Runtime's pool, OpenBLAS's
-threads, for up to about 0.1 s), and on a machine with few cores a spinning
-pool of the previous runner halves the next one's parallel work; each runner
-is measured as it runs on its own.
+Before its calls in a round, a runner waits IDLE_SECONDS and then runs
+untimed for WARMUP_SECONDS: the runtimes here keep worker threads spinning
+for a while after each parallel region (libgomp under PyTorch, ONNX
+Runtime's pool), and on a machine with few cores a spinning pool of the
+previous runner halves the next one's parallel work; but after the pause the
+cores run slowly for about 10 ms of work (the mlp: 0.19 ms a call right
+after 0.25 s idle, 0.11 ms once warm), so each runner is warmed up again
+before it is timed. Each runner is measured as it runs on its own.
 `mlirc bench MODEL.py` prints one model's table; benchmarks/peers.py runs the
 bundled set and draws the chart.
 """
@@ -22,7 +24,8 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
-IDLE_SECONDS = 0.25
+IDLE_SECONDS = 0.05
+WARMUP_SECONDS = 0.02
 RUNNERS = ["eager", "torch.compile", "onnxruntime", "mlirc-jit", "mlirc-aot", "mlirc-iree-cpu"]
 
 
@@ -104,7 +107,10 @@ def benchmark(model, inputs, runners=RUNNERS, rounds: int = 7, calls: int = 10,
                 continue
             run = prepared[result.name]
             time.sleep(IDLE_SECONDS)
+            warm_until = time.perf_counter() + WARMUP_SECONDS
             run()
+            while time.perf_counter() < warm_until:
+                run()
             samples = []
             for _ in range(calls):
                 started = time.perf_counter()

@@ -18,6 +18,7 @@ from .passes.c_interface import EmitCInterface
 from .passes.dead_results import DropUnusedResults
 from .passes.float8 import ExpandFloat8Casts, OnnxCastToFloat8
 from .passes.math_approx import ApproximateMath
+from .passes.reassociate import ReassociateReductions
 from .passes.vectorize import Vectorize
 
 
@@ -118,9 +119,9 @@ def _native_stages(blas: bool = True, vectorize: bool = False) -> list[Stage]:
     fusion = [] if blas else ["func.func(linalg-fuse-elementwise-ops)"]
     return [
         Stage("optimized", "linalg on tensors after cleanup: unused results dropped, "
-              "f32 exp and erf as polynomials"
+              "f32 exp and erf as polynomials, reductions reassociable"
               + ("" if blas else " and elementwise fusion"),
-              [ExpandFloat8Casts(), DropUnusedResults(), ApproximateMath(),
+              [ExpandFloat8Casts(), DropUnusedResults(), ApproximateMath(), ReassociateReductions(),
                *_mlir(*fusion, "func.func(canonicalize)", "func.func(cse)")]),
         *([Stage("vectorized", "elementwise ops, broadcasts and row reductions tiled into rows "
                  "and vectorized (vector dialect on tensors)",
