@@ -23,6 +23,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#define MEMREF1(p) void *p##_allocated, void *p##_aligned, int64_t p##_offset, int64_t p##_size, \
+  int64_t p##_stride
 #define MEMREF2(p) void *p##_allocated, void *p##_aligned, int64_t p##_offset, int64_t p##_size0, \
   int64_t p##_size1, int64_t p##_stride0, int64_t p##_stride1
 #define MEMREF3(p) void *p##_allocated, void *p##_aligned, int64_t p##_offset, int64_t p##_size0, \
@@ -281,8 +283,117 @@ static void slice_range(int64_t size, int64_t part, int64_t parts, int64_t *firs
 
 typedef float f32;
 typedef double f64;
+typedef float v16 __attribute__((vector_size(64)));
+#define LOAD(T, p) ({ T loaded_; __builtin_memcpy(&loaded_, (p), sizeof(T)); loaded_; })
+#define STORE(T, p, v) do { T stored_ = (v); __builtin_memcpy((p), &stored_, sizeof(T)); } while (0)
+#define BROADCAST(x) ({ float b_ = (x); (v16){b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_}; })
 GEMM(sgemm, f32, sgemm_fn, "cblas_sgemm")
 GEMM(dgemm, f64, dgemm_fn, "cblas_dgemm")
+
+/* GEMMs with a constant B (a model's weights) and few rows (a batch of
+ * activations): C (M x N) [+]= A (M x K) * B (K x N). BLAS packs B into its
+ * panel layout on every call, which for 32 rows costs about as much as the
+ * arithmetic; here B is packed once, at the call site's first call, into
+ * panels of 32 columns (K x 32, zero-padded). The packed copy hangs off a
+ * slot that the blas-offload pass gives each call site (a zero-initialised
+ * global of the compiled module), so it cannot be confused with another
+ * model's weights at a reused address; it lives as long as the process.
+ * The register tile is 8 rows x 32 columns: 16 zmm accumulators, two vector
+ * loads of B and 8 broadcasts of A per step of K. Threads take whole panels. */
+enum { PACK_COLUMNS = 32, PACK_ROWS = 8 };
+
+static pthread_mutex_t packing = PTHREAD_MUTEX_INITIALIZER;
+
+static const float *packed_panels(int64_t *slot, const float *b, int64_t k, int64_t n,
+                                  int64_t stride0, int64_t stride1) {
+  const float *ready = (const float *)__atomic_load_n(slot, __ATOMIC_ACQUIRE);
+  if (ready) return ready;
+  pthread_mutex_lock(&packing);
+  if (!*slot) {
+    int64_t panels = (n + PACK_COLUMNS - 1) / PACK_COLUMNS;
+    float *data = aligned_alloc(64, sizeof(float) * panels * k * PACK_COLUMNS);
+    for (int64_t panel = 0; panel < panels; ++panel)
+      for (int64_t row = 0; row < k; ++row)
+        for (int64_t column = 0; column < PACK_COLUMNS; ++column) {
+          int64_t j = panel * PACK_COLUMNS + column;
+          data[(panel * k + row) * PACK_COLUMNS + column] =
+              j < n ? b[row * stride0 + j * stride1] : 0.0f;
+        }
+    __atomic_store_n(slot, (int64_t)(intptr_t)data, __ATOMIC_RELEASE);
+  }
+  pthread_mutex_unlock(&packing);
+  return (const float *)(intptr_t)*slot;
+}
+
+/* ROWS x 32 of C from ROWS rows of A and one panel; `columns` of them kept. */
+static inline __attribute__((always_inline)) void packed_tile(
+    int rows, int64_t k, const float *a, int64_t a_row, int64_t a_col, const float *panel,
+    float *c, int64_t c_row, int64_t columns, int accumulate) {
+  v16 acc[PACK_ROWS][2];
+  for (int r = 0; r < rows; ++r) acc[r][0] = acc[r][1] = (v16){};
+  for (int64_t p = 0; p < k; ++p) {
+    v16 low = LOAD(v16, panel + p * PACK_COLUMNS), high = LOAD(v16, panel + p * PACK_COLUMNS + 16);
+    for (int r = 0; r < rows; ++r) {
+      v16 scalar = BROADCAST(a[r * a_row + p * a_col]);
+      acc[r][0] += scalar * low;
+      acc[r][1] += scalar * high;
+    }
+  }
+  for (int r = 0; r < rows; ++r) {
+    float *target = c + r * c_row;
+    if (columns == PACK_COLUMNS) {
+      if (accumulate) {
+        acc[r][0] += LOAD(v16, target);
+        acc[r][1] += LOAD(v16, target + 16);
+      }
+      STORE(v16, target, acc[r][0]);
+      STORE(v16, target + 16, acc[r][1]);
+    } else {
+      float lanes[PACK_COLUMNS];
+      STORE(v16, lanes, acc[r][0]);
+      STORE(v16, lanes + 16, acc[r][1]);
+      for (int64_t j = 0; j < columns; ++j) target[j] = (accumulate ? target[j] : 0.0f) + lanes[j];
+    }
+  }
+}
+
+typedef struct {
+  int64_t m, k, n, a_row, a_col, c_row;
+  const float *a, *panels;
+  float *c;
+  int accumulate;
+} packed_job;
+
+static void packed_task(void *context, int64_t panel) {
+  const packed_job *job = context;
+  const float *panel_data = job->panels + panel * job->k * PACK_COLUMNS;
+  int64_t first = panel * PACK_COLUMNS;
+  int64_t columns = job->n - first < PACK_COLUMNS ? job->n - first : PACK_COLUMNS;
+  for (int64_t i = 0; i < job->m; i += PACK_ROWS) {
+    const float *a = job->a + i * job->a_row;
+    float *c = job->c + i * job->c_row + first;
+    switch (job->m - i < PACK_ROWS ? job->m - i : PACK_ROWS) { /* constant row counts */
+#define ROWS_CASE(R) case R: packed_tile(R, job->k, a, job->a_row, job->a_col, panel_data, c, \
+                                         job->c_row, columns, job->accumulate); break;
+      ROWS_CASE(1) ROWS_CASE(2) ROWS_CASE(3) ROWS_CASE(4)
+      ROWS_CASE(5) ROWS_CASE(6) ROWS_CASE(7) ROWS_CASE(8)
+#undef ROWS_CASE
+    }
+  }
+}
+
+/* C [+]= A * B with B constant; C row-major with unit column stride; `slot`
+ * the call site's i64 that holds B's packed copy. */
+void mlirc_gemm_f32_packed(MEMREF2(a), MEMREF2(b), MEMREF2(c), int64_t accumulate,
+                           MEMREF1(slot)) {
+  const float *panels = packed_panels((int64_t *)slot_aligned + slot_offset,
+                                      (const float *)b_aligned + b_offset, b_size0, b_size1,
+                                      b_stride0, b_stride1);
+  packed_job job = {a_size0, a_size1, b_size1, a_stride0, a_stride1, c_stride0,
+                    (const float *)a_aligned + a_offset, panels,
+                    (float *)c_aligned + c_offset, (int)accumulate};
+  parallel_for((b_size1 + PACK_COLUMNS - 1) / PACK_COLUMNS, packed_task, &job);
+}
 
 /* Convolution, NCHW input x FCHW filter, f32. Operands are contiguous (the
  * pass checks). The input comes padded, or unpadded with pad_h/pad_w > 0
@@ -295,8 +406,6 @@ GEMM(dgemm, f64, dgemm_fn, "cblas_dgemm")
  *     so the output is written once instead of three times.
  *   mlirc_conv2d_nchw_bias_residual_f32: the same plus a residual (a
  *     ResNet shortcut) of the output's shape, added before the ReLU. */
-#define MEMREF1(p) void *p##_allocated, void *p##_aligned, int64_t p##_offset, int64_t p##_size, \
-  int64_t p##_stride
 #define MEMREF4(p) void *p##_allocated, void *p##_aligned, int64_t p##_offset, int64_t p##_n, \
   int64_t p##_c, int64_t p##_h, int64_t p##_w, int64_t p##_s0, int64_t p##_s1, int64_t p##_s2, \
   int64_t p##_s3
@@ -318,9 +427,6 @@ typedef struct {
  * floats the grouped im2col + GEMM below is twice as fast (68 against 156
  * us), so those take it. The shim is built for the host (-march=native, like
  * the JIT's own code), so the vectors are AVX-512 registers here. */
-typedef float v16 __attribute__((vector_size(64)));
-#define LOAD(T, p) ({ T loaded_; __builtin_memcpy(&loaded_, (p), sizeof(T)); loaded_; })
-#define STORE(T, p, v) do { T stored_ = (v); __builtin_memcpy((p), &stored_, sizeof(T)); } while (0)
 #define TILE_ROWS 4
 
 #define DIRECT_TILE(NAME, T, FB)                                                             \
@@ -368,7 +474,6 @@ DIRECT_TILE(tile_16x4, v16, 4)
  * channels at 16x16, four images), and better than 4x4, 3x8, 4x8 or 2x12
  * tiles of this shape. */
 enum { TILE3_FILTERS = 2, TILE3_ROWS = 8 };
-#define BROADCAST(x) ({ float b_ = (x); (v16){b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_}; })
 
 static inline __attribute__((always_inline)) void tile3x3_2x8(
     int64_t channels, int64_t in_h, int64_t in_w, int64_t plane, int64_t ow,

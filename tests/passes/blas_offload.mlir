@@ -1,5 +1,10 @@
 // RUN: mlirc-opt --pass-pipeline='builtin.module(mlirc-blas-offload,func.func(canonicalize))' %s | filecheck %s
 
+// The packed-weights kernel's declaration and its call site's slot (for
+// @matmul_constant_weight below), declared last and so first:
+// CHECK: func.func private @mlirc_gemm_f32_packed({{.*}}, i64, memref<?xi64, strided<[?], offset: ?>>)
+// CHECK: memref.global "private" @__mlirc_packed_weights_0 : memref<1xi64> = dense<0>
+
 // A matmul whose right operand is a transposed copy of a weight: the copy is
 // replaced by a transposed view and the matmul by a GEMM call.
 // CHECK: func.func private @mlirc_conv2d_nchw_bias_residual_f32(
@@ -281,5 +286,34 @@ func.func @matmul_after_zero_fill(%a: memref<4x8xf32>, %b: memref<8x16xf32>, %c:
   linalg.fill ins(%zero : f32) outs(%c : memref<4x16xf32>)
   linalg.matmul ins(%a, %b : memref<4x8xf32>, memref<8x16xf32>) outs(%c : memref<4x16xf32>)
   linalg.matmul ins(%a, %b : memref<4x8xf32>, memref<8x16xf32>) outs(%c : memref<4x16xf32>)
+  return
+}
+
+// A matmul by a constant weight (through a transposed view) with at least 32
+// columns calls the packed-weights kernel, with a zero-initialised slot of
+// its own where the shim keeps the packed copy.
+// CHECK-LABEL: func.func @matmul_constant_weight
+// CHECK-DAG: %[[VIEW:.*]] = memref.transpose
+// CHECK-DAG: %[[SLOT:.*]] = memref.get_global @__mlirc_packed_weights_0 : memref<1xi64>
+// CHECK-DAG: %[[B:.*]] = memref.cast %[[VIEW]]
+// CHECK-DAG: %[[SLOT_CAST:.*]] = memref.cast %[[SLOT]] : memref<1xi64> to memref<?xi64, strided<[?], offset: ?>>
+// CHECK: call @mlirc_gemm_f32_packed(%{{.*}}, %[[B]], %{{.*}}, %{{.*}}, %[[SLOT_CAST]])
+memref.global "private" constant @weight32x8 : memref<32x8xf32> = dense<0.5>
+func.func @matmul_constant_weight(%a: memref<4x8xf32>, %c: memref<4x32xf32>) {
+  %w = memref.get_global @weight32x8 : memref<32x8xf32>
+  %t = memref.alloc() : memref<8x32xf32>
+  linalg.transpose ins(%w : memref<32x8xf32>) outs(%t : memref<8x32xf32>) permutation = [1, 0]
+  linalg.matmul ins(%a, %t : memref<4x8xf32>, memref<8x32xf32>) outs(%c : memref<4x32xf32>)
+  memref.dealloc %t : memref<8x32xf32>
+  return
+}
+
+// A constant weight with fewer than 32 columns stays with BLAS.
+// CHECK-LABEL: func.func @matmul_narrow_constant_weight
+// CHECK: call @mlirc_gemm_f32(
+memref.global "private" constant @weight8x8 : memref<8x8xf32> = dense<0.5>
+func.func @matmul_narrow_constant_weight(%a: memref<4x8xf32>, %c: memref<4x8xf32>) {
+  %w = memref.get_global @weight8x8 : memref<8x8xf32>
+  linalg.matmul ins(%a, %w : memref<4x8xf32>, memref<8x8xf32>) outs(%c : memref<4x8xf32>)
   return
 }
