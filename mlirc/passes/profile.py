@@ -79,8 +79,10 @@ def _label(op) -> dict:
             op = inner[0]
     buffers = [str(_source_buffer(v).type) for v in op.operands
                if str(v.type).startswith("memref<")]
-    if kind.startswith("call mlirc_conv2d"):
-        buffers = buffers[:3]  # (input, filter, output[, bias]): the output is written
+    if kind.startswith(("call mlirc_conv2d", "call mlirc_gemm")):
+        # (input, filter or B, output[, bias, residual or packing slot]):
+        # the output is written
+        buffers = buffers[:3]
     written = buffers[-1].split(",")[0].rstrip(">") + ">" if buffers else ""
     return {"op": kind, "type": written, "where": source_of(op.location)}
 

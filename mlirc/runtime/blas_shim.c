@@ -68,7 +68,9 @@ static void layout(int64_t rows, int64_t cols, const int64_t *strides, int *tran
  * child, or inside a task, jobs run on the calling thread. */
 typedef void (*task_fn)(void *context, int64_t task);
 
-enum { MAX_WORKERS = 63, SPIN_ROUNDS = 200000 /* pause loops, roughly 50-100 us */ };
+/* Pause loops (about 23 ns each here): a worker spins about 0.5 ms for the
+ * next job before it sleeps. */
+enum { MAX_WORKERS = 63, SPIN_ROUNDS = 20000 };
 
 static struct {
   pthread_once_t once;
