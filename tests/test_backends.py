@@ -138,6 +138,26 @@ def test_aot_c_example_matches_eager(small, tmp_path):
     np.testing.assert_allclose(out1, expected["sum"].detach().numpy(), rtol=1e-4, atol=1e-5)
 
 
+def test_aot_large_weights_ship_as_data_and_match_eager(tmp_path):
+    """Weights over a megabyte go into the AOT library as raw bytes (an
+    assembly file's .incbin), not through LLVM: the library, loaded on its
+    own from a saved folder, still computes the model."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(1024, 512), torch.nn.ReLU(),
+                                torch.nn.Linear(512, 16)).eval()
+    x = torch.randn(8, 1024)
+    compiled = mlirc.compile(model, (x,), backend="aot", cache=False)
+    library = compiled.save(tmp_path / "big")
+    symbols = subprocess.run(["nm", "-S", "--defined-only", str(next(library.glob("lib*.so")))],
+                             capture_output=True, text=True).stdout.split("\n")
+    # the 512x1024 weight: a global read-only symbol from weights.s
+    assert any(line.split()[1:3] == [f"{512 * 1024 * 4:016x}", "R"] for line in symbols
+               if len(line.split()) == 4), symbols
+    loaded = mlirc.load(library)
+    np.testing.assert_allclose(loaded(x).numpy(), model(x).detach().numpy(),
+                               rtol=1e-4, atol=1e-4)
+
+
 def test_aot_entry_name_must_be_a_c_identifier(small):
     model, inputs = small
     with pytest.raises(mlirc.BackendError, match="not a valid C identifier"):

@@ -1,14 +1,17 @@
 """Keeping large weights out of LLVM's way.
 
 LLVM takes minutes to compile a module whose globals hold 100 MB of
-initializers (ResNet-50). The JIT instead declares each large constant global
-external and binds its symbol to a 64-byte aligned numpy buffer holding the
-same bytes, so code generation only sees declarations.
+initializers (ResNet-50). Both native backends instead declare each large
+constant global external, so code generation only sees declarations: the JIT
+binds each symbol to a 64-byte aligned numpy buffer holding the same bytes;
+the AOT library gets them from an assembly file that includes the bytes
+(`.incbin`), which the assembler copies as they are.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 
@@ -56,3 +59,24 @@ def aligned_copy(data: bytes) -> np.ndarray:
     buffer = raw[start:start + len(data)]
     buffer[:] = np.frombuffer(data, dtype=np.uint8)
     return buffer
+
+
+_ASSEMBLY_SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+
+
+def write_assembly(bound: list[tuple[str, np.ndarray]], folder: Path) -> Path:
+    """An assembly file defining each (symbol, bytes) as 64-byte aligned
+    read-only data, the bytes in binary files beside it; returns its path."""
+    lines = ['\t.section .rodata.mlirc_weights,"a"']
+    for index, (symbol, buffer) in enumerate(bound):
+        if not _ASSEMBLY_SYMBOL.fullmatch(symbol):
+            raise ValueError(f"weight symbol {symbol!r} cannot be named in assembly")
+        data = folder / f"weights_{index}.bin"
+        buffer.tofile(data)
+        lines += [f"\t.balign {ALIGNMENT}", f"\t.globl {symbol}",
+                  f"\t.type {symbol}, @object", f"\t.size {symbol}, {buffer.size}",
+                  f"{symbol}:", f'\t.incbin "{data}"']
+    lines.append('\t.section .note.GNU-stack,"",@progbits')  # no executable stack
+    path = folder / "weights.s"
+    path.write_text("\n".join(lines) + "\n")
+    return path
