@@ -115,7 +115,7 @@ class AotBackend:
             blas_library = blas.blas_library()
             # --no-as-needed: the shim finds cblas with dlsym, so nothing would
             # otherwise keep the BLAS among the library's dependencies.
-            link += [str(blas.SHIM_SOURCE), *blas.SHIM_FLAGS, "-fPIC", "-ldl", "-lpthread", "-Wl,--no-as-needed",
+            link += [str(blas.shim_object()), "-ldl", "-lpthread", "-Wl,--no-as-needed",
                      str(blas_library), f"-Wl,-rpath,{blas_library.parent}"]
         result = subprocess.run(link, capture_output=True, text=True)
         if result.returncode != 0:

@@ -86,3 +86,8 @@ def single_threaded_blas_environment():
 
 def build_shim() -> Path:
     return c_library.build(SHIM_SOURCE, "mlirc_blas", libraries=("dl", "pthread"), flags=SHIM_FLAGS)
+
+
+def shim_object() -> Path:
+    """The shim compiled once to an object file, for AOT libraries to link."""
+    return c_library.build(SHIM_SOURCE, "mlirc_blas", flags=SHIM_FLAGS, shared=False)

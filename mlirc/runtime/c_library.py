@@ -14,12 +14,14 @@ from ..errors import BackendError
 
 
 def build(source: Path, name: str, libraries: tuple[str, ...] = (),
-          flags: tuple[str, ...] = ("-O2",)) -> Path:
-    """The shared library built from `source` with `flags` (reused while the
-    source and the flags are unchanged)."""
+          flags: tuple[str, ...] = ("-O2",), shared: bool = True) -> Path:
+    """The shared library (or, with shared=False, the position-independent
+    object file, for linking into other libraries) built from `source` with
+    `flags`, reused while the source and the flags are unchanged."""
     from ..cache import cache_dir
     digest = hashlib.sha256(source.read_bytes() + " ".join(flags).encode()).hexdigest()[:16]
-    target = cache_dir() / "runtime" / f"lib{name}_{digest}.so"
+    target = cache_dir() / "runtime" / (f"lib{name}_{digest}.so" if shared
+                                        else f"{name}_{digest}.o")
     if target.exists():
         return target
     compiler = os.environ.get("CC", "cc")
@@ -27,8 +29,9 @@ def build(source: Path, name: str, libraries: tuple[str, ...] = (),
         raise BackendError(f"building {source.name} needs a C compiler ('{compiler}')")
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".{os.getpid()}.tmp")
-    result = subprocess.run([compiler, *flags, "-fPIC", "-shared", "-o", str(partial),
-                             str(source), *(f"-l{lib}" for lib in libraries)],
+    kind = ["-shared"] if shared else ["-c"]
+    result = subprocess.run([compiler, *flags, "-fPIC", *kind, "-o", str(partial), str(source),
+                             *(f"-l{lib}" for lib in libraries if shared)],
                             capture_output=True, text=True)
     if result.returncode != 0:
         raise BackendError(f"building {source.name} failed: {result.stderr.strip()[:300]}")
