@@ -73,8 +73,10 @@ def main() -> int:
     if "matmul_gflops" in extra:
         rates = extra["matmul_gflops"]
         print("\n1024^3 matmul GFLOP/s: " + ", ".join(f"{k} {v:.1f}" for k, v in rates.items()))
-    stamp = f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, " \
-            f"{__import__('os').cpu_count()} cores"
+    from mlirc.runtime import blas
+    stamp = f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.machine()}, " \
+            f"{__import__('os').cpu_count()} cores; BLAS: {blas.describe()}"
+    print(f"\n{stamp}")
     (out / "peers.md").write_text(f"Measured {stamp}; median of {args.rounds} interleaved "
                                   f"rounds.\n\n```\n{text}\n```\n")
     (out / "peers.json").write_text(json.dumps({"when": stamp, "rows": rows, **extra}, indent=1))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import compiler
-from .errors import MlircError, InputError
+from .errors import BackendError, InputError, MlircError
 from .report import format_counts, table
 
 
@@ -178,6 +178,12 @@ def cmd_bench(args) -> int:
     model, inputs = load_model_file(args.source)
     results = bench.benchmark(model, inputs, args.runners.split(","), args.rounds, args.calls)
     print(table(bench.HEADERS, bench.table(Path(args.source).stem, results), "llrrrrl"))
+    if any(r.name in ("mlirc-jit", "mlirc-aot") and not r.error for r in results):
+        from .runtime import blas
+        try:
+            print(f"BLAS: {blas.describe()}")
+        except BackendError:  # no BLAS installed: the models ran without it
+            pass
     return 0
 
 

@@ -91,3 +91,16 @@ def build_shim() -> Path:
 def shim_object() -> Path:
     """The shim compiled once to an object file, for AOT libraries to link."""
     return c_library.build(SHIM_SOURCE, "mlirc_blas", flags=SHIM_FLAGS, shared=False)
+
+
+def describe() -> str:
+    """The BLAS in use and, for OpenBLAS, its build and the kernels it picked
+    (e.g. 'OpenBLAS 0.3.34 DYNAMIC_ARCH ... SkylakeX'), for benchmark reports."""
+    library = ctypes.CDLL(load()[1])
+    for name in ("scipy_openblas_get_config", "openblas_get_config"):
+        config = getattr(library, name, None)
+        if config is not None:
+            config.restype = ctypes.c_char_p
+            forced = os.environ.get("OPENBLAS_CORETYPE")
+            return config().decode() + (f" (OPENBLAS_CORETYPE={forced} is set)" if forced else "")
+    return blas_library().name
