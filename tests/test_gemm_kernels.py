@@ -80,3 +80,19 @@ def test_two_models_with_the_same_shapes_keep_their_own_weights():
         np.testing.assert_allclose(compiled(x).numpy(), model(x).detach().numpy(),
                                    rtol=1e-4, atol=1e-4)
         del compiled
+
+
+def test_linear_relu_stack_folds_bias_and_relu_and_matches_eager():
+    """Linear -> ReLU layers: each packed call computes relu(x W^T + b)
+    itself (into the next buffer, or into its own and a copy when
+    bufferization gave the layer's output the input's buffer)."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 96), torch.nn.ReLU(),
+                                torch.nn.Linear(96, 96), torch.nn.ReLU(),
+                                torch.nn.Linear(96, 40)).eval()
+    x = torch.randn(5, 64)
+    compiled = mlirc.compile(model, (x,), cache=False)
+    assert compiled.ir["blas"].count("call @mlirc_gemm_f32_packed_bias") >= 2
+    for _ in range(2):
+        np.testing.assert_allclose(compiled(x).numpy(), model(x).detach().numpy(),
+                                   rtol=1e-4, atol=1e-4)

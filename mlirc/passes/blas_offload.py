@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 from .. import ir
 from .base import PythonPass, register_pass
-from .call_folding import CONV, match_epilogue, match_padding, zero_fill_before
+from .call_folding import (CONV, match_epilogue, match_gemm_bias, match_padding,
+                           zero_fill_before)
 
 SHIM_PREFIX = "mlirc_"
 SHIM_FUNCTIONS = ("mlirc_gemm_", "mlirc_conv2d_")  # the shim's entry points
@@ -91,6 +92,7 @@ class BlasOffload(PythonPass):
     fold_transposes: bool = True
     fold_into_conv: bool = True
     pack_weights: bool = True
+    fold_into_gemm: bool = True
 
     def run(self, module_op) -> None:
         memref, func = ir.dialects.memref, ir.dialects.func
@@ -109,45 +111,69 @@ class BlasOffload(PythonPass):
             for op in candidates:
                 if op.name == CONV:
                     self._offload_conv(op, module_body, declared, self.fold_into_conv)
-                    continue
-                rank = _OPS[op.name]
-                infos = [_memref_info(v) for v in op.operands]
-                # Only contiguous row-major operands: the shim reads BLAS
-                # layouts off the strides, which other layouts would break.
-                if len(op.operands) != 3 or any(i is None or i[0] != rank or not i[2]
-                                                for i in infos) \
-                        or len({i[1] for i in infos}) != 1 or "indexing_maps" in str(op):
-                    continue
-                element = infos[0][1]
-                operands = list(op.operands)
-                zero_fill = zero_fill_before(op, operands[2])
-                i64 = ir.IntegerType.get_signless(64)
-                with ir.InsertionPoint(op), op.location:
-                    if self.fold_transposes:  # views made here are transposed row-major
-                        operands[:2] = [self._fold_transpose(v, rank) for v in operands[:2]]
-                    callee = f"{SHIM_PREFIX}gemm_{element}{'_batched' if rank == 3 else ''}"
-                    generic = _generic_type(rank, element)
-                    casts = [memref.CastOp(generic, v).result for v in operands]
-                    # accumulate = 0: C = A*B, the zero fill before it goes
-                    accumulate = ir.dialects.arith.ConstantOp(i64, int(zero_fill is None))
-                    arguments = casts + [accumulate.result]
-                    types = [generic] * 3 + [i64]
-                    if self.pack_weights and rank == 2 and element == "f32" \
-                            and _packs(op.operands) and _is_constant(operands[1], constants):
-                        callee = f"{SHIM_PREFIX}gemm_f32_packed"
-                        slot_type = _generic_type(1, "i64")
-                        slot = memref.GetGlobalOp(ir.Type.parse("memref<1xi64>"),
-                                                  _packing_slot(module_body, len(slots)))
-                        slots.append(slot)
-                        arguments.append(memref.CastOp(slot_type, slot.result).result)
-                        types.append(slot_type)
-                    func.CallOp([], ir.FlatSymbolRefAttr.get(callee), arguments)
-                if callee not in declared:
-                    self._declare(module_body, callee, types)
-                    declared.add(callee)
-                op.erase()
-                if zero_fill is not None:
-                    zero_fill.erase()
+                else:
+                    self._offload_gemm(op, module_body, declared, constants, slots)
+
+    def _offload_gemm(self, op, module_body, declared: set[str], constants: set[str],
+                      slots: list) -> None:
+        memref, func = ir.dialects.memref, ir.dialects.func
+        rank = _OPS[op.name]
+        infos = [_memref_info(v) for v in op.operands]
+        # Only contiguous row-major operands: the shim reads BLAS layouts off
+        # the strides, which other layouts would break.
+        if len(op.operands) != 3 or any(i is None or i[0] != rank or not i[2] for i in infos) \
+                or len({i[1] for i in infos}) != 1 or "indexing_maps" in str(op):
+            return
+        element = infos[0][1]
+        operands = list(op.operands)
+        zero_fill = zero_fill_before(op, operands[2])
+        i64 = ir.IntegerType.get_signless(64)
+        erase = [op] + ([zero_fill] if zero_fill is not None else [])
+        with ir.InsertionPoint(op), op.location:
+            if self.fold_transposes:  # views made here are transposed row-major
+                operands[:2] = [self._fold_transpose(v, rank) for v in operands[:2]]
+            callee = f"{SHIM_PREFIX}gemm_{element}{'_batched' if rank == 3 else ''}"
+            generic = _generic_type(rank, element)
+            packed = self.pack_weights and rank == 2 and element == "f32" and \
+                _packs(op.operands) and _is_constant(operands[1], constants)
+            epilogue = match_gemm_bias(op, list(op.operands) + operands[:2]) \
+                if packed and self.fold_into_gemm else None
+            if epilogue is not None:
+                # C = act(A*B + bias), written to the add's output or to C
+                callee = f"{SHIM_PREFIX}gemm_f32_packed_bias"
+                if not epilogue.through_output:
+                    operands[2] = epilogue.target
+                bias_type = _generic_type(1, "f32")
+                casts = [memref.CastOp(generic, v).result for v in operands]
+                relu = ir.dialects.arith.ConstantOp(i64, int(epilogue.relu is not None))
+                arguments = casts + [memref.CastOp(bias_type, epilogue.bias).result, relu.result]
+                types = [generic] * 3 + [bias_type, i64]
+                erase = [op] + epilogue.operations + \
+                    ([epilogue.initializer] if epilogue.erase_initializer else [])
+            else:
+                casts = [memref.CastOp(generic, v).result for v in operands]
+                # accumulate = 0: C = A*B, the zero fill before it goes
+                accumulate = ir.dialects.arith.ConstantOp(i64, int(zero_fill is None))
+                arguments = casts + [accumulate.result]
+                types = [generic] * 3 + [i64]
+                if packed:
+                    callee = f"{SHIM_PREFIX}gemm_f32_packed"
+            if packed:
+                slot_type = _generic_type(1, "i64")
+                slot = memref.GetGlobalOp(ir.Type.parse("memref<1xi64>"),
+                                          _packing_slot(module_body, len(slots)))
+                slots.append(slot)
+                arguments.append(memref.CastOp(slot_type, slot.result).result)
+                types.append(slot_type)
+            func.CallOp([], ir.FlatSymbolRefAttr.get(callee), arguments)
+        if epilogue is not None and epilogue.through_output:
+            with ir.InsertionPoint(epilogue.add), epilogue.add.location:
+                memref.CopyOp(op.operands[2], epilogue.target)
+        if callee not in declared:
+            self._declare(module_body, callee, types)
+            declared.add(callee)
+        for dead in erase:
+            dead.erase()
 
     @classmethod
     def _offload_conv(cls, op, module_body, declared: set[str], fold: bool) -> None:

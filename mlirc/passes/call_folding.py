@@ -170,6 +170,113 @@ def match_padding(conv) -> PaddedInput | None:
     return PaddedInput(source, pad_h, pad_w, erase)
 
 
+@dataclass
+class GemmEpilogue:
+    add: object                  # linalg.generic: target = C + bias[column]
+    bias: object                 # the bias vector, a constant global
+    target: object               # the add's output
+    initializer: object          # the fill or copy that zeroed C
+    erase_initializer: bool      # nothing else reads C's zeros
+    relu: object = None          # linalg.generic: target = relu(target), in place
+    through_output: bool = False  # write C, then copy C to target (see match_gemm_bias)
+
+    @property
+    def operations(self) -> list:
+        return [op for op in (self.add, self.relu) if op is not None]
+
+
+def match_gemm_bias(matmul, inputs) -> GemmEpilogue | None:
+    """For a matmul into a zeroed C followed by a bias add (and a ReLU): the
+    call can compute act(A*B + bias) itself. It writes the add's output at
+    once, unless that buffer is one of the matmul's inputs (bufferization
+    reuses a dead input for the next layer's output) or is used before the
+    add: then it writes C, and the add becomes a copy of C. C itself must be
+    dead after the add (or be the add's output)."""
+    output = matmul.operands[2]
+    block = list(matmul.block.operations)
+    index = _position(block, matmul)
+    aliases = _aliases(block, output)
+    zeroed = _zero_initializer(block[:index], output, block)
+    if zeroed is None:
+        return None
+    initializer, read_between = zeroed
+    after = block[index + 1:]
+    add = _first_toucher(after, aliases)
+    if add is None or not _is_row_bias_add(add, output):
+        return None
+    bias, target = add.operands[1], add.operands[2]
+    add_index = _position(after, add)
+    rest = after[add_index + 1:]
+    target_aliases = _aliases(block, target)
+    if target not in aliases:
+        later = _first_toucher(rest, aliases)
+        if later is not None and later.name != "memref.dealloc":
+            return None
+        if later is None and (any(_hides_uses(o) for o in rest) or
+                              any(use.owner.operation.block != matmul.block
+                                  for use in output.uses)):
+            return None
+    epilogue = GemmEpilogue(add, bias, target, initializer, not read_between)
+    following = _first_toucher(rest, target_aliases)
+    if following is not None and _is_relu(following, target, target):
+        epilogue.relu = following
+    if target not in aliases:
+        input_aliases = [a for value in inputs for a in _aliases(block, value)]
+        used_before = _first_toucher(after[:add_index], target_aliases) is not None or \
+            any(_hides_uses(o) for o in after[:add_index])
+        epilogue.through_output = target in input_aliases or used_before
+    return epilogue
+
+
+def _zero_initializer(before, value, block):
+    """(the last write of `value` before, when it makes `value` all zeros: a
+    zero fill, or a copy from a buffer so zeroed; whether something read
+    `value` after it), else None."""
+    aliases = _aliases(block, value)
+    read_between = False
+    for op in reversed(before):
+        op = op.operation
+        if _hides_uses(op):
+            return None
+        if not any(operand in aliases for operand in op.operands):
+            continue
+        if op.name == "linalg.fill" and list(op.operands)[1:] == [value] and \
+                _is_zero(op.operands[0]):
+            return op, read_between
+        if op.name == "memref.copy" and op.operands[1] == value and \
+                op.operands[0] not in aliases:
+            source = _position(before, op)
+            zeroed = _zero_initializer(before[:source], op.operands[0], block)
+            return (op, read_between) if zeroed is not None else None
+        reads_only = (op.name == "memref.copy" and op.operands[1] not in aliases) or \
+            (op.name.startswith("linalg.") and op.operands[len(op.operands) - 1] not in aliases)
+        if not reads_only:
+            return None
+        read_between = True
+    return None
+
+
+def _is_row_bias_add(op, output) -> bool:
+    """`op` is target = output + bias[column] with bias a constant global."""
+    if op.name != "linalg.generic" or len(op.operands) != 3 or op.operands[0] != output or \
+            op.operands[2].type != output.type:
+        return False
+    maps = [str(ir.AffineMapAttr(m).value) for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
+    if maps != ["(d0, d1) -> (d0, d1)", "(d0, d1) -> (d1)", "(d0, d1) -> (d0, d1)"]:
+        return False
+    bias = op.operands[1]
+    if ir.defining_op_name(bias) != "memref.get_global" or \
+            not re.fullmatch(r"memref<\d+xf32>", str(bias.type)):
+        return False
+    body = list(op.regions[0].blocks[0].operations)
+    arguments = list(op.regions[0].blocks[0].arguments)
+    if [o.operation.name for o in body] != ["arith.addf", "linalg.yield"]:
+        return False
+    x, y = body[0].operands
+    a, b = arguments[:2]
+    return ((x == a and y == b) or (x == b and y == a)) and body[1].operands[0] == body[0].result
+
+
 def zero_fill_before(op, output):
     """The linalg.fill of zeros into exactly `output` that is the last thing
     to touch it before `op`, or None. `op` overwrites all of `output`, so the

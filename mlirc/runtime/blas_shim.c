@@ -327,10 +327,11 @@ static const float *packed_panels(int64_t *slot, const float *b, int64_t k, int6
   return (const float *)(intptr_t)*slot;
 }
 
-/* ROWS x 32 of C from ROWS rows of A and one panel; `columns` of them kept. */
+/* ROWS x 32 of C from ROWS rows of A and one panel; `columns` of them kept.
+ * C = A*B, C += A*B (accumulate), or C = act(A*B + bias) (bias, relu). */
 static inline __attribute__((always_inline)) void packed_tile(
     int rows, int64_t k, const float *a, int64_t a_row, int64_t a_col, const float *panel,
-    float *c, int64_t c_row, int64_t columns, int accumulate) {
+    float *c, int64_t c_row, int64_t columns, int accumulate, const float *bias, int relu) {
   v16 acc[PACK_ROWS][2];
   for (int r = 0; r < rows; ++r) acc[r][0] = acc[r][1] = (v16){};
   for (int64_t p = 0; p < k; ++p) {
@@ -348,22 +349,36 @@ static inline __attribute__((always_inline)) void packed_tile(
         acc[r][0] += LOAD(v16, target);
         acc[r][1] += LOAD(v16, target + 16);
       }
+      if (bias) {
+        for (int half = 0; half < 2; ++half) {
+          v16 value = acc[r][half] + LOAD(v16, bias + 16 * half);
+          if (relu) { /* like the ReLU it replaces (cmpf ugt): NaN stays NaN */
+            __typeof__(value <= 0) keep = ~(value <= 0);
+            value = (v16)(keep & (__typeof__(keep))value);
+          }
+          acc[r][half] = value;
+        }
+      }
       STORE(v16, target, acc[r][0]);
       STORE(v16, target + 16, acc[r][1]);
     } else {
       float lanes[PACK_COLUMNS];
       STORE(v16, lanes, acc[r][0]);
       STORE(v16, lanes + 16, acc[r][1]);
-      for (int64_t j = 0; j < columns; ++j) target[j] = (accumulate ? target[j] : 0.0f) + lanes[j];
+      for (int64_t j = 0; j < columns; ++j) {
+        float value = (accumulate ? target[j] : 0.0f) + lanes[j];
+        if (bias) value += bias[j];
+        target[j] = bias && relu && value <= 0 ? 0.0f : value;
+      }
     }
   }
 }
 
 typedef struct {
   int64_t m, k, n, a_row, a_col, c_row;
-  const float *a, *panels;
+  const float *a, *panels, *bias; /* bias: NULL, or C = act(A*B + bias) */
   float *c;
-  int accumulate;
+  int accumulate, relu;
 } packed_job;
 
 static void packed_task(void *context, int64_t panel) {
@@ -376,7 +391,8 @@ static void packed_task(void *context, int64_t panel) {
     float *c = job->c + i * job->c_row + first;
     switch (job->m - i < PACK_ROWS ? job->m - i : PACK_ROWS) { /* constant row counts */
 #define ROWS_CASE(R) case R: packed_tile(R, job->k, a, job->a_row, job->a_col, panel_data, c, \
-                                         job->c_row, columns, job->accumulate); break;
+                                         job->c_row, columns, job->accumulate,                \
+                                         job->bias ? job->bias + first : NULL, job->relu); break;
       ROWS_CASE(1) ROWS_CASE(2) ROWS_CASE(3) ROWS_CASE(4)
       ROWS_CASE(5) ROWS_CASE(6) ROWS_CASE(7) ROWS_CASE(8)
 #undef ROWS_CASE
@@ -392,8 +408,22 @@ void mlirc_gemm_f32_packed(MEMREF2(a), MEMREF2(b), MEMREF2(c), int64_t accumulat
                                       (const float *)b_aligned + b_offset, b_size0, b_size1,
                                       b_stride0, b_stride1);
   packed_job job = {a_size0, a_size1, b_size1, a_stride0, a_stride1, c_stride0,
+                    (const float *)a_aligned + a_offset, panels, NULL,
+                    (float *)c_aligned + c_offset, (int)accumulate, 0};
+  parallel_for((b_size1 + PACK_COLUMNS - 1) / PACK_COLUMNS, packed_task, &job);
+}
+
+/* C = act(A * B + bias[column]), act ReLU or the identity: the pass folds
+ * the bias add (and a ReLU) that followed a GEMM into a zeroed C. */
+void mlirc_gemm_f32_packed_bias(MEMREF2(a), MEMREF2(b), MEMREF2(c), MEMREF1(bias),
+                                int64_t relu, MEMREF1(slot)) {
+  const float *panels = packed_panels((int64_t *)slot_aligned + slot_offset,
+                                      (const float *)b_aligned + b_offset, b_size0, b_size1,
+                                      b_stride0, b_stride1);
+  packed_job job = {a_size0, a_size1, b_size1, a_stride0, a_stride1, c_stride0,
                     (const float *)a_aligned + a_offset, panels,
-                    (float *)c_aligned + c_offset, (int)accumulate};
+                    (const float *)bias_aligned + bias_offset, (float *)c_aligned + c_offset,
+                    0, (int)relu};
   parallel_for((b_size1 + PACK_COLUMNS - 1) / PACK_COLUMNS, packed_task, &job);
 }
 

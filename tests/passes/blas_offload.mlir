@@ -317,3 +317,88 @@ func.func @matmul_narrow_constant_weight(%a: memref<4x8xf32>, %c: memref<4x8xf32
   linalg.matmul ins(%a, %w : memref<4x8xf32>, memref<8x8xf32>) outs(%c : memref<4x8xf32>)
   return
 }
+
+// A packed GEMM into a zeroed C followed by a bias add and a ReLU: the call
+// computes relu(A*B + bias) into the add's output; the fill, the add and the
+// ReLU go.
+// CHECK-LABEL: func.func @linear_bias_relu
+// CHECK-NOT: linalg.fill
+// CHECK: call @mlirc_gemm_f32_packed_bias(%{{.*}}, %{{.*}}, %[[OUT:.*]], %{{.*}}, %c1_i64, %{{.*}})
+// CHECK-NOT: linalg.generic
+// CHECK: return
+memref.global "private" constant @bias32 : memref<32xf32> = dense<1.0>
+#rows = affine_map<(d0, d1) -> (d0, d1)>
+#columns = affine_map<(d0, d1) -> (d1)>
+func.func @linear_bias_relu(%a: memref<4x8xf32>, %d: memref<4x32xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %w = memref.get_global @weight32x8 : memref<32x8xf32>
+  %bias = memref.get_global @bias32 : memref<32xf32>
+  %t = memref.alloc() : memref<8x32xf32>
+  linalg.transpose ins(%w : memref<32x8xf32>) outs(%t : memref<8x32xf32>) permutation = [1, 0]
+  %c = memref.alloc() : memref<4x32xf32>
+  linalg.fill ins(%zero : f32) outs(%c : memref<4x32xf32>)
+  linalg.matmul ins(%a, %t : memref<4x8xf32>, memref<8x32xf32>) outs(%c : memref<4x32xf32>)
+  linalg.generic {indexing_maps = [#rows, #columns, #rows], iterator_types = ["parallel", "parallel"]}
+      ins(%c, %bias : memref<4x32xf32>, memref<32xf32>) outs(%d : memref<4x32xf32>) {
+  ^bb0(%x: f32, %b: f32, %out: f32):
+    %sum = arith.addf %x, %b : f32
+    linalg.yield %sum : f32
+  }
+  linalg.generic {indexing_maps = [#rows, #rows], iterator_types = ["parallel", "parallel"]}
+      ins(%d : memref<4x32xf32>) outs(%d : memref<4x32xf32>) {
+  ^bb0(%x: f32, %out: f32):
+    %positive = arith.cmpf ugt, %x, %zero : f32
+    %relu = arith.select %positive, %x, %zero : f32
+    linalg.yield %relu : f32
+  }
+  memref.dealloc %c : memref<4x32xf32>
+  memref.dealloc %t : memref<8x32xf32>
+  return
+}
+
+// The add's output is the matmul's own input (bufferization reused it): the
+// call writes C, and the add becomes a copy of C.
+// CHECK-LABEL: func.func @linear_bias_into_input
+// CHECK: call @mlirc_gemm_f32_packed_bias(%{{.*}}, %{{.*}}, %[[C:.*]], %{{.*}}, %c0_i64, %{{.*}})
+// CHECK: memref.copy
+// CHECK-NOT: linalg.generic
+// CHECK: return
+func.func @linear_bias_into_input(%a: memref<4x32xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %w = memref.get_global @weight32x32 : memref<32x32xf32>
+  %bias = memref.get_global @bias32 : memref<32xf32>
+  %c = memref.alloc() : memref<4x32xf32>
+  linalg.fill ins(%zero : f32) outs(%c : memref<4x32xf32>)
+  linalg.matmul ins(%a, %w : memref<4x32xf32>, memref<32x32xf32>) outs(%c : memref<4x32xf32>)
+  linalg.generic {indexing_maps = [#rows, #columns, #rows], iterator_types = ["parallel", "parallel"]}
+      ins(%c, %bias : memref<4x32xf32>, memref<32xf32>) outs(%a : memref<4x32xf32>) {
+  ^bb0(%x: f32, %b: f32, %out: f32):
+    %sum = arith.addf %x, %b : f32
+    linalg.yield %sum : f32
+  }
+  memref.dealloc %c : memref<4x32xf32>
+  return
+}
+memref.global "private" constant @weight32x32 : memref<32x32xf32> = dense<0.25>
+
+// C is read after the add: nothing is folded beyond the packed call.
+// CHECK-LABEL: func.func @linear_bias_output_read_later
+// CHECK: call @mlirc_gemm_f32_packed(
+// CHECK: linalg.generic
+func.func @linear_bias_output_read_later(%a: memref<4x32xf32>, %d: memref<4x32xf32>, %e: memref<4x32xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %w = memref.get_global @weight32x32 : memref<32x32xf32>
+  %bias = memref.get_global @bias32 : memref<32xf32>
+  %c = memref.alloc() : memref<4x32xf32>
+  linalg.fill ins(%zero : f32) outs(%c : memref<4x32xf32>)
+  linalg.matmul ins(%a, %w : memref<4x32xf32>, memref<32x32xf32>) outs(%c : memref<4x32xf32>)
+  linalg.generic {indexing_maps = [#rows, #columns, #rows], iterator_types = ["parallel", "parallel"]}
+      ins(%c, %bias : memref<4x32xf32>, memref<32xf32>) outs(%d : memref<4x32xf32>) {
+  ^bb0(%x: f32, %b: f32, %out: f32):
+    %sum = arith.addf %x, %b : f32
+    linalg.yield %sum : f32
+  }
+  memref.copy %c, %e : memref<4x32xf32> to memref<4x32xf32>
+  memref.dealloc %c : memref<4x32xf32>
+  return
+}
