@@ -15,6 +15,7 @@ import inspect
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from .artifact import tool_versions
@@ -31,6 +32,15 @@ def enabled_by_default() -> bool:
     return os.environ.get("MLIRC_NO_CACHE", "") in ("", "0")
 
 
+def _pass_modules(pass_type) -> list:
+    """The module defining a Python pass and the mlirc.passes modules it
+    imports names from."""
+    module = inspect.getmodule(pass_type)
+    siblings = {value.__module__ for value in vars(module).values()
+                if callable(value) and getattr(value, "__module__", "").startswith("mlirc.passes.")}
+    return [module] + [sys.modules[name] for name in sorted(siblings - {module.__name__})]
+
+
 def cache_key(source_ir: str, stages, backend: str, options: dict,
               fingerprint: str = "") -> str | None:
     """The entry's key, or None when the pipeline cannot be hashed (a Python
@@ -42,13 +52,17 @@ def cache_key(source_ir: str, stages, backend: str, options: dict,
         for pass_ in stage.passes:
             digest.update(pass_.text.encode())
             if isinstance(pass_, PythonPass):
-                # The whole module: a pass's helper functions live beside it.
+                # The whole module, and the mlirc modules it imports from
+                # (blas_offload's matching lives in call_folding.py).
                 try:
-                    digest.update(inspect.getsource(inspect.getmodule(type(pass_))).encode())
+                    for module in _pass_modules(type(pass_)):
+                        digest.update(inspect.getsource(module).encode())
                 except (OSError, TypeError):
                     return None
     # The C runtime that AOT libraries embed and JIT code calls, as built.
-    digest.update(blas.SHIM_SOURCE.read_bytes() + " ".join(blas.SHIM_FLAGS).encode())
+    for source in (blas.SHIM_SOURCE, *blas.SHIM_INCLUDES):
+        digest.update(source.read_bytes())
+    digest.update(" ".join(blas.SHIM_FLAGS).encode())
     digest.update(json.dumps({"backend": backend, "options": options,
                               "fingerprint": fingerprint,
                               "versions": tool_versions()}, sort_keys=True,

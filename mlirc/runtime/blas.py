@@ -20,6 +20,7 @@ from ..errors import BackendError
 from . import c_library
 
 SHIM_SOURCE = Path(__file__).with_name("blas_shim.c")
+SHIM_INCLUDES = (SHIM_SOURCE.with_name("shim_pool.h"), SHIM_SOURCE.with_name("shim_conv.h"))
 # For the host, like the code the JIT and AOT backends generate: the direct
 # convolution's register tiles are GCC vectors that need the host's widths.
 SHIM_FLAGS = ("-O3", "-march=native")
@@ -85,12 +86,14 @@ def single_threaded_blas_environment():
 
 
 def build_shim() -> Path:
-    return c_library.build(SHIM_SOURCE, "mlirc_blas", libraries=("dl", "pthread"), flags=SHIM_FLAGS)
+    return c_library.build(SHIM_SOURCE, "mlirc_blas", libraries=("dl", "pthread"),
+                           flags=SHIM_FLAGS, includes=SHIM_INCLUDES)
 
 
 def shim_object() -> Path:
     """The shim compiled once to an object file, for AOT libraries to link."""
-    return c_library.build(SHIM_SOURCE, "mlirc_blas", flags=SHIM_FLAGS, shared=False)
+    return c_library.build(SHIM_SOURCE, "mlirc_blas", flags=SHIM_FLAGS, shared=False,
+                           includes=SHIM_INCLUDES)
 
 
 def describe() -> str:

@@ -14,12 +14,15 @@ from ..errors import BackendError
 
 
 def build(source: Path, name: str, libraries: tuple[str, ...] = (),
-          flags: tuple[str, ...] = ("-O2",), shared: bool = True) -> Path:
+          flags: tuple[str, ...] = ("-O2",), shared: bool = True,
+          includes: tuple[Path, ...] = ()) -> Path:
     """The shared library (or, with shared=False, the position-independent
     object file, for linking into other libraries) built from `source` with
-    `flags`, reused while the source and the flags are unchanged."""
+    `flags`, reused while the source, the files it `includes` and the flags
+    are unchanged."""
     from ..cache import cache_dir
-    digest = hashlib.sha256(source.read_bytes() + " ".join(flags).encode()).hexdigest()[:16]
+    text = b"".join(path.read_bytes() for path in (source, *includes))
+    digest = hashlib.sha256(text + " ".join(flags).encode()).hexdigest()[:16]
     target = cache_dir() / "runtime" / (f"lib{name}_{digest}.so" if shared
                                         else f"{name}_{digest}.o")
     if target.exists():

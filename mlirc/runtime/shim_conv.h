@@ -1,0 +1,390 @@
+/* mlirc's BLAS shim, part 3 of 3: convolution. Included once, at the end of
+ * blas_shim.c, whose GEMMs, thread pool and vector types it uses. */
+
+/* Convolution, NCHW input x FCHW filter, f32. Operands are contiguous (the
+ * pass checks). The input comes padded, or unpadded with pad_h/pad_w > 0
+ * when the pass folded the zero-filled padded copy into the call. Three
+ * entry points:
+ *   mlirc_conv2d_nchw_f32:      out += conv(in, filter)
+ *   mlirc_conv2d_nchw_bias_f32: out = act(conv(in, filter) + bias[f]), act
+ *     being ReLU or the identity: the pass folds the bias broadcast that
+ *     initialised `out` and an in-place ReLU that followed into this call,
+ *     so the output is written once instead of three times.
+ *   mlirc_conv2d_nchw_bias_residual_f32: the same plus a residual (a
+ *     ResNet shortcut) of the output's shape, added before the ReLU. */
+#define MEMREF4(p) void *p##_allocated, void *p##_aligned, int64_t p##_offset, int64_t p##_n, \
+  int64_t p##_c, int64_t p##_h, int64_t p##_w, int64_t p##_s0, int64_t p##_s1, int64_t p##_s2, \
+  int64_t p##_s3
+
+typedef struct {
+  int64_t channels, in_h, in_w, filters, kh, kw, oh, ow;
+  int64_t stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w;
+  const float *bias; /* NULL: accumulate into the output (and no ReLU, no residual) */
+  int relu;
+} conv_shape;
+
+/* Direct convolution for stride 1 without dilation, when an output row is a
+ * whole number of 16-float vectors: each output tile of 4 filters x 4 rows x
+ * one vector stays in registers while the loop runs over input channels and
+ * kernel taps, one broadcast weight times one input row vector per FMA. For
+ * the small channel counts of little CNNs it is as fast as im2col + GEMM
+ * without the column copy (the cnn's 32x32 and 16x16 layers: 38/93 us
+ * against 38/90 us, 2026-12-01, OpenBLAS SkylakeX kernels); for rows of 8
+ * floats the grouped im2col + GEMM below is twice as fast (68 against 156
+ * us), so those take it. The shim is built for the host (-march=native, like
+ * the JIT's own code), so the vectors are AVX-512 registers here. */
+#define TILE_ROWS 4
+
+#define DIRECT_TILE(NAME, T, FB)                                                             \
+  static inline __attribute__((always_inline)) void NAME(                                   \
+      int64_t channels, int64_t kh, int64_t kw, int64_t in_h, int64_t in_w, int64_t plane,  \
+      int64_t ow, const float *image, const float *weights, float *out, const float *bias,  \
+      const float *residual, int relu, int64_t f0, int64_t y0, int64_t x0) {                \
+    int64_t taps = channels * kh * kw;                                                      \
+    T acc[FB][TILE_ROWS];                                                                   \
+    for (int fb = 0; fb < FB; ++fb)                                                         \
+      for (int r = 0; r < TILE_ROWS; ++r)                                                   \
+        acc[fb][r] =                                                                        \
+            !bias      ? LOAD(T, out + (f0 + fb) * plane + (y0 + r) * ow + x0)              \
+            : residual ? bias[f0 + fb] + LOAD(T, residual + (f0 + fb) * plane + (y0 + r) * ow + x0) \
+                       : (T){} + bias[f0 + fb];                                             \
+    for (int64_t c = 0; c < channels; ++c)                                                  \
+      for (int64_t i = 0; i < kh; ++i)                                                      \
+        for (int64_t j = 0; j < kw; ++j) {                                                  \
+          const float *source = image + (c * in_h + y0 + i) * in_w + x0 + j;                \
+          const float *tap = weights + f0 * taps + (c * kh + i) * kw + j;                   \
+          T rows[TILE_ROWS];                                                                \
+          for (int r = 0; r < TILE_ROWS; ++r) rows[r] = LOAD(T, source + r * in_w);         \
+          for (int fb = 0; fb < FB; ++fb) {                                                 \
+            T weight = (T){} + tap[fb * taps];                                              \
+            for (int r = 0; r < TILE_ROWS; ++r) acc[fb][r] += weight * rows[r];             \
+          }                                                                                 \
+        }                                                                                   \
+    for (int fb = 0; fb < FB; ++fb)                                                         \
+      for (int r = 0; r < TILE_ROWS; ++r) {                                                 \
+        T value = acc[fb][r];                                                               \
+        if (relu) { /* like the ReLU it replaces (cmpf ugt): NaN stays NaN */               \
+          __typeof__(value <= 0) keep = ~(value <= 0);                                      \
+          value = (T)(keep & (__typeof__(keep))value);                                      \
+        }                                                                                   \
+        STORE(T, out + (f0 + fb) * plane + (y0 + r) * ow + x0, value);                      \
+      }                                                                                     \
+  }
+DIRECT_TILE(tile_16x4, v16, 4)
+
+/* The 3x3 tile: 2 filters x 8 rows x 16 pixels. Per input channel it loads
+ * each of the 10 input rows under the tile once per horizontal tap and uses
+ * it for every kernel row that reaches it; with the taps constant the loops
+ * unroll and the weights are broadcast operands of the FMAs. Measured on one
+ * core against the generic 4x4 tile: 200 against 107 GFLOP/s (16->32
+ * channels at 16x16, four images), and better than 4x4, 3x8, 4x8 or 2x12
+ * tiles of this shape. */
+enum { TILE3_FILTERS = 2, TILE3_ROWS = 8 };
+
+static inline __attribute__((always_inline)) void tile3x3_2x8(
+    int64_t channels, int64_t in_h, int64_t in_w, int64_t plane, int64_t ow,
+    const float *image, const float *weights, float *out, const float *bias,
+    const float *residual, int relu, int64_t f0, int64_t y0, int64_t x0) {
+  v16 acc[TILE3_FILTERS][TILE3_ROWS];
+  for (int fb = 0; fb < TILE3_FILTERS; ++fb)
+    for (int r = 0; r < TILE3_ROWS; ++r) {
+      int64_t at = (f0 + fb) * plane + (y0 + r) * ow + x0;
+      acc[fb][r] = !bias      ? LOAD(v16, out + at)
+                   : residual ? BROADCAST(bias[f0 + fb]) + LOAD(v16, residual + at)
+                              : BROADCAST(bias[f0 + fb]);
+    }
+  const float *filter = weights + f0 * channels * 9;
+  for (int64_t c = 0; c < channels; ++c) {
+    const float *source = image + (c * in_h + y0) * in_w + x0, *tap = filter + c * 9;
+#pragma GCC unroll 10
+    for (int row = 0; row < TILE3_ROWS + 2; ++row)
+#pragma GCC unroll 3
+      for (int j = 0; j < 3; ++j) {
+        v16 input = LOAD(v16, source + row * in_w + j);
+#pragma GCC unroll 3
+        for (int i = 0; i < 3; ++i) {
+          int r = row - i;
+          if (r < 0 || r >= TILE3_ROWS) continue;
+#pragma GCC unroll 2
+          for (int fb = 0; fb < TILE3_FILTERS; ++fb)
+            acc[fb][r] += BROADCAST(tap[fb * channels * 9 + i * 3 + j]) * input;
+        }
+      }
+  }
+  for (int fb = 0; fb < TILE3_FILTERS; ++fb)
+    for (int r = 0; r < TILE3_ROWS; ++r) {
+      v16 value = acc[fb][r];
+      if (relu) { /* like the ReLU it replaces (cmpf ugt): NaN stays NaN */
+        __typeof__(value <= 0) keep = ~(value <= 0);
+        value = (v16)(keep & (__typeof__(keep))value);
+      }
+      STORE(v16, out + (f0 + fb) * plane + (y0 + r) * ow + x0, value);
+    }
+}
+
+/* Whether the 3x3 tile fits (the caller checked direct_conv_fits). */
+static int tile3x3_fits(const conv_shape *shape) {
+  return shape->kh == 3 && shape->kw == 3 && shape->oh % TILE3_ROWS == 0 &&
+         shape->filters % TILE3_FILTERS == 0;
+}
+
+/* Whether direct_conv handles this shape (rows of 16k floats, 4k rows). */
+static int direct_conv_fits(const conv_shape *shape) {
+  if (shape->kh * shape->kw == 1 || shape->stride_h != 1 || shape->stride_w != 1 ||
+      shape->dilation_h != 1 || shape->dilation_w != 1 || shape->oh % TILE_ROWS)
+    return 0;
+  return shape->ow % 16 == 0 && shape->filters % 4 == 0;
+}
+
+/* One block of output rows (TILE3_ROWS or TILE_ROWS) of one image, all filters. Inlined once
+ * per epilogue case, so the tiles see constants. */
+static inline __attribute__((always_inline)) void direct_rows_case(
+    const conv_shape *shape, const float *image, const float *weights, float *out,
+    const float *bias, const float *residual, int relu, int64_t y0) {
+  int64_t plane = shape->oh * shape->ow;
+  if (tile3x3_fits(shape)) {
+    for (int64_t f0 = 0; f0 < shape->filters; f0 += TILE3_FILTERS)
+      for (int64_t x0 = 0; x0 < shape->ow; x0 += 16)
+        tile3x3_2x8(shape->channels, shape->in_h, shape->in_w, plane, shape->ow, image, weights,
+                    out, bias, residual, relu, f0, y0, x0);
+    return;
+  }
+  for (int64_t f0 = 0; f0 < shape->filters; f0 += 4)
+    for (int64_t x0 = 0; x0 < shape->ow; x0 += 16)
+      tile_16x4(shape->channels, shape->kh, shape->kw, shape->in_h, shape->in_w, plane,
+                shape->ow, image, weights, out, bias, residual, relu, f0, y0, x0);
+}
+
+/* A direct convolution job: images (padded ones when the convolution pads)
+ * cut into tasks of one tile's rows. */
+typedef struct {
+  const conv_shape *shape;
+  const float *input, *weights, *residual;
+  float *output;
+  int64_t image_stride, out_stride, blocks; /* row blocks per image */
+} direct_job;
+
+/* The ReLU and the residual only come with a bias (the entry points make sure). */
+static void direct_task(void *context, int64_t task) {
+  const direct_job *job = context;
+  const conv_shape *shape = job->shape;
+  int64_t rows = tile3x3_fits(shape) ? TILE3_ROWS : TILE_ROWS;
+  int64_t n = task / job->blocks, y0 = task % job->blocks * rows;
+  const float *image = job->input + n * job->image_stride, *bias = shape->bias;
+  const float *residual = job->residual ? job->residual + n * job->out_stride : NULL;
+  float *out = job->output + n * job->out_stride;
+  if (!bias) direct_rows_case(shape, image, job->weights, out, NULL, NULL, 0, y0);
+  else if (residual && shape->relu)
+    direct_rows_case(shape, image, job->weights, out, bias, residual, 1, y0);
+  else if (residual) direct_rows_case(shape, image, job->weights, out, bias, residual, 0, y0);
+  else if (shape->relu) direct_rows_case(shape, image, job->weights, out, bias, NULL, 1, y0);
+  else direct_rows_case(shape, image, job->weights, out, bias, NULL, 0, y0);
+}
+
+/* The padded copy of one image for the direct kernel, which reads no padding. */
+typedef struct {
+  const conv_shape *shape;
+  const float *input;
+  float *padded;
+  int64_t image_stride, padded_h, padded_w;
+} pad_job;
+
+static void pad_task(void *context, int64_t n) {
+  const pad_job *job = context;
+  const conv_shape *shape = job->shape;
+  int64_t plane = job->padded_h * job->padded_w;
+  float *target = job->padded + n * shape->channels * plane;
+  memset(target, 0, sizeof(float) * shape->channels * plane);
+  for (int64_t c = 0; c < shape->channels; ++c)
+    for (int64_t y = 0; y < shape->in_h; ++y)
+      memcpy(target + c * plane + (y + shape->pad_h) * job->padded_w + shape->pad_w,
+             job->input + n * job->image_stride + (c * shape->in_h + y) * shape->in_w,
+             sizeof(float) * shape->in_w);
+}
+
+static void direct_conv(const conv_shape *shape, int64_t images, const float *input,
+                        int64_t image_stride, const float *weights, float *output,
+                        int64_t out_stride, const float *residual) {
+  conv_shape padded = *shape;
+  float *scratch = NULL;
+  if (shape->pad_h || shape->pad_w) {
+    padded.in_h += 2 * shape->pad_h;
+    padded.in_w += 2 * shape->pad_w;
+    padded.pad_h = padded.pad_w = 0;
+    scratch = malloc(sizeof(float) * images * shape->channels * padded.in_h * padded.in_w);
+    pad_job padding = {shape, input, scratch, image_stride, padded.in_h, padded.in_w};
+    parallel_for(images, pad_task, &padding);
+    input = scratch;
+    image_stride = shape->channels * padded.in_h * padded.in_w;
+  }
+  direct_job job = {&padded, input, weights, residual, output, image_stride, out_stride,
+                    shape->oh / (tile3x3_fits(shape) ? TILE3_ROWS : TILE_ROWS)};
+  parallel_for(images * job.blocks, direct_task, &job);
+  free(scratch);
+}
+
+/* Row (c, i, j) of one image's im2col matrix holds, for every output pixel,
+ * the input value under kernel tap (i, j) of channel c (zero in the
+ * padding). Rows are `ld` floats apart, so several images can sit side by
+ * side in one matrix. One task per (image, channel). */
+typedef struct {
+  const conv_shape *shape;
+  const float *input;
+  float *columns;
+  int64_t image_stride, ld;
+} im2col_job;
+
+static void im2col_task(void *context, int64_t task) {
+  const im2col_job *job = context;
+  const conv_shape *shape = job->shape;
+  int64_t n = task / shape->channels, c = task % shape->channels;
+  int64_t kh = shape->kh, kw = shape->kw, oh = shape->oh, ow = shape->ow;
+  const float *image = job->input + n * job->image_stride;
+  for (int64_t i = 0; i < kh; ++i)
+    for (int64_t j = 0; j < kw; ++j) {
+      float *row = job->columns + ((c * kh + i) * kw + j) * job->ld + n * oh * ow;
+      /* the output columns [first, last) read inside the image's width */
+      int64_t offset = j * shape->dilation_w - shape->pad_w, first = 0, last = ow;
+      while (first < ow && first * shape->stride_w + offset < 0) ++first;
+      while (last > first && (last - 1) * shape->stride_w + offset >= shape->in_w) --last;
+      for (int64_t y = 0; y < oh; ++y) {
+        float *target = row + y * ow;
+        int64_t source_y = y * shape->stride_h + i * shape->dilation_h - shape->pad_h;
+        if (source_y < 0 || source_y >= shape->in_h) {
+          memset(target, 0, sizeof(float) * ow);
+          continue;
+        }
+        const float *source = image + (c * shape->in_h + source_y) * shape->in_w + offset;
+        for (int64_t x = 0; x < first; ++x) target[x] = 0.0f;
+        if (shape->stride_w == 1) /* a contiguous run: vectorized copy */
+          memcpy(target + first, source + first, sizeof(float) * (last - first));
+        else
+          for (int64_t x = first; x < last; ++x) target[x] = source[x * shape->stride_w];
+        for (int64_t x = last; x < ow; ++x) target[x] = 0.0f;
+      }
+    }
+}
+
+/* The epilogue on the product's rows (filters) [row0, row1) and columns
+ * [col0, col1), the columns being images' pixels side by side (`ld` floats
+ * a row): out = act(product + bias [+ residual]), or out += product without
+ * a bias. `product` may be the output itself (one image, bias case). */
+struct epilogue_job {
+  const conv_shape *shape;
+  const float *product, *residual;
+  float *output;
+  int64_t ld, out_stride;
+};
+
+static void run_epilogue(const epilogue_job *job, int64_t row0, int64_t row1, int64_t col0,
+                         int64_t col1) {
+  const conv_shape *shape = job->shape;
+  int64_t cols = shape->oh * shape->ow;
+  int relu = shape->relu;
+  for (int64_t f = row0; f < row1; ++f)
+    for (int64_t column = col0; column < col1;) {
+      int64_t n = column / cols, p0 = column % cols;
+      int64_t p1 = p0 + (col1 - column) < cols ? p0 + (col1 - column) : cols;
+      const float *source = job->product + f * job->ld + column;
+      float *target = job->output + n * job->out_stride + f * cols;
+      if (!shape->bias) {
+        for (int64_t p = p0; p < p1; ++p) target[p] += source[p - p0];
+      } else {
+        float bias = shape->bias[f];
+        const float *shortcut = job->residual ? job->residual + n * job->out_stride + f * cols
+                                              : NULL;
+        for (int64_t p = p0; p < p1; ++p) { /* GCC unswitches the loop-invariant tests */
+          float value = source[p - p0] + bias;
+          if (shortcut) value += shortcut[p];
+          /* NaN stays NaN under the ReLU, as in the cmpf-ugt select it replaces */
+          target[p] = relu && value <= 0 ? 0.0f : value;
+        }
+      }
+      column += p1 - p0;
+    }
+}
+
+/* im2col + GEMM: out (F x OH*OW) = [out +] filter (F x C*KH*KW) * columns
+ * (C*KH*KW x OH*OW), the epilogue running on each GEMM slice as it is done;
+ * a 1x1 unit-stride convolution reads the image itself as the columns.
+ * Small images go in groups: their columns side by side make one wider
+ * GEMM, which OpenBLAS runs much faster than several narrow ones (the cnn's
+ * 8x8 layer, four images: 80 -> 35 us), into a scratch product that the
+ * epilogue scatters back to NCHW. */
+enum { GROUP_COLUMNS = 1024 };
+
+static void gemm_conv(const conv_shape *shape, int64_t images, const float *input,
+                      int64_t image_stride, const float *weights, float *output,
+                      int64_t out_stride, const float *residual) {
+  int64_t rows = shape->channels * shape->kh * shape->kw, cols = shape->oh * shape->ow;
+  int copy_free = shape->kh == 1 && shape->kw == 1 && shape->stride_h == 1 &&
+                  shape->stride_w == 1 && shape->in_h == shape->oh && shape->in_w == shape->ow &&
+                  !shape->pad_h && !shape->pad_w;
+  int64_t group = cols >= GROUP_COLUMNS ? 1 : GROUP_COLUMNS / cols;
+  if (group > images) group = images;
+  float *columns = copy_free && group == 1 ? NULL : malloc(sizeof(float) * rows * group * cols);
+  float *product = group > 1 ? malloc(sizeof(float) * shape->filters * group * cols) : NULL;
+  for (int64_t first = 0; first < images; first += group) {
+    int64_t count = images - first < group ? images - first : group, ld = count * cols;
+    const float *matrix = input + first * image_stride;
+    if (columns) {
+      im2col_job gather = {shape, matrix, columns, image_stride, ld};
+      parallel_for(count * shape->channels, im2col_task, &gather);
+      matrix = columns;
+    }
+    float *out = output + first * out_stride;
+    epilogue_job epilogue = {shape, product ? product : out,
+                             residual ? residual + first * out_stride : NULL, out, ld,
+                             out_stride};
+    /* Without a product scratch the GEMM writes the output: C = W*X with a
+     * bias to follow, C += W*X without. */
+    sgemm_parallel(NoTrans, NoTrans, shape->filters, ld, rows, weights, (int)rows, matrix,
+                   (int)ld, product || shape->bias ? 0.0f : 1.0f, product ? product : out,
+                   (int)ld, product || shape->bias ? &epilogue : NULL);
+  }
+  free(columns);
+  free(product);
+}
+
+static void conv2d(const conv_shape *shape, int64_t images, const float *input,
+                   int64_t image_stride, const float *weights, float *output,
+                   int64_t out_stride, const float *residual) {
+  if (direct_conv_fits(shape))
+    direct_conv(shape, images, input, image_stride, weights, output, out_stride, residual);
+  else
+    gemm_conv(shape, images, input, image_stride, weights, output, out_stride, residual);
+}
+
+#define CONV_SHAPE(bias_, relu_)                                                            \
+  {in_c, in_h, in_w, out_c, filter_h, filter_w, out_h, out_w,                               \
+   stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w, bias_, relu_}
+
+void mlirc_conv2d_nchw_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out), int64_t stride_h,
+                           int64_t stride_w, int64_t dilation_h, int64_t dilation_w,
+                           int64_t pad_h, int64_t pad_w) {
+  conv_shape shape = CONV_SHAPE(NULL, 0);
+  conv2d(&shape, in_n, (const float *)in_aligned + in_offset, in_s0,
+         (const float *)filter_aligned + filter_offset, (float *)out_aligned + out_offset, out_s0,
+         NULL);
+}
+
+void mlirc_conv2d_nchw_bias_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out), MEMREF1(bias),
+                                int64_t stride_h, int64_t stride_w, int64_t dilation_h,
+                                int64_t dilation_w, int64_t pad_h, int64_t pad_w,
+                                int64_t relu) {
+  conv_shape shape = CONV_SHAPE((const float *)bias_aligned + bias_offset, (int)relu);
+  conv2d(&shape, in_n, (const float *)in_aligned + in_offset, in_s0,
+         (const float *)filter_aligned + filter_offset, (float *)out_aligned + out_offset, out_s0,
+         NULL);
+}
+
+void mlirc_conv2d_nchw_bias_residual_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out),
+                                         MEMREF1(bias), MEMREF4(residual), int64_t stride_h,
+                                         int64_t stride_w, int64_t dilation_h,
+                                         int64_t dilation_w, int64_t pad_h, int64_t pad_w,
+                                         int64_t relu) {
+  conv_shape shape = CONV_SHAPE((const float *)bias_aligned + bias_offset, (int)relu);
+  conv2d(&shape, in_n, (const float *)in_aligned + in_offset, in_s0,
+         (const float *)filter_aligned + filter_offset, (float *)out_aligned + out_offset, out_s0,
+         (const float *)residual_aligned + residual_offset);
+}
