@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from .. import ir
 from .base import PythonPass, register_pass
 from .call_folding import (CONV, match_epilogue, match_gemm_bias, match_padding,
-                           zero_fill_before)
+                           redirect_after_add, zero_fill_before)
 
 SHIM_PREFIX = "mlirc_"
 SHIM_FUNCTIONS = ("mlirc_gemm_", "mlirc_conv2d_")  # the shim's entry points
@@ -166,7 +166,8 @@ class BlasOffload(PythonPass):
                 arguments.append(memref.CastOp(slot_type, slot.result).result)
                 types.append(slot_type)
             func.CallOp([], ir.FlatSymbolRefAttr.get(callee), arguments)
-        if epilogue is not None and epilogue.through_output:
+        if epilogue is not None and epilogue.through_output and \
+                not redirect_after_add(epilogue, op.operands[2]):
             with ir.InsertionPoint(epilogue.add), epilogue.add.location:
                 memref.CopyOp(op.operands[2], epilogue.target)
         if callee not in declared:

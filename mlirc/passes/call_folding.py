@@ -228,6 +228,44 @@ def match_gemm_bias(matmul, inputs) -> GemmEpilogue | None:
     return epilogue
 
 
+def redirect_after_add(epilogue, output) -> bool:
+    """When the folded call writes C (`output`) instead of the add's target:
+    make the target's uses after the add read C instead, so no copy is
+    needed. Only when both are plain allocations in one block, every later
+    use is in that block, and C's deallocation comes after them (the
+    target's deallocations stay). Returns whether it did."""
+    block = list(epilogue.add.operation.block.operations)
+    target = epilogue.target
+    if ir.defining_op_name(target) != "memref.alloc" or \
+            ir.defining_op_name(output) != "memref.alloc" or target.type != output.type:
+        return False
+    add_index = _position(block, epilogue.add)
+    later = []
+    for use in target.uses:
+        owner = use.owner.operation
+        if owner.block != epilogue.add.operation.block:
+            return False
+        if owner.name in _VIEWS:
+            # a view used after the add would still read the old buffer
+            if any(view_use.owner.operation.block != owner.block or
+                   _position(block, view_use.owner.operation) > add_index
+                   for view_use in owner.results[0].uses):
+                return False
+            continue
+        folded_relu = epilogue.relu is not None and owner == epilogue.relu.operation
+        if _position(block, owner) > add_index and owner.name != "memref.dealloc" and \
+                not folded_relu:
+            later.append((owner, use.operand_number))
+    deallocs = [use.owner.operation for use in output.uses
+                if use.owner.operation.name == "memref.dealloc"]
+    if later and any(_position(block, d) < max(_position(block, o) for o, _ in later)
+                     for d in deallocs):
+        return False
+    for owner, number in later:
+        owner.operands[number] = output
+    return True
+
+
 def _zero_initializer(before, value, block):
     """(the last write of `value` before, when it makes `value` all zeros: a
     zero fill, or a copy from a buffer so zeroed; whether something read

@@ -22,6 +22,16 @@ def descriptor_type(rank: int) -> type[ctypes.Structure]:
     return type(f"MemRefDescriptor{rank}D", (ctypes.Structure,), {"_fields_": fields})
 
 
+def data_pointer(array: np.ndarray) -> int:
+    """The address of `array`'s first element. Through the buffer protocol
+    (about 0.2 us) where the array is writable and not empty, else numpy's
+    `ctypes.data` (about 0.75 us): this runs once per argument per call."""
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(array))
+    except (TypeError, ValueError, BufferError):  # read-only, empty or not a simple buffer
+        return array.ctypes.data
+
+
 def descriptor_of(array: np.ndarray) -> ctypes.Structure:
     """A descriptor viewing `array`, which must be C-contiguous and aligned."""
     assert array.flags["C_CONTIGUOUS"], "memref descriptors need contiguous arrays"
@@ -70,7 +80,7 @@ class PackedArguments:
         caller during the call) and returns the packed list."""
         for index, array in enumerate(arrays):
             descriptor = self.descriptors[index]
-            pointer = array.ctypes.data
+            pointer = data_pointer(array)
             descriptor.allocated = pointer
             descriptor.aligned = pointer
             layout = (array.shape, array.strides)

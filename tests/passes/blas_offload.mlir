@@ -402,3 +402,33 @@ func.func @linear_bias_output_read_later(%a: memref<4x32xf32>, %d: memref<4x32xf
   memref.dealloc %c : memref<4x32xf32>
   return
 }
+
+// The add's output is the matmul's input, a buffer of its own read after the
+// add: the call writes C and the later reads take C; no copy.
+// CHECK-LABEL: func.func @linear_bias_into_input_buffer
+// CHECK: %[[A:.*]] = memref.alloc()
+// CHECK: memref.copy %arg0, %[[A]]
+// CHECK: %[[C:.*]] = memref.alloc()
+// CHECK: call @mlirc_gemm_f32_packed_bias(
+// CHECK-NEXT: memref.copy %[[C]], %arg1
+// CHECK-NEXT: memref.dealloc %[[A]]
+func.func @linear_bias_into_input_buffer(%x: memref<4x32xf32>, %result: memref<4x32xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %w = memref.get_global @weight32x32 : memref<32x32xf32>
+  %bias = memref.get_global @bias32 : memref<32xf32>
+  %a = memref.alloc() : memref<4x32xf32>
+  memref.copy %x, %a : memref<4x32xf32> to memref<4x32xf32>
+  %c = memref.alloc() : memref<4x32xf32>
+  linalg.fill ins(%zero : f32) outs(%c : memref<4x32xf32>)
+  linalg.matmul ins(%a, %w : memref<4x32xf32>, memref<32x32xf32>) outs(%c : memref<4x32xf32>)
+  linalg.generic {indexing_maps = [#rows, #columns, #rows], iterator_types = ["parallel", "parallel"]}
+      ins(%c, %bias : memref<4x32xf32>, memref<32xf32>) outs(%a : memref<4x32xf32>) {
+  ^bb0(%in: f32, %b: f32, %out: f32):
+    %sum = arith.addf %in, %b : f32
+    linalg.yield %sum : f32
+  }
+  memref.copy %a, %result : memref<4x32xf32> to memref<4x32xf32>
+  memref.dealloc %a : memref<4x32xf32>
+  memref.dealloc %c : memref<4x32xf32>
+  return
+}
