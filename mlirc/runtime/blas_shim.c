@@ -182,6 +182,12 @@ typedef float v16 __attribute__((vector_size(64)));
 #define LOAD(T, p) ({ T loaded_; __builtin_memcpy(&loaded_, (p), sizeof(T)); loaded_; })
 #define STORE(T, p, v) do { T stored_ = (v); __builtin_memcpy((p), &stored_, sizeof(T)); } while (0)
 #define BROADCAST(x) ({ float b_ = (x); (v16){b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_}; })
+
+/* max(x, 0) like the ReLU it replaces (cmpf ugt + select): NaN stays NaN. */
+static inline v16 relu_v16(v16 value) {
+  __typeof__(value <= 0) keep = ~(value <= 0);
+  return (v16)(keep & (__typeof__(keep))value);
+}
 GEMM(sgemm, f32, sgemm_fn, "cblas_sgemm")
 GEMM(dgemm, f64, dgemm_fn, "cblas_dgemm")
 
@@ -245,11 +251,7 @@ static inline __attribute__((always_inline)) void packed_tile(
       if (bias) {
         for (int half = 0; half < 2; ++half) {
           v16 value = acc[r][half] + LOAD(v16, bias + 16 * half);
-          if (relu) { /* like the ReLU it replaces (cmpf ugt): NaN stays NaN */
-            __typeof__(value <= 0) keep = ~(value <= 0);
-            value = (v16)(keep & (__typeof__(keep))value);
-          }
-          acc[r][half] = value;
+          acc[r][half] = relu ? relu_v16(value) : value;
         }
       }
       STORE(v16, target, acc[r][0]);

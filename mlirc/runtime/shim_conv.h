@@ -35,42 +35,37 @@ typedef struct {
  * the JIT's own code), so the vectors are AVX-512 registers here. */
 #define TILE_ROWS 4
 
-#define DIRECT_TILE(NAME, T, FB)                                                             \
-  static inline __attribute__((always_inline)) void NAME(                                   \
-      int64_t channels, int64_t kh, int64_t kw, int64_t in_h, int64_t in_w, int64_t plane,  \
-      int64_t ow, const float *image, const float *weights, float *out, const float *bias,  \
-      const float *residual, int relu, int64_t f0, int64_t y0, int64_t x0) {                \
-    int64_t taps = channels * kh * kw;                                                      \
-    T acc[FB][TILE_ROWS];                                                                   \
-    for (int fb = 0; fb < FB; ++fb)                                                         \
-      for (int r = 0; r < TILE_ROWS; ++r)                                                   \
-        acc[fb][r] =                                                                        \
-            !bias      ? LOAD(T, out + (f0 + fb) * plane + (y0 + r) * ow + x0)              \
-            : residual ? bias[f0 + fb] + LOAD(T, residual + (f0 + fb) * plane + (y0 + r) * ow + x0) \
-                       : (T){} + bias[f0 + fb];                                             \
-    for (int64_t c = 0; c < channels; ++c)                                                  \
-      for (int64_t i = 0; i < kh; ++i)                                                      \
-        for (int64_t j = 0; j < kw; ++j) {                                                  \
-          const float *source = image + (c * in_h + y0 + i) * in_w + x0 + j;                \
-          const float *tap = weights + f0 * taps + (c * kh + i) * kw + j;                   \
-          T rows[TILE_ROWS];                                                                \
-          for (int r = 0; r < TILE_ROWS; ++r) rows[r] = LOAD(T, source + r * in_w);         \
-          for (int fb = 0; fb < FB; ++fb) {                                                 \
-            T weight = (T){} + tap[fb * taps];                                              \
-            for (int r = 0; r < TILE_ROWS; ++r) acc[fb][r] += weight * rows[r];             \
-          }                                                                                 \
-        }                                                                                   \
-    for (int fb = 0; fb < FB; ++fb)                                                         \
-      for (int r = 0; r < TILE_ROWS; ++r) {                                                 \
-        T value = acc[fb][r];                                                               \
-        if (relu) { /* like the ReLU it replaces (cmpf ugt): NaN stays NaN */               \
-          __typeof__(value <= 0) keep = ~(value <= 0);                                      \
-          value = (T)(keep & (__typeof__(keep))value);                                      \
-        }                                                                                   \
-        STORE(T, out + (f0 + fb) * plane + (y0 + r) * ow + x0, value);                      \
-      }                                                                                     \
-  }
-DIRECT_TILE(tile_16x4, v16, 4)
+enum { TILE_FILTERS = 4 };
+
+static inline __attribute__((always_inline)) void tile_16x4(
+    int64_t channels, int64_t kh, int64_t kw, int64_t in_h, int64_t in_w, int64_t plane,
+    int64_t ow, const float *image, const float *weights, float *out, const float *bias,
+    const float *residual, int relu, int64_t f0, int64_t y0, int64_t x0) {
+  int64_t taps = channels * kh * kw;
+  v16 acc[TILE_FILTERS][TILE_ROWS];
+  for (int fb = 0; fb < TILE_FILTERS; ++fb)
+    for (int r = 0; r < TILE_ROWS; ++r)
+      acc[fb][r] =
+          !bias      ? LOAD(v16, out + (f0 + fb) * plane + (y0 + r) * ow + x0)
+          : residual ? bias[f0 + fb] + LOAD(v16, residual + (f0 + fb) * plane + (y0 + r) * ow + x0)
+                     : (v16){} + bias[f0 + fb];
+  for (int64_t c = 0; c < channels; ++c)
+    for (int64_t i = 0; i < kh; ++i)
+      for (int64_t j = 0; j < kw; ++j) {
+        const float *source = image + (c * in_h + y0 + i) * in_w + x0 + j;
+        const float *tap = weights + f0 * taps + (c * kh + i) * kw + j;
+        v16 rows[TILE_ROWS];
+        for (int r = 0; r < TILE_ROWS; ++r) rows[r] = LOAD(v16, source + r * in_w);
+        for (int fb = 0; fb < TILE_FILTERS; ++fb) {
+          v16 weight = (v16){} + tap[fb * taps];
+          for (int r = 0; r < TILE_ROWS; ++r) acc[fb][r] += weight * rows[r];
+        }
+      }
+  for (int fb = 0; fb < TILE_FILTERS; ++fb)
+    for (int r = 0; r < TILE_ROWS; ++r)
+      STORE(v16, out + (f0 + fb) * plane + (y0 + r) * ow + x0,
+            relu ? relu_v16(acc[fb][r]) : acc[fb][r]);
+}
 
 /* The 3x3 tile: 2 filters x 8 rows x 16 pixels. Per input channel it loads
  * each of the 10 input rows under the tile once per horizontal tap and uses
@@ -112,14 +107,9 @@ static inline __attribute__((always_inline)) void tile3x3_2x8(
       }
   }
   for (int fb = 0; fb < TILE3_FILTERS; ++fb)
-    for (int r = 0; r < TILE3_ROWS; ++r) {
-      v16 value = acc[fb][r];
-      if (relu) { /* like the ReLU it replaces (cmpf ugt): NaN stays NaN */
-        __typeof__(value <= 0) keep = ~(value <= 0);
-        value = (v16)(keep & (__typeof__(keep))value);
-      }
-      STORE(v16, out + (f0 + fb) * plane + (y0 + r) * ow + x0, value);
-    }
+    for (int r = 0; r < TILE3_ROWS; ++r)
+      STORE(v16, out + (f0 + fb) * plane + (y0 + r) * ow + x0,
+            relu ? relu_v16(acc[fb][r]) : acc[fb][r]);
 }
 
 /* Whether the 3x3 tile fits (the caller checked direct_conv_fits). */
@@ -133,7 +123,7 @@ static int direct_conv_fits(const conv_shape *shape) {
   if (shape->kh * shape->kw == 1 || shape->stride_h != 1 || shape->stride_w != 1 ||
       shape->dilation_h != 1 || shape->dilation_w != 1 || shape->oh % TILE_ROWS)
     return 0;
-  return shape->ow % 16 == 0 && shape->filters % 4 == 0;
+  return shape->ow % 16 == 0 && shape->filters % TILE_FILTERS == 0;
 }
 
 /* One block of output rows (TILE3_ROWS or TILE_ROWS) of one image, all filters. Inlined once
@@ -149,7 +139,7 @@ static inline __attribute__((always_inline)) void direct_rows_case(
                     out, bias, residual, relu, f0, y0, x0);
     return;
   }
-  for (int64_t f0 = 0; f0 < shape->filters; f0 += 4)
+  for (int64_t f0 = 0; f0 < shape->filters; f0 += TILE_FILTERS)
     for (int64_t x0 = 0; x0 < shape->ow; x0 += 16)
       tile_16x4(shape->channels, shape->kh, shape->kw, shape->in_h, shape->in_w, plane,
                 shape->ow, image, weights, out, bias, residual, relu, f0, y0, x0);
