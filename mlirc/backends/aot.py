@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -62,16 +61,11 @@ class AotExecutable:
         arguments = len(signature.inputs) + len(signature.outputs)
         self._function.argtypes = [ctypes.c_void_p] * arguments
         self._function.restype = None
-        self._arguments = threading.local()
+        self._arguments = memref.CallArguments()
 
     def __call__(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         outputs = [np.empty(s.shape, s.numpy_dtype) for s in self.signature.outputs]
-        arguments = list(inputs) + outputs
-        packed = getattr(self._arguments, "packed", None)  # per thread, as in the JIT
-        if packed is None or len(packed.descriptors) != len(arguments):
-            packed = self._arguments.packed = memref.PackedArguments([a.ndim for a in arguments])
-        packed.bind(arguments)
-        self._function(*packed.addresses)
+        self._function(*self._arguments.bind(list(inputs) + outputs).addresses)
         return outputs
 
     def payload(self) -> dict[str, bytes]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ctypes
 import json
-import threading
 
 import numpy as np
 
@@ -24,7 +23,7 @@ class JitExecutable:
                  external_weights: list | None = None):
         self.signature = signature
         self.module = module
-        self._arguments = threading.local()
+        self._arguments = memref.CallArguments()
         if uses_blas(module):
             shared_libs = list(shared_libs or []) + blas.load()
         if uses_timers(module):
@@ -48,12 +47,7 @@ class JitExecutable:
 
     def __call__(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         outputs = [np.empty(s.shape, s.numpy_dtype) for s in self.signature.outputs]
-        arguments = list(inputs) + outputs
-        # Descriptors per thread: calls from several threads may run at once.
-        packed = getattr(self._arguments, "packed", None)
-        if packed is None or len(packed.descriptors) != len(arguments):
-            packed = self._arguments.packed = memref.PackedArguments([a.ndim for a in arguments])
-        self._function(packed.bind(arguments))
+        self._function(self._arguments.bind(list(inputs) + outputs).packed)
         return outputs
 
     def payload(self) -> dict[str, bytes]:

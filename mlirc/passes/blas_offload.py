@@ -138,20 +138,19 @@ class BlasOffload(PythonPass):
                 _packs(op.operands) and _is_constant(operands[1], constants)
             epilogue = match_gemm_bias(op, list(op.operands) + operands[:2]) \
                 if packed and self.fold_into_gemm else None
+            if epilogue is not None and not epilogue.through_output:
+                operands[2] = epilogue.target
+            casts = [memref.CastOp(generic, v).result for v in operands]
             if epilogue is not None:
                 # C = act(A*B + bias), written to the add's output or to C
                 callee = f"{SHIM_PREFIX}gemm_f32_packed_bias"
-                if not epilogue.through_output:
-                    operands[2] = epilogue.target
                 bias_type = _generic_type(1, "f32")
-                casts = [memref.CastOp(generic, v).result for v in operands]
                 relu = ir.dialects.arith.ConstantOp(i64, int(epilogue.relu is not None))
                 arguments = casts + [memref.CastOp(bias_type, epilogue.bias).result, relu.result]
                 types = [generic] * 3 + [bias_type, i64]
                 erase = [op] + epilogue.operations + \
                     ([epilogue.initializer] if epilogue.erase_initializer else [])
             else:
-                casts = [memref.CastOp(generic, v).result for v in operands]
                 # accumulate = 0: C = A*B, the zero fill before it goes
                 accumulate = ir.dialects.arith.ConstantOp(i64, int(zero_fill is None))
                 arguments = casts + [accumulate.result]

@@ -173,12 +173,12 @@ def match_padding(conv) -> PaddedInput | None:
 @dataclass
 class GemmEpilogue:
     add: object                  # linalg.generic: target = C + bias[column]
-    bias: object                 # the bias vector, a constant global
+    bias: object                 # the bias vector, a global
     target: object               # the add's output
     initializer: object          # the fill or copy that zeroed C
     erase_initializer: bool      # nothing else reads C's zeros
     relu: object = None          # linalg.generic: target = relu(target), in place
-    through_output: bool = False  # write C, then copy C to target (see match_gemm_bias)
+    through_output: bool = False  # the call writes C, not target (see match_gemm_bias)
 
     @property
     def operations(self) -> list:
@@ -295,7 +295,7 @@ def _zero_initializer(before, value, block):
 
 
 def _is_row_bias_add(op, output) -> bool:
-    """`op` is target = output + bias[column] with bias a constant global."""
+    """`op` is target = output + bias[column] with bias a global."""
     if op.name != "linalg.generic" or len(op.operands) != 3 or op.operands[0] != output or \
             op.operands[2].type != output.type:
         return False
@@ -306,12 +306,15 @@ def _is_row_bias_add(op, output) -> bool:
     if ir.defining_op_name(bias) != "memref.get_global" or \
             not re.fullmatch(r"memref<\d+xf32>", str(bias.type)):
         return False
-    body = list(op.regions[0].blocks[0].operations)
-    arguments = list(op.regions[0].blocks[0].arguments)
+    block = op.regions[0].blocks[0]
+    return _yields_sum(list(block.operations), *list(block.arguments)[:2])
+
+
+def _yields_sum(body, a, b) -> bool:
+    """A linalg payload that is just yield a + b (either order)."""
     if [o.operation.name for o in body] != ["arith.addf", "linalg.yield"]:
         return False
     x, y = body[0].operands
-    a, b = arguments[:2]
     return ((x == a and y == b) or (x == b and y == a)) and body[1].operands[0] == body[0].result
 
 
@@ -395,10 +398,7 @@ def _residual_operand(op, output):
     if matched is None or op.operands[2] != output or output not in list(op.operands)[:2]:
         return None
     body, (a, b) = matched
-    if [o.operation.name for o in body] != ["arith.addf", "linalg.yield"]:
-        return None
-    x, y = body[0].operands
-    if not ((x == a and y == b) or (x == b and y == a)) or body[1].operands[0] != body[0].result:
+    if not _yields_sum(body, a, b):
         return None
     other = op.operands[1] if op.operands[0] == output else op.operands[0]
     return other if other.type == output.type else None

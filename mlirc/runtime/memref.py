@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import threading
 
 import numpy as np
 
@@ -32,33 +33,6 @@ def data_pointer(array: np.ndarray) -> int:
         return array.ctypes.data
 
 
-def descriptor_of(array: np.ndarray) -> ctypes.Structure:
-    """A descriptor viewing `array`, which must be C-contiguous and aligned."""
-    assert array.flags["C_CONTIGUOUS"], "memref descriptors need contiguous arrays"
-    descriptor = descriptor_type(array.ndim)()
-    pointer = array.ctypes.data
-    descriptor.allocated = pointer
-    descriptor.aligned = pointer
-    descriptor.offset = 0
-    if array.ndim > 0:
-        descriptor.sizes[:] = array.shape
-        descriptor.strides[:] = [s // array.itemsize for s in array.strides] \
-            if array.size else [0] * array.ndim
-    return descriptor
-
-
-def packed_arguments(arrays: list[np.ndarray]) -> tuple[ctypes.Array, list]:
-    """The `void **` argument list of an MLIR packed interface function whose
-    parameters are pointers to memref descriptors. Returns the array and the
-    objects that must stay alive during the call."""
-    descriptors = [descriptor_of(a) for a in arrays]
-    pointers = [ctypes.pointer(d) for d in descriptors]
-    slots = [ctypes.pointer(p) for p in pointers]
-    packed = (ctypes.c_void_p * len(slots))(
-        *[ctypes.cast(s, ctypes.c_void_p) for s in slots])
-    return packed, [arrays, descriptors, pointers, slots]
-
-
 class PackedArguments:
     """The packed argument list of one entry point, built once and re-pointed
     at each call's arrays: creating the ctypes descriptors took about 7 us of
@@ -75,9 +49,10 @@ class PackedArguments:
             *[ctypes.cast(s, ctypes.c_void_p) for s in slots])
         self.layouts: list[tuple | None] = [None] * len(ranks)
 
-    def bind(self, arrays: list[np.ndarray]) -> ctypes.Array:
+    def bind(self, arrays: list[np.ndarray]) -> "PackedArguments":
         """Points the descriptors at `arrays` (C-contiguous, kept alive by the
-        caller during the call) and returns the packed list."""
+        caller during the call); the call then takes `packed` (an MLIR
+        packed interface) or `addresses` (a C interface)."""
         for index, array in enumerate(arrays):
             descriptor = self.descriptors[index]
             pointer = data_pointer(array)
@@ -90,4 +65,18 @@ class PackedArguments:
                 descriptor.strides[:] = [s // array.itemsize for s in array.strides] \
                     if array.size else [0] * array.ndim
                 self.layouts[index] = layout
-        return self.packed
+        return self
+
+
+class CallArguments:
+    """One entry point's PackedArguments for each calling thread, so that
+    calls from several threads at once each point their own descriptors."""
+
+    def __init__(self):
+        self._local = threading.local()
+
+    def bind(self, arrays: list[np.ndarray]) -> PackedArguments:
+        packed = getattr(self._local, "packed", None)
+        if packed is None or len(packed.descriptors) != len(arrays):
+            packed = self._local.packed = PackedArguments([a.ndim for a in arrays])
+        return packed.bind(arrays)
