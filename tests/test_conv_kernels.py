@@ -1,7 +1,10 @@
 """The BLAS shim's convolution paths, checked against PyTorch: the direct
 kernel (rows of 16 floats and rows of 8, one image and a batch spread over
-threads), im2col + GEMM (strided, other widths), the copy-free 1x1 GEMM, each
-with the bias and ReLU folded into the call and without them."""
+threads), Winograd F(2x2, 3x3) (even and odd sizes), im2col + GEMM (strided,
+other widths), the copy-free 1x1 GEMM, each with the bias and ReLU folded
+into the call and without them."""
+
+import re
 
 import numpy as np
 import pytest
@@ -28,7 +31,9 @@ class ConvBlock(torch.nn.Module):
 SHAPES = {
     "direct-16-wide": (2, 3, 8, 3, 1, 32),    # output rows of 32 floats, 4k rows, F % 4
     "direct-16-one-image": (1, 5, 4, 5, 1, 16),
-    "grouped-8-wide": (4, 16, 16, 3, 1, 8),   # rows of 8: images grouped into one GEMM
+    "grouped-8-wide": (4, 8, 16, 3, 1, 8),    # rows of 8: images grouped into one GEMM
+    "winograd": (2, 16, 24, 3, 1, 14),        # 3x3, >= 16 channels and filters, >= 32 tiles
+    "winograd-odd": (1, 16, 16, 3, 1, 13),    # a half tile at the bottom and the right
     "im2col-strided": (2, 3, 8, 3, 2, 17),
     "im2col-odd-width": (1, 6, 12, 3, 1, 7),
     "gemm-1x1": (2, 16, 24, 1, 1, 10),
@@ -74,11 +79,29 @@ class ResidualBlock(torch.nn.Module):
         return torch.relu(self.second(shortcut) + shortcut)
 
 
-@pytest.mark.parametrize("size", [16, 7], ids=["direct", "im2col"])
-def test_residual_add_folds_into_the_call(size):
+@pytest.mark.parametrize("size, channels", [(16, 8), (7, 8), (10, 16)],
+                         ids=["direct", "im2col", "winograd"])
+def test_residual_add_folds_into_the_call(size, channels):
     torch.manual_seed(3)
-    compiled = _check(ResidualBlock(8), 2, 8, size)
+    compiled = _check(ResidualBlock(channels), 2, channels, size)
     assert "call @mlirc_conv2d_nchw_bias_residual_f32" in compiled.ir["blas"]
+
+
+def test_winograd_can_be_switched_off():
+    """winograd=False: the call says so (its flag 0), and im2col + GEMM runs."""
+    pipeline = mlirc.default_pipeline("jit")
+    pipeline.set_passes("blas", [BlasOffload(winograd=False), *pipeline["blas"].passes[1:]])
+    torch.manual_seed(6)
+    block = ConvBlock(16, 16, 3)
+    x = torch.randn(1, 16, 14, 14)
+    on = mlirc.compile(block.eval(), (x,), cache=False)
+    off = mlirc.compile(block.eval(), (x,), cache=False, pipeline=pipeline)
+    flag = re.compile(r"call @mlirc_conv2d_nchw_bias_f32\(.*, %c(\d)_i64, %\w+\)")
+    assert flag.search(on.ir["blas"]).group(1) == "1"
+    assert flag.search(off.ir["blas"]).group(1) == "0"
+    expected = block(x).detach().numpy()
+    for compiled in (on, off):
+        np.testing.assert_allclose(np.asarray(compiled(x)), expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("stride", [1, 2, 3])

@@ -203,27 +203,44 @@ GEMM(dgemm, f64, dgemm_fn, "cblas_dgemm")
  * loads of B and 8 broadcasts of A per step of K. Threads take whole panels. */
 enum { PACK_COLUMNS = 32, PACK_ROWS = 8 };
 
-static pthread_mutex_t packing = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t slot_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The data a call site keeps in its slot (a zero-initialised i64 global that
+ * the blas-offload pass adds for it): made by make(args) at the site's first
+ * call, once even when threads race to it. */
+static const float *slot_data(int64_t *slot, float *(*make)(const void *args), const void *args) {
+  const float *ready = (const float *)__atomic_load_n(slot, __ATOMIC_ACQUIRE);
+  if (ready) return ready;
+  pthread_mutex_lock(&slot_lock);
+  if (!*slot) __atomic_store_n(slot, (int64_t)(intptr_t)make(args), __ATOMIC_RELEASE);
+  pthread_mutex_unlock(&slot_lock);
+  return (const float *)(intptr_t)*slot;
+}
+
+typedef struct {
+  const float *b;
+  int64_t k, n, stride0, stride1;
+} panel_source;
+
+static float *pack_panels(const void *args) {
+  const panel_source *source = args;
+  int64_t k = source->k, n = source->n;
+  int64_t panels = (n + PACK_COLUMNS - 1) / PACK_COLUMNS;
+  float *data = aligned_alloc(64, sizeof(float) * panels * k * PACK_COLUMNS);
+  for (int64_t panel = 0; panel < panels; ++panel)
+    for (int64_t row = 0; row < k; ++row)
+      for (int64_t column = 0; column < PACK_COLUMNS; ++column) {
+        int64_t j = panel * PACK_COLUMNS + column;
+        data[(panel * k + row) * PACK_COLUMNS + column] =
+            j < n ? source->b[row * source->stride0 + j * source->stride1] : 0.0f;
+      }
+  return data;
+}
 
 static const float *packed_panels(int64_t *slot, const float *b, int64_t k, int64_t n,
                                   int64_t stride0, int64_t stride1) {
-  const float *ready = (const float *)__atomic_load_n(slot, __ATOMIC_ACQUIRE);
-  if (ready) return ready;
-  pthread_mutex_lock(&packing);
-  if (!*slot) {
-    int64_t panels = (n + PACK_COLUMNS - 1) / PACK_COLUMNS;
-    float *data = aligned_alloc(64, sizeof(float) * panels * k * PACK_COLUMNS);
-    for (int64_t panel = 0; panel < panels; ++panel)
-      for (int64_t row = 0; row < k; ++row)
-        for (int64_t column = 0; column < PACK_COLUMNS; ++column) {
-          int64_t j = panel * PACK_COLUMNS + column;
-          data[(panel * k + row) * PACK_COLUMNS + column] =
-              j < n ? b[row * stride0 + j * stride1] : 0.0f;
-        }
-    __atomic_store_n(slot, (int64_t)(intptr_t)data, __ATOMIC_RELEASE);
-  }
-  pthread_mutex_unlock(&packing);
-  return (const float *)(intptr_t)*slot;
+  panel_source source = {b, k, n, stride0, stride1};
+  return slot_data(slot, pack_panels, &source);
 }
 
 /* ROWS x 32 of C from ROWS rows of A and one panel; `columns` of them kept.

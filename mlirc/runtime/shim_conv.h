@@ -11,7 +11,9 @@
  *     initialised `out` and an in-place ReLU that followed into this call,
  *     so the output is written once instead of three times.
  *   mlirc_conv2d_nchw_bias_residual_f32: the same plus a residual (a
- *     ResNet shortcut) of the output's shape, added before the ReLU. */
+ *     ResNet shortcut) of the output's shape, added before the ReLU.
+ * Each ends with `winograd` (1: the filter is a constant, so the Winograd
+ * path may keep it transformed) and the call site's slot for that copy. */
 #define MEMREF4(p) void *p##_allocated, void *p##_aligned, int64_t p##_offset, int64_t p##_n, \
   int64_t p##_c, int64_t p##_h, int64_t p##_w, int64_t p##_s0, int64_t p##_s1, int64_t p##_s2, \
   int64_t p##_s3
@@ -336,11 +338,21 @@ static void gemm_conv(const conv_shape *shape, int64_t images, const float *inpu
   free(product);
 }
 
+#include "shim_winograd.h"
+
+/* `winograd`: the filter is a constant that may be kept transformed in
+ * `slot` (the pass says so). The direct kernel goes first where it fits: on
+ * the cnn's 16x16 layer it beats Winograd (24 against 40 us); Winograd
+ * beats im2col + GEMM on every shape it takes (winograd_fits). */
 static void conv2d(const conv_shape *shape, int64_t images, const float *input,
                    int64_t image_stride, const float *weights, float *output,
-                   int64_t out_stride, const float *residual) {
+                   int64_t out_stride, const float *residual, int64_t winograd,
+                   int64_t *slot) {
   if (direct_conv_fits(shape))
     direct_conv(shape, images, input, image_stride, weights, output, out_stride, residual);
+  else if (winograd && winograd_fits(shape, images))
+    winograd_conv(shape, images, input, image_stride, winograd_weights(slot, weights, shape),
+                  output, out_stride, residual);
   else
     gemm_conv(shape, images, input, image_stride, weights, output, out_stride, residual);
 }
@@ -351,30 +363,31 @@ static void conv2d(const conv_shape *shape, int64_t images, const float *input,
 
 void mlirc_conv2d_nchw_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out), int64_t stride_h,
                            int64_t stride_w, int64_t dilation_h, int64_t dilation_w,
-                           int64_t pad_h, int64_t pad_w) {
+                           int64_t pad_h, int64_t pad_w, int64_t winograd, MEMREF1(slot)) {
   conv_shape shape = CONV_SHAPE(NULL, 0);
   conv2d(&shape, in_n, (const float *)in_aligned + in_offset, in_s0,
          (const float *)filter_aligned + filter_offset, (float *)out_aligned + out_offset, out_s0,
-         NULL);
+         NULL, winograd, (int64_t *)slot_aligned + slot_offset);
 }
 
 void mlirc_conv2d_nchw_bias_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out), MEMREF1(bias),
                                 int64_t stride_h, int64_t stride_w, int64_t dilation_h,
                                 int64_t dilation_w, int64_t pad_h, int64_t pad_w,
-                                int64_t relu) {
+                                int64_t relu, int64_t winograd, MEMREF1(slot)) {
   conv_shape shape = CONV_SHAPE((const float *)bias_aligned + bias_offset, (int)relu);
   conv2d(&shape, in_n, (const float *)in_aligned + in_offset, in_s0,
          (const float *)filter_aligned + filter_offset, (float *)out_aligned + out_offset, out_s0,
-         NULL);
+         NULL, winograd, (int64_t *)slot_aligned + slot_offset);
 }
 
 void mlirc_conv2d_nchw_bias_residual_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out),
                                          MEMREF1(bias), MEMREF4(residual), int64_t stride_h,
                                          int64_t stride_w, int64_t dilation_h,
                                          int64_t dilation_w, int64_t pad_h, int64_t pad_w,
-                                         int64_t relu) {
+                                         int64_t relu, int64_t winograd, MEMREF1(slot)) {
   conv_shape shape = CONV_SHAPE((const float *)bias_aligned + bias_offset, (int)relu);
   conv2d(&shape, in_n, (const float *)in_aligned + in_offset, in_s0,
          (const float *)filter_aligned + filter_offset, (float *)out_aligned + out_offset, out_s0,
-         (const float *)residual_aligned + residual_offset);
+         (const float *)residual_aligned + residual_offset, winograd,
+         (int64_t *)slot_aligned + slot_offset);
 }

@@ -1,16 +1,16 @@
 // RUN: mlirc-opt --pass-pipeline='builtin.module(mlirc-blas-offload,func.func(canonicalize))' %s | filecheck %s
 
-// The packed-weights kernel's declaration and its call site's slot (for
-// @matmul_constant_weight below), declared last and so first:
-// CHECK: func.func private @mlirc_gemm_f32_packed({{.*}}, i64, memref<?xi64, strided<[?], offset: ?>>)
-// CHECK: memref.global "private" @__mlirc_packed_weights_0 : memref<1xi64> = dense<0>
+// The shim's declarations, and the slots of the call sites that keep a packed
+// copy of a constant (a GEMM's weights, a convolution's transformed filter):
+// CHECK-DAG: func.func private @mlirc_gemm_f32_packed({{.*}}, i64, memref<?xi64, strided<[?], offset: ?>>)
+// CHECK-DAG: memref.global "private" @__mlirc_packed_weights_0 : memref<1xi64> = dense<0>
+// CHECK-DAG: func.func private @mlirc_conv2d_nchw_bias_residual_f32(
+// CHECK-DAG: func.func private @mlirc_conv2d_nchw_bias_f32(memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, {{.*}}, memref<?xf32, strided<[?], offset: ?>>, i64, i64, i64, i64, i64, i64, i64, i64, memref<?xi64, strided<[?], offset: ?>>)
+// CHECK-DAG: func.func private @mlirc_conv2d_nchw_f32
+// CHECK-DAG: func.func private @mlirc_gemm_f32(memref<?x?xf32, strided<[?, ?], offset: ?>>
 
 // A matmul whose right operand is a transposed copy of a weight: the copy is
 // replaced by a transposed view and the matmul by a GEMM call.
-// CHECK: func.func private @mlirc_conv2d_nchw_bias_residual_f32(
-// CHECK: func.func private @mlirc_conv2d_nchw_bias_f32(memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, {{.*}}, memref<?xf32, strided<[?], offset: ?>>, i64, i64, i64, i64, i64, i64, i64)
-// CHECK: func.func private @mlirc_conv2d_nchw_f32
-// CHECK: func.func private @mlirc_gemm_f32(memref<?x?xf32, strided<[?, ?], offset: ?>>
 // CHECK-LABEL: func.func @matmul_transposed
 // CHECK-NOT: linalg.transpose
 // CHECK-NOT: memref.alloc
@@ -71,7 +71,7 @@ memref.global "private" constant @bias4 : memref<4xf32> = dense<[1.0, 2.0, 3.0, 
 // CHECK-DAG: %[[ONE:.*]] = arith.constant 1 : i64
 // CHECK-DAG: %[[ZERO:.*]] = arith.constant 0 : i64
 // CHECK: %[[BIAS:.*]] = memref.cast %{{.*}} : memref<4xf32> to memref<?xf32, strided<[?], offset: ?>>
-// CHECK: call @mlirc_conv2d_nchw_bias_f32(%{{.*}}, %{{.*}}, %{{.*}}, %[[BIAS]], %[[ONE]], %[[ONE]], %[[ONE]], %[[ONE]], %[[ZERO]], %[[ZERO]], %[[ONE]])
+// CHECK: call @mlirc_conv2d_nchw_bias_f32(%{{.*}}, %{{.*}}, %{{.*}}, %[[BIAS]], %[[ONE]], %[[ONE]], %[[ONE]], %[[ONE]], %[[ZERO]], %[[ZERO]], %[[ONE]], %[[ZERO]], %{{.*}})
 // CHECK-NOT: linalg.generic
 // CHECK: return
 func.func @conv_bias_relu(%in: memref<1x3x6x6xf32>, %f: memref<4x3x3x3xf32>, %out: memref<1x4x4x4xf32>) {
@@ -96,7 +96,7 @@ func.func @conv_bias_relu(%in: memref<1x3x6x6xf32>, %f: memref<4x3x3x3xf32>, %ou
 // CHECK-LABEL: func.func @conv_bias_residual_relu
 // CHECK: %[[ON:.*]] = arith.constant 1 : i64
 // CHECK: %[[SHORTCUT:.*]] = memref.cast %arg3
-// CHECK: call @mlirc_conv2d_nchw_bias_residual_f32({{.*}}, %[[SHORTCUT]], {{.*}}, %[[ON]])
+// CHECK: call @mlirc_conv2d_nchw_bias_residual_f32({{.*}}, %[[SHORTCUT]], {{.*}}, %[[ON]], %{{.*}}, %{{.*}})
 // CHECK-NOT: linalg.generic
 // CHECK: return
 func.func @conv_bias_residual_relu(%in: memref<1x3x6x6xf32>, %f: memref<4x3x3x3xf32>, %out: memref<1x4x4x4xf32>,
@@ -125,12 +125,30 @@ func.func @conv_bias_residual_relu(%in: memref<1x3x6x6xf32>, %f: memref<4x3x3x3x
   return
 }
 
+// A constant filter: winograd = 1 (the scalar after the ReLU flag), so the
+// shim may keep it transformed in the call site's slot; a filter passed in
+// (above) has winograd = 0.
+memref.global "private" constant @filter4 : memref<4x3x3x3xf32> = dense<0.25>
+// CHECK-LABEL: func.func @conv_constant_filter
+// CHECK-DAG: %[[ON:.*]] = arith.constant 1 : i64
+// CHECK-DAG: %[[SLOT:.*]] = memref.get_global @__mlirc_packed_weights_{{[0-9]+}} : memref<1xi64>
+// CHECK: %[[SLOT_CAST:.*]] = memref.cast %[[SLOT]]
+// CHECK: call @mlirc_conv2d_nchw_bias_f32({{.*}}, %[[ON]], %[[SLOT_CAST]])
+func.func @conv_constant_filter(%in: memref<1x3x6x6xf32>, %out: memref<1x4x4x4xf32>) {
+  %f = memref.get_global @filter4 : memref<4x3x3x3xf32>
+  %bias = memref.get_global @bias4 : memref<4xf32>
+  linalg.broadcast ins(%bias : memref<4xf32>) outs(%out : memref<1x4x4x4xf32>) dimensions = [0, 2, 3]
+  linalg.conv_2d_nchw_fchw {dilations = dense<1> : tensor<2xi64>, strides = dense<1> : tensor<2xi64>}
+    ins(%in, %f : memref<1x3x6x6xf32>, memref<4x3x3x3xf32>) outs(%out : memref<1x4x4x4xf32>)
+  return
+}
+
 // The residual is written between the convolution and the add: the add stays
 // (the shim would read the residual too early); the bias still folds, with
 // the ReLU flag off.
 // CHECK-LABEL: func.func @conv_bias_residual_written_between
 // CHECK: %[[OFF:.*]] = arith.constant 0 : i64
-// CHECK: call @mlirc_conv2d_nchw_bias_f32({{.*}}, %[[OFF]])
+// CHECK: call @mlirc_conv2d_nchw_bias_f32({{.*}}, %[[OFF]], %[[OFF]], %{{.*}})
 // CHECK: linalg.fill
 // CHECK: linalg.generic
 func.func @conv_bias_residual_written_between(%in: memref<1x3x6x6xf32>, %f: memref<4x3x3x3xf32>,
@@ -177,7 +195,7 @@ func.func @conv_bias_read_between(%in: memref<1x3x6x6xf32>, %f: memref<4x3x3x3xf
 // CHECK-DAG: %[[ONE:.*]] = arith.constant 1 : i64
 // CHECK-DAG: %[[ZERO:.*]] = arith.constant 0 : i64
 // CHECK: %[[INPUT:.*]] = memref.cast %arg0 : memref<1x3x4x4xf32> to
-// CHECK: call @mlirc_conv2d_nchw_bias_f32(%[[INPUT]], {{.*}}, %[[ONE]], %[[ONE]], %[[ZERO]])
+// CHECK: call @mlirc_conv2d_nchw_bias_f32(%[[INPUT]], {{.*}}, %[[ONE]], %[[ONE]], %[[ZERO]], %[[ZERO]], %{{.*}})
 func.func @conv_padded_input(%in: memref<1x3x4x4xf32>, %f: memref<4x3x3x3xf32>, %out: memref<1x4x4x4xf32>) {
   %zero = arith.constant 0.0 : f32
   %bias = memref.get_global @bias4 : memref<4xf32>
@@ -218,7 +236,7 @@ func.func @conv_padded_input_shared(%in: memref<1x3x4x4xf32>, %f: memref<4x3x3x3
 // moves before the call) and the ReLU goes.
 // CHECK-LABEL: func.func @conv_relu_into_fresh_buffer
 // CHECK: %[[TARGET:.*]] = memref.cast %[[FRESH:alloc_[0-9]+]] : memref<1x4x4x4xf32>
-// CHECK: call @mlirc_conv2d_nchw_bias_f32(%{{.*}}, %{{.*}}, %[[TARGET]], {{.*}}, %c1_i64)
+// CHECK: call @mlirc_conv2d_nchw_bias_f32(%{{.*}}, %{{.*}}, %[[TARGET]], {{.*}}, %c1_i64, %c0_i64, %{{.*}})
 // CHECK-NOT: linalg.generic
 // CHECK: memref.copy %[[FRESH]], %arg2
 func.func @conv_relu_into_fresh_buffer(%in: memref<1x3x6x6xf32>, %f: memref<4x3x3x3xf32>,
@@ -247,7 +265,7 @@ func.func @conv_relu_into_fresh_buffer(%in: memref<1x3x6x6xf32>, %f: memref<4x3x
 
 // The pre-ReLU values are read after the ReLU: the ReLU stays.
 // CHECK-LABEL: func.func @conv_relu_output_read_later
-// CHECK: call @mlirc_conv2d_nchw_bias_f32({{.*}}, %c0_i64)
+// CHECK: call @mlirc_conv2d_nchw_bias_f32({{.*}}, %c0_i64, %c0_i64, %{{.*}})
 // CHECK: linalg.generic
 func.func @conv_relu_output_read_later(%in: memref<1x3x6x6xf32>, %f: memref<4x3x3x3xf32>,
                                        %result: memref<1x4x4x4xf32>, %seen: memref<1x4x4x4xf32>) {
@@ -294,7 +312,7 @@ func.func @matmul_after_zero_fill(%a: memref<4x8xf32>, %b: memref<8x16xf32>, %c:
 // its own where the shim keeps the packed copy.
 // CHECK-LABEL: func.func @matmul_constant_weight
 // CHECK-DAG: %[[VIEW:.*]] = memref.transpose
-// CHECK-DAG: %[[SLOT:.*]] = memref.get_global @__mlirc_packed_weights_0 : memref<1xi64>
+// CHECK-DAG: %[[SLOT:.*]] = memref.get_global @__mlirc_packed_weights_{{[0-9]+}} : memref<1xi64>
 // CHECK-DAG: %[[B:.*]] = memref.cast %[[VIEW]]
 // CHECK-DAG: %[[SLOT_CAST:.*]] = memref.cast %[[SLOT]] : memref<1xi64> to memref<?xi64, strided<[?], offset: ?>>
 // CHECK: call @mlirc_gemm_f32_packed(%{{.*}}, %[[B]], %{{.*}}, %{{.*}}, %[[SLOT_CAST]])

@@ -1,0 +1,267 @@
+/* mlirc's BLAS shim: Winograd convolution, F(2x2, 3x3). Included by
+ * shim_conv.h, whose conv_shape, epilogue and thread pool it uses.
+ *
+ * A stride-1 3x3 convolution computes each 2x2 block of output from a 4x4
+ * block of input with 16 multiplications per (filter, channel) instead of
+ * 36 (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks",
+ * 2015): with the filter transformed once, U = G g G^T (4x4), every 4x4
+ * input tile d becomes V = B^T d B, the 16 points of U and V multiply
+ * pointwise and sum over channels, which is 16 independent GEMMs
+ *     M[p] (filters x tiles) = U[p] (filters x channels) * V[p] (channels x tiles),
+ * and the output tile is Y = A^T M A (2x2). The transforms only add and
+ * halve, so the result differs from the direct sum by a few float roundings
+ * (F(2x2, 3x3) is the most accurate of the Winograd family).
+ *
+ * Layouts: U[p][f][c], V[p][c][t], M[p][f][t], t running over every tile of
+ * every image (tile rows, then images), so the GEMMs' N dimension holds the
+ * whole batch. */
+enum { WINOGRAD_POINTS = 16 };
+
+/* U = G g G^T for every (filter, channel), G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]. */
+static void winograd_filters(const float *weights, int64_t filters, int64_t channels,
+                             float *u) {
+  int64_t plane = filters * channels;
+  for (int64_t f = 0; f < filters; ++f)
+    for (int64_t c = 0; c < channels; ++c) {
+      const float *g = weights + (f * channels + c) * 9;
+      float rows[4][3]; /* G g */
+      for (int j = 0; j < 3; ++j) {
+        rows[0][j] = g[j];
+        rows[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+        rows[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+        rows[3][j] = g[6 + j];
+      }
+      for (int i = 0; i < 4; ++i) {
+        const float *r = rows[i];
+        float point[4] = {r[0], 0.5f * (r[0] + r[1] + r[2]), 0.5f * (r[0] - r[1] + r[2]), r[2]};
+        for (int j = 0; j < 4; ++j) u[(i * 4 + j) * plane + f * channels + c] = point[j];
+      }
+    }
+}
+
+typedef struct {
+  const conv_shape *shape;
+  const float *input, *u, *residual;
+  float *v, *m, *output;
+  int64_t image_stride, out_stride, tiles_h, tiles_w;
+  int64_t tiles, ld; /* tiles of all images; ld: V's and M's row length, whole cache lines */
+  int64_t v_stride, m_stride; /* from one point's V (M) to the next's */
+  int64_t block; /* channels (input transform) or filters (output transform) per task */
+} winograd_job;
+
+/* Tiles a transform handles at once: whole rows of tiles, about this many,
+ * so that its 16 scratch rows stay in the L1 cache. */
+enum { WINOGRAD_CHUNK = 256 };
+
+static int64_t winograd_chunk_rows(int64_t tiles_w) {
+  return tiles_w >= WINOGRAD_CHUNK ? 1 : WINOGRAD_CHUNK / tiles_w;
+}
+
+/* V for a block of channels, every image. For a chunk of tile rows, the 16
+ * input values of every tile are gathered into 16 rows over the tiles
+ * (zero outside the image), then V = B^T d B for all of them at once:
+ * vertical differences (B^T d), then horizontal ones (. B), whole vectors of
+ * tiles at a time. A task writes whole rows of V, which start on cache
+ * lines: no two threads share one. */
+static void winograd_input_task(void *context, int64_t task) {
+  const winograd_job *job = context;
+  const conv_shape *shape = job->shape;
+  int64_t tiles_w = job->tiles_w, width = 2 * tiles_w + 2;
+  int64_t chunk_rows = winograd_chunk_rows(tiles_w), span = chunk_rows * tiles_w;
+  int64_t point_stride = job->v_stride;
+  int64_t first = shape->pad_w, last = shape->pad_w + shape->in_w < width
+                                           ? shape->pad_w + shape->in_w : width;
+  float line[width], (*d)[span + 16] = aligned_alloc(64, sizeof(float) * 16 * (span + 16));
+  int64_t c1 = (task + 1) * job->block < shape->channels ? (task + 1) * job->block
+                                                          : shape->channels;
+  for (int64_t c = task * job->block; c < c1; ++c)
+    for (int64_t n = 0; n * job->tiles_h * tiles_w < job->tiles; ++n) {
+      const float *plane = job->input + n * job->image_stride + c * shape->in_h * shape->in_w;
+      for (int64_t ty0 = 0; ty0 < job->tiles_h; ty0 += chunk_rows) {
+        int64_t rows = job->tiles_h - ty0 < chunk_rows ? job->tiles_h - ty0 : chunk_rows;
+        int64_t count = rows * tiles_w;
+        for (int64_t ty = 0; ty < rows; ++ty)
+          for (int a = 0; a < 4; ++a) {
+            int64_t y = 2 * (ty0 + ty) + a - shape->pad_h;
+            if (y < 0 || y >= shape->in_h) {
+              for (int b = 0; b < 4; ++b) memset(d[4 * a + b] + ty * tiles_w, 0, sizeof(float) * tiles_w);
+              continue;
+            }
+            for (int64_t x = 0; x < first; ++x) line[x] = 0.0f;
+            memcpy(line + first, plane + y * shape->in_w, sizeof(float) * (last - first));
+            for (int64_t x = last; x < width; ++x) line[x] = 0.0f;
+            for (int b = 0; b < 4; ++b) {
+              float *target = d[4 * a + b] + ty * tiles_w;
+              for (int64_t tx = 0; tx < tiles_w; ++tx) target[tx] = line[2 * tx + b];
+            }
+          }
+        float *v = job->v + c * job->ld + n * job->tiles_h * tiles_w + ty0 * tiles_w;
+        for (int64_t t = 0; t < count; t += 16) {
+          v16 in[16], out[16];
+          for (int k = 0; k < 16; ++k) in[k] = LOAD(v16, d[k] + t);
+          v16 mid[16]; /* B^T d: rows a of d mixed, per column b */
+          for (int b = 0; b < 4; ++b) {
+            mid[b] = in[b] - in[8 + b];
+            mid[4 + b] = in[4 + b] + in[8 + b];
+            mid[8 + b] = in[8 + b] - in[4 + b];
+            mid[12 + b] = in[4 + b] - in[12 + b];
+          }
+          for (int i = 0; i < 4; ++i) { /* . B: columns mixed, per row i */
+            const v16 *r = mid + 4 * i;
+            out[4 * i] = r[0] - r[2];
+            out[4 * i + 1] = r[1] + r[2];
+            out[4 * i + 2] = r[2] - r[1];
+            out[4 * i + 3] = r[1] - r[3];
+          }
+          if (count - t >= 16) {
+            for (int k = 0; k < 16; ++k) STORE(v16, v + k * point_stride + t, out[k]);
+          } else {
+            float lanes[16];
+            for (int k = 0; k < 16; ++k) {
+              STORE(v16, lanes, out[k]);
+              memcpy(v + k * point_stride + t, lanes, sizeof(float) * (count - t));
+            }
+          }
+        }
+      }
+    }
+  free(d);
+}
+
+/* M[p] = U[p] * V[p]: one GEMM per point, on one thread. */
+static void winograd_gemm_task(void *context, int64_t point) {
+  const winograd_job *job = context;
+  const conv_shape *shape = job->shape;
+  int64_t f = shape->filters, c = shape->channels, ld = job->ld;
+  sgemm_blas()(RowMajor, NoTrans, NoTrans, (int)f, (int)job->tiles, (int)c, 1.0f,
+               job->u + point * f * c, (int)c, job->v + point * job->v_stride, (int)ld, 0.0f,
+               job->m + point * job->m_stride, (int)ld);
+}
+
+/* Y = A^T M A for a block of filters, every image, A^T = [1 1 1 0; 0 1 -1 -1],
+ * a chunk of tile rows at a time, then the convolution's epilogue on each
+ * output row: out = act(Y + bias [+ residual]), or out += Y. */
+static void winograd_output_task(void *context, int64_t task) {
+  const winograd_job *job = context;
+  const conv_shape *shape = job->shape;
+  int64_t tiles_w = job->tiles_w, point_stride = job->m_stride;
+  int64_t chunk_rows = winograd_chunk_rows(tiles_w), span = chunk_rows * tiles_w;
+  int64_t oh = shape->oh, ow = shape->ow, plane = oh * ow;
+  float row[2 * tiles_w], (*y)[span + 16] = aligned_alloc(64, sizeof(float) * 4 * (span + 16));
+  int64_t f1 = (task + 1) * job->block < shape->filters ? (task + 1) * job->block
+                                                         : shape->filters;
+  for (int64_t f = task * job->block; f < f1; ++f)
+    for (int64_t n = 0; n * job->tiles_h * tiles_w < job->tiles; ++n) {
+      float *out = job->output + n * job->out_stride + f * plane;
+      const float *shortcut = job->residual ? job->residual + n * job->out_stride + f * plane
+                                            : NULL;
+      for (int64_t ty0 = 0; ty0 < job->tiles_h; ty0 += chunk_rows) {
+        int64_t rows = job->tiles_h - ty0 < chunk_rows ? job->tiles_h - ty0 : chunk_rows;
+        int64_t count = rows * tiles_w;
+        const float *m = job->m + f * job->ld + n * job->tiles_h * tiles_w + ty0 * tiles_w;
+        /* reads past `count` stay inside M's row (ld) or the next one: unused lanes */
+        for (int64_t t = 0; t < count; t += 16) {
+          v16 p[16], top[4], bottom[4];
+          for (int k = 0; k < 16; ++k) {
+            int64_t valid = count - t < 16 ? count - t : 16;
+            if (valid == 16) p[k] = LOAD(v16, m + k * point_stride + t);
+            else {
+              float lanes[16] = {0};
+              memcpy(lanes, m + k * point_stride + t, sizeof(float) * valid);
+              p[k] = LOAD(v16, lanes);
+            }
+          }
+          for (int j = 0; j < 4; ++j) {
+            top[j] = p[j] + p[4 + j] + p[8 + j];
+            bottom[j] = p[4 + j] - p[8 + j] - p[12 + j];
+          }
+          STORE(v16, y[0] + t, top[0] + top[1] + top[2]);
+          STORE(v16, y[1] + t, top[1] - top[2] - top[3]);
+          STORE(v16, y[2] + t, bottom[0] + bottom[1] + bottom[2]);
+          STORE(v16, y[3] + t, bottom[1] - bottom[2] - bottom[3]);
+        }
+        for (int64_t ty = 0; ty < rows; ++ty)
+          for (int r = 0; r < 2 && 2 * (ty0 + ty) + r < oh; ++r) {
+            const float *left = y[2 * r] + ty * tiles_w, *right = y[2 * r + 1] + ty * tiles_w;
+            for (int64_t tx = 0; tx < tiles_w; ++tx) {
+              row[2 * tx] = left[tx];
+              row[2 * tx + 1] = right[tx];
+            }
+            int64_t at = (2 * (ty0 + ty) + r) * ow;
+            float *target = out + at;
+            if (!shape->bias) {
+              for (int64_t x = 0; x < ow; ++x) target[x] += row[x];
+              continue;
+            }
+            float bias = shape->bias[f];
+            const float *residual = shortcut ? shortcut + at : NULL;
+            for (int64_t x = 0; x < ow; ++x) { /* GCC unswitches the invariant tests */
+              float value = row[x] + bias;
+              if (residual) value += residual[x];
+              target[x] = shape->relu && value <= 0 ? 0.0f : value;
+            }
+          }
+      }
+    }
+  free(y);
+}
+
+/* Whether the Winograd path takes this convolution: 3x3, stride 1, no
+ * dilation, and enough channels, filters and tiles for the point GEMMs to
+ * be worth their transforms. With few tiles the GEMMs are as slow as
+ * im2col's: ResNet-50's 7x7 layers (16 tiles, 512 channels) take 0.91 ms
+ * either way, the transformed filter being 16/9 as large; with 49 tiles
+ * (14x14) Winograd takes 0.41 ms against 0.64. */
+enum { WINOGRAD_MIN_TILES = 32, WINOGRAD_MIN_CHANNELS = 16 };
+
+static int winograd_fits(const conv_shape *shape, int64_t images) {
+  int64_t tiles = images * ((shape->oh + 1) / 2) * ((shape->ow + 1) / 2);
+  return shape->kh == 3 && shape->kw == 3 && shape->stride_h == 1 && shape->stride_w == 1 &&
+         shape->dilation_h == 1 && shape->dilation_w == 1 &&
+         shape->channels >= WINOGRAD_MIN_CHANNELS && shape->filters >= WINOGRAD_MIN_CHANNELS &&
+         tiles >= WINOGRAD_MIN_TILES;
+}
+
+typedef struct {
+  const float *weights;
+  int64_t filters, channels;
+} filter_source;
+
+static float *transform_filters(const void *args) {
+  const filter_source *source = args;
+  float *u = aligned_alloc(64, sizeof(float) * WINOGRAD_POINTS * source->filters *
+                                   source->channels);
+  winograd_filters(source->weights, source->filters, source->channels, u);
+  return u;
+}
+
+/* U for a call site's constant filter: transformed at its first call. */
+static const float *winograd_weights(int64_t *slot, const float *weights,
+                                     const conv_shape *shape) {
+  filter_source source = {weights, shape->filters, shape->channels};
+  return slot_data(slot, transform_filters, &source);
+}
+
+/* The convolution with U (winograd_filters of the weights) ready. */
+static void winograd_conv(const conv_shape *shape, int64_t images, const float *input,
+                          int64_t image_stride, const float *u, float *output,
+                          int64_t out_stride, const float *residual) {
+  int64_t tiles_h = (shape->oh + 1) / 2, tiles_w = (shape->ow + 1) / 2;
+  int64_t tiles = images * tiles_h * tiles_w, ld = (tiles + 15) / 16 * 16;
+  /* a cache line between points: with strides of whole pages, the 16 rows a
+   * transform writes together would alias in the L1 cache (4K aliasing) */
+  int64_t v_stride = shape->channels * ld + 16, m_stride = shape->filters * ld + 16;
+  float *v = aligned_alloc(64, sizeof(float) * WINOGRAD_POINTS * v_stride);
+  float *m = aligned_alloc(64, sizeof(float) * WINOGRAD_POINTS * m_stride);
+  winograd_job job = {shape, input, u, residual, v, m, output, image_stride, out_stride,
+                      tiles_h, tiles_w, tiles, ld, v_stride, m_stride, 0};
+  blas_single_threaded();
+  int64_t tasks = 4 * (pool.workers + 1);
+  job.block = (shape->channels + tasks - 1) / tasks;
+  parallel_for((shape->channels + job.block - 1) / job.block, winograd_input_task, &job);
+  parallel_for(WINOGRAD_POINTS, winograd_gemm_task, &job);
+  job.block = (shape->filters + tasks - 1) / tasks;
+  parallel_for((shape->filters + job.block - 1) / job.block, winograd_output_task, &job);
+  free(v);
+  free(m);
+}
