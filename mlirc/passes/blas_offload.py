@@ -190,7 +190,7 @@ class BlasOffload(PythonPass):
                        .strip("[]").split(",")] for key in ("strides", "dilations")]
         (stride_h, stride_w), (dilation_h, dilation_w) = [a * (2 // len(a)) for a in attributes]
         epilogue = match_epilogue(op) if self.fold_into_conv else None
-        padding = match_padding(op) if self.fold_into_conv else None
+        padding = match_padding(op, epilogue) if self.fold_into_conv else None
         memref, func, arith = ir.dialects.memref, ir.dialects.func, ir.dialects.arith
         generic = _generic_type(4, "f32")
         i64 = ir.IntegerType.get_signless(64)

@@ -118,10 +118,18 @@ class PaddedInput:
     operations: list             # the copy, subview, fill, alloc (and dealloc) to erase
 
 
-def match_padding(conv) -> PaddedInput | None:
+def match_padding(conv, epilogue: ConvEpilogue | None = None) -> PaddedInput | None:
     """The zero padding of `conv`'s input, when the padded buffer exists only
     for it: allocated, zero-filled, the source copied into its interior,
-    read by the convolution (and deallocated)."""
+    read by the convolution (and deallocated).
+
+    The source may be the convolution's own output buffer when `epilogue`
+    (folded into the same call) starts with the bias broadcast that
+    overwrites it: bufferization reuses a block's buffer that way in ResNet
+    (copy %out into the padding, broadcast the bias into %out, convolve).
+    The shim reads all of an image's input before it writes that image's
+    output on every path that pads (shim_conv.h), so the call may read and
+    write the one buffer."""
     padded = conv.operands[0]
     if ir.defining_op_name(padded) != "memref.alloc":
         return None
@@ -155,14 +163,19 @@ def match_padding(conv) -> PaddedInput | None:
             int(layout.group(5)) != pad_h * pw_total + pad_w:
         return None
     # In order in one block, and nothing writes the source between the copy
-    # and the convolution (the shim reads it then), the convolution included.
+    # and the convolution (the shim reads it then), the convolution included,
+    # but for the operations the call absorbs.
     block = list(conv.block.operations)
-    if source in _aliases(block, conv.operands[2]):
+    output = conv.operands[2]
+    overwrites_source = epilogue is not None and source == output
+    if source in _aliases(block, output) and not overwrites_source:
         return None
     positions = [_position(block, op) for op in (fill, subview, copy, conv)]
     if positions != sorted(positions):
         return None
-    between = block[positions[2] + 1:positions[3]]
+    absorbed = [op.operation for op in epilogue.operations] if epilogue is not None else []
+    between = [op for op in block[positions[2] + 1:positions[3]]
+               if op.operation not in absorbed]
     if _first_toucher(between, _aliases(block, source)) is not None or \
             any(_hides_uses(o) for o in between):
         return None

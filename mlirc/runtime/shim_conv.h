@@ -12,6 +12,10 @@
  *     so the output is written once instead of three times.
  *   mlirc_conv2d_nchw_bias_residual_f32: the same plus a residual (a
  *     ResNet shortcut) of the output's shape, added before the ReLU.
+ * When the convolution pads, its input may be its output buffer itself (the
+ * pass folds the padded copy of a buffer that the call then overwrites):
+ * every path that pads reads an image's input (into a padded copy, im2col
+ * columns or Winograd's V) before it writes any of that image's output.
  * Each ends with `winograd` (1: the filter is a constant, so the Winograd
  * path may keep it transformed) and the call site's slot for that copy. */
 #define MEMREF4(p) void *p##_allocated, void *p##_aligned, int64_t p##_offset, int64_t p##_n, \
