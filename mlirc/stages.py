@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from .errors import InputError
 from .passes import MlirPass, Pass, PythonPass, parse_pipeline
 from .passes.blas_offload import BlasOffload
+from .passes.pool_offload import PoolOffload
 from .passes.c_interface import EmitCInterface
 from .passes.dead_results import DropUnusedResults
 from .passes.float8 import ExpandFloat8Casts, OnnxCastToFloat8
@@ -144,9 +145,11 @@ def _native_stages(blas: bool = True, vectorize: bool = False) -> list[Stage]:
                     "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}",
                     "buffer-deallocation-pipeline",
                     "func.func(canonicalize)")),
-        *([Stage("blas", "matmul, batch_matmul and conv2d offloaded to BLAS calls; transposes, "
-                 "and a convolution's padding, bias, residual add and ReLU, folded into them",
-                 [BlasOffload(), MlirPass("func.func(canonicalize)")])] if blas else []),
+        *([Stage("blas", "matmul, batch_matmul, conv2d and max pooling offloaded to the BLAS "
+                 "shim's calls; transposes, and a convolution's padding, bias, residual add "
+                 "and ReLU, folded into them",
+                 [BlasOffload(), PoolOffload(), MlirPass("func.func(canonicalize)")])]
+          if blas else []),
         Stage("loops", "scf loops over memrefs: linalg, tm_tensor and affine lowered",
               _mlir("func.func(tm-tensor-to-loops)",
                     # memref.copy of strided views would call the runtime's

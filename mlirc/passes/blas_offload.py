@@ -36,7 +36,7 @@ from .call_folding import (CONV, match_epilogue, match_gemm_bias, match_padding,
                            redirect_after_add, zero_fill_before)
 
 SHIM_PREFIX = "mlirc_"
-SHIM_FUNCTIONS = ("mlirc_gemm_", "mlirc_conv2d_")  # the shim's entry points
+SHIM_FUNCTIONS = ("mlirc_gemm_", "mlirc_conv2d_", "mlirc_maxpool2d_")  # the shim's entry points
 _OPS = {"linalg.matmul": 2, "linalg.batch_matmul": 3}
 # The packed-weights kernel: rows of A it is meant for (it re-reads A once per
 # 32 columns of B) and the fewest columns of B worth a panel of 32.
@@ -46,7 +46,7 @@ PACKING_SLOT_PREFIX = "__mlirc_packed_weights_"
 _ELEMENTS = ("f32", "f64")
 
 
-def _memref_info(value) -> tuple[int, str, bool] | None:
+def memref_info(value) -> tuple[int, str, bool] | None:
     """(rank, element type, identity layout) of a memref value, else None."""
     match = re.fullmatch(r"memref<((?:\d+x)+)(f32|f64)(, .*)?>", str(value.type))
     if not match:
@@ -82,11 +82,18 @@ def _slot_operand(module_body, slots: list):
             initial_value=ir.Attribute.parse("dense<0> : tensor<1xi64>"))
     slot = ir.dialects.memref.GetGlobalOp(ir.Type.parse("memref<1xi64>"), name)
     slots.append(slot)
-    slot_type = _generic_type(1, "i64")
+    slot_type = generic_memref_type(1, "i64")
     return ir.dialects.memref.CastOp(slot_type, slot.result).result, slot_type
 
 
-def _generic_type(rank: int, element: str):
+def declare_shim_function(module_body, callee: str, types) -> None:
+    """A private declaration of the shim function `callee`."""
+    with ir.InsertionPoint.at_block_begin(module_body):
+        ir.dialects.func.FuncOp(callee, ir.FunctionType.get(list(types), []),
+                                visibility="private")
+
+
+def generic_memref_type(rank: int, element: str):
     dims = ",".join(["?"] * rank)
     return ir.Type.parse(f"memref<{'x'.join(['?'] * rank)}x{element}, "
                          f"strided<[{dims}], offset: ?>>")
@@ -127,7 +134,7 @@ class BlasOffload(PythonPass):
                       slots: list) -> None:
         memref, func = ir.dialects.memref, ir.dialects.func
         rank = _OPS[op.name]
-        infos = [_memref_info(v) for v in op.operands]
+        infos = [memref_info(v) for v in op.operands]
         # Only contiguous row-major operands: the shim reads BLAS layouts off
         # the strides, which other layouts would break.
         if len(op.operands) != 3 or any(i is None or i[0] != rank or not i[2] for i in infos) \
@@ -142,7 +149,7 @@ class BlasOffload(PythonPass):
             if self.fold_transposes:  # views made here are transposed row-major
                 operands[:2] = [self._fold_transpose(v, rank) for v in operands[:2]]
             callee = f"{SHIM_PREFIX}gemm_{element}{'_batched' if rank == 3 else ''}"
-            generic = _generic_type(rank, element)
+            generic = generic_memref_type(rank, element)
             packed = self.pack_weights and rank == 2 and element == "f32" and \
                 _packs(op.operands) and _is_constant(operands[1], constants)
             epilogue = match_gemm_bias(op, list(op.operands) + operands[:2]) \
@@ -153,7 +160,7 @@ class BlasOffload(PythonPass):
             if epilogue is not None:
                 # C = act(A*B + bias), written to the add's output or to C
                 callee = f"{SHIM_PREFIX}gemm_f32_packed_bias"
-                bias_type = _generic_type(1, "f32")
+                bias_type = generic_memref_type(1, "f32")
                 relu = ir.dialects.arith.ConstantOp(i64, int(epilogue.relu is not None))
                 arguments = casts + [memref.CastOp(bias_type, epilogue.bias).result, relu.result]
                 types = [generic] * 3 + [bias_type, i64]
@@ -176,14 +183,14 @@ class BlasOffload(PythonPass):
             with ir.InsertionPoint(epilogue.add), epilogue.add.location:
                 memref.CopyOp(op.operands[2], epilogue.target)
         if callee not in declared:
-            self._declare(module_body, callee, types)
+            declare_shim_function(module_body, callee, types)
             declared.add(callee)
         for dead in erase:
             dead.erase()
 
     def _offload_conv(self, op, module_body, declared: set[str], constants: set[str],
                       slots: list) -> None:
-        infos = [_memref_info(v) for v in op.operands]
+        infos = [memref_info(v) for v in op.operands]
         if any(i is None or i[0] != 4 or i[1] != "f32" or not i[2] for i in infos):
             return
         attributes = [[int(x) for x in re.search(rf"{key} = dense<([^>]*)>", str(op)).group(1)
@@ -192,7 +199,7 @@ class BlasOffload(PythonPass):
         epilogue = match_epilogue(op) if self.fold_into_conv else None
         padding = match_padding(op, epilogue) if self.fold_into_conv else None
         memref, func, arith = ir.dialects.memref, ir.dialects.func, ir.dialects.arith
-        generic = _generic_type(4, "f32")
+        generic = generic_memref_type(4, "f32")
         i64 = ir.IntegerType.get_signless(64)
         with ir.InsertionPoint(op), op.location:
             tensors = list(op.operands)
@@ -207,7 +214,7 @@ class BlasOffload(PythonPass):
             callee, types = "mlirc_conv2d_nchw_f32", [generic] * 3
             if epilogue is not None:
                 # out = act(conv + bias[f] [+ residual])
-                bias_type = _generic_type(1, "f32")
+                bias_type = generic_memref_type(1, "f32")
                 operands.append(memref.CastOp(bias_type, epilogue.bias_vector).result)
                 types = [generic] * 3 + [bias_type]
                 callee = "mlirc_conv2d_nchw_bias_f32"
@@ -226,17 +233,11 @@ class BlasOffload(PythonPass):
             types.append(slot_type)
             func.CallOp([], ir.FlatSymbolRefAttr.get(callee), operands)
         if callee not in declared:
-            self._declare(module_body, callee, types)
+            declare_shim_function(module_body, callee, types)
             declared.add(callee)
         for folded in [op] + (epilogue.operations if epilogue else []) + \
                 (padding.operations if padding else []):
             folded.erase()
-
-    @staticmethod
-    def _declare(module_body, callee: str, types) -> None:
-        func = ir.dialects.func
-        with ir.InsertionPoint.at_block_begin(module_body):
-            func.FuncOp(callee, ir.FunctionType.get(list(types), []), visibility="private")
 
     @staticmethod
     def _fold_transpose(value, rank: int):
@@ -253,7 +254,7 @@ class BlasOffload(PythonPass):
         permutation = [int(x) for x in re.search(r"permutation = \[([\d, ]+)\]",
                                                  str(transpose)).group(1).split(",")]
         source = transpose.operands[0]
-        info = _memref_info(source)
+        info = memref_info(source)
         if permutation != swap or transpose.operands[1] != value or info is None or not info[2]:
             return value
         view_map = ir.AffineMap.get_permutation(swap)

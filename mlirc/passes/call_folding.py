@@ -118,10 +118,13 @@ class PaddedInput:
     operations: list             # the copy, subview, fill, alloc (and dealloc) to erase
 
 
-def match_padding(conv, epilogue: ConvEpilogue | None = None) -> PaddedInput | None:
+def match_padding(conv, epilogue: ConvEpilogue | None = None,
+                  pad_value=None) -> PaddedInput | None:
     """The zero padding of `conv`'s input, when the padded buffer exists only
     for it: allocated, zero-filled, the source copied into its interior,
-    read by the convolution (and deallocated).
+    read by the convolution (and deallocated). `conv` may be another
+    consumer, a pooling, whose padding `pad_value` (a test of the fill's
+    value, zero by default) recognises.
 
     The source may be the convolution's own output buffer when `epilogue`
     (folded into the same call) starts with the bias broadcast that
@@ -136,11 +139,11 @@ def match_padding(conv, epilogue: ConvEpilogue | None = None) -> PaddedInput | N
     by_name: dict[str, list] = {}
     for use in padded.uses:
         by_name.setdefault(use.owner.operation.name, []).append(use.owner.operation)
-    if set(by_name) - {"memref.dealloc"} != {"linalg.fill", "memref.subview", CONV} or \
+    if set(by_name) - {"memref.dealloc"} != {"linalg.fill", "memref.subview", conv.name} or \
             any(len(ops) != 1 for ops in by_name.values()):
         return None
     fill, subview = by_name["linalg.fill"][0], by_name["memref.subview"][0]
-    if list(fill.operands)[1:] != [padded] or not _is_zero(fill.operands[0]):
+    if list(fill.operands)[1:] != [padded] or not (pad_value or _is_zero)(fill.operands[0]):
         return None
     view_users = [use.owner.operation for use in subview.results[0].uses]
     if len(view_users) != 1 or view_users[0].name != "memref.copy" or \
@@ -335,10 +338,16 @@ def zero_fill_before(op, output):
     """The linalg.fill of zeros into exactly `output` that is the last thing
     to touch it before `op`, or None. `op` overwrites all of `output`, so the
     fill can go."""
+    return fill_before(op, output, _is_zero)
+
+
+def fill_before(op, output, is_value):
+    """The linalg.fill of a value that `is_value` accepts into exactly
+    `output`, when it is the last thing to touch `output` before `op`; or None."""
     block = list(op.block.operations)
     fill = _first_toucher(reversed(block[:_position(block, op)]), _aliases(block, output))
     if fill is None or fill.name != "linalg.fill" or list(fill.operands)[1:] != [output] or \
-            not _is_zero(fill.operands[0]):
+            not is_value(fill.operands[0]):
         return None
     return fill
 

@@ -340,3 +340,4 @@ void mlirc_gemm_f32_packed_bias(MEMREF2(a), MEMREF2(b), MEMREF2(c), MEMREF1(bias
 }
 
 #include "shim_conv.h"
+#include "shim_maxpool.h"

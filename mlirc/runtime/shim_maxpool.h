@@ -1,0 +1,111 @@
+/* mlirc's BLAS shim: max pooling, NCHW f32. Included by blas_shim.c after
+ * the thread pool.
+ *
+ * out = the max over each window, or max(out, window) with `accumulate`
+ * (when no -inf fill of the output came just before the pooling). NaN wins,
+ * as in the arith.maximumf of linalg.pooling_nchw_max. The input comes
+ * unpadded with pad_h/pad_w > 0 when the pool-offload pass folded the
+ * -inf-filled padded copy into the call: taps outside the image are skipped.
+ * Planes (image, channel) go to the pool's threads in blocks; each output
+ * row is built in a row buffer, one window tap at a time over the whole row,
+ * so the inner loop is a strided vector load and a compare per 16 outputs. */
+typedef struct {
+  const float *input;
+  float *output;
+  int64_t in_image, in_channel, out_image, out_channel; /* strides */
+  int64_t channels, in_h, in_w, oh, ow, kh, kw, stride_h, stride_w, dilation_h, dilation_w;
+  int64_t pad_h, pad_w, planes, block;
+  int accumulate;
+} maxpool_job;
+
+static inline __attribute__((always_inline)) void max_into_row(float *row, const float *source,
+                                                              int64_t first, int64_t last,
+                                                              int64_t stride) {
+  for (int64_t x = first; x < last; ++x) {
+    float value = source[x * stride];
+    row[x] = value > row[x] || value != value ? value : row[x];
+  }
+}
+
+/* max(a, b) with NaN winning, lane by lane */
+static inline v16 max_v16(v16 a, v16 b) {
+  __typeof__(a < b) take = (b > a) | (b != b);
+  return (v16)((take & (__typeof__(take))b) | (~take & (__typeof__(take))a));
+}
+
+/* One output row of the 2x2, stride-2 pooling without padding (little
+ * CNNs' MaxPool2d(2)): 16 outputs from two vector pairs of input. */
+static void maxpool_row_2x2(const float *top, const float *bottom, float *out, int64_t ow,
+                            int accumulate) {
+  int64_t x = 0;
+  for (; x + 16 <= ow; x += 16) {
+    v16 low = max_v16(LOAD(v16, top + 2 * x), LOAD(v16, bottom + 2 * x));
+    v16 high = max_v16(LOAD(v16, top + 2 * x + 16), LOAD(v16, bottom + 2 * x + 16));
+    v16 even = __builtin_shufflevector(low, high, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
+                                       24, 26, 28, 30);
+    v16 odd = __builtin_shufflevector(low, high, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25,
+                                      27, 29, 31);
+    v16 result = max_v16(even, odd);
+    STORE(v16, out + x, accumulate ? max_v16(LOAD(v16, out + x), result) : result);
+  }
+  for (; x < ow; ++x) {
+    float value = accumulate ? out[x] : -__builtin_inff();
+    const float taps[4] = {top[2 * x], top[2 * x + 1], bottom[2 * x], bottom[2 * x + 1]};
+    for (int k = 0; k < 4; ++k)
+      value = taps[k] > value || taps[k] != taps[k] ? taps[k] : value;
+    out[x] = value;
+  }
+}
+
+static void maxpool_task(void *context, int64_t task) {
+  const maxpool_job *job = context;
+  int64_t ow = job->ow, end = (task + 1) * job->block < job->planes ? (task + 1) * job->block
+                                                                     : job->planes;
+  float row[ow];
+  for (int64_t plane = task * job->block; plane < end; ++plane) {
+    int64_t n = plane / job->channels, c = plane % job->channels;
+    const float *image = job->input + n * job->in_image + c * job->in_channel;
+    float *out = job->output + n * job->out_image + c * job->out_channel;
+    if (job->kh == 2 && job->kw == 2 && job->stride_h == 2 && job->stride_w == 2 &&
+        job->dilation_h == 1 && job->dilation_w == 1 && !job->pad_h && !job->pad_w) {
+      for (int64_t y = 0; y < job->oh; ++y)
+        maxpool_row_2x2(image + 2 * y * job->in_w, image + (2 * y + 1) * job->in_w, out + y * ow,
+                        ow, job->accumulate);
+      continue;
+    }
+    for (int64_t y = 0; y < job->oh; ++y) {
+      for (int64_t x = 0; x < ow; ++x) row[x] = job->accumulate ? out[y * ow + x] : -__builtin_inff();
+      for (int64_t i = 0; i < job->kh; ++i) {
+        int64_t source_y = y * job->stride_h + i * job->dilation_h - job->pad_h;
+        if (source_y < 0 || source_y >= job->in_h) continue;
+        for (int64_t j = 0; j < job->kw; ++j) {
+          /* the output columns [first, last) whose tap lies inside the row */
+          int64_t offset = j * job->dilation_w - job->pad_w, first = 0, last = ow;
+          while (first < ow && first * job->stride_w + offset < 0) ++first;
+          while (last > first && (last - 1) * job->stride_w + offset >= job->in_w) --last;
+          const float *source = image + source_y * job->in_w + offset;
+          /* constant strides for the common cases, so the loads vectorize */
+          if (job->stride_w == 1) max_into_row(row, source, first, last, 1);
+          else if (job->stride_w == 2) max_into_row(row, source, first, last, 2);
+          else max_into_row(row, source, first, last, job->stride_w);
+        }
+      }
+      memcpy(out + y * ow, row, sizeof(float) * ow);
+    }
+  }
+}
+
+/* Input and output are NCHW with unit W stride and rows of their own width
+ * (the pass checks: identity layouts). */
+void mlirc_maxpool2d_nchw_f32(MEMREF4(in), MEMREF4(out), int64_t kernel_h, int64_t kernel_w,
+                              int64_t stride_h, int64_t stride_w, int64_t dilation_h,
+                              int64_t dilation_w, int64_t pad_h, int64_t pad_w,
+                              int64_t accumulate) {
+  pthread_once(&pool.once, pool_start);
+  int64_t planes = in_n * in_c, tasks = 4 * (pool.workers + 1);
+  maxpool_job job = {(const float *)in_aligned + in_offset, (float *)out_aligned + out_offset,
+                     in_s0, in_s1, out_s0, out_s1, in_c, in_h, in_w, out_h, out_w,
+                     kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w,
+                     pad_h, pad_w, planes, (planes + tasks - 1) / tasks, (int)accumulate};
+  parallel_for((planes + job.block - 1) / job.block, maxpool_task, &job);
+}

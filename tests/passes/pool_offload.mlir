@@ -1,0 +1,76 @@
+// RUN: mlirc-opt --pass-pipeline='builtin.module(mlirc-pool-offload,func.func(canonicalize))' %s | filecheck %s
+
+// CHECK: func.func private @mlirc_maxpool2d_nchw_f32(memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, i64, i64, i64, i64, i64, i64, i64, i64, i64)
+
+// torch-mlir's MaxPool2d(3, 2, padding=1): the output filled with -inf, the
+// input copied into a -inf-filled padded buffer. Both fold: the call reads
+// the unpadded input (pad 1) and overwrites the output (accumulate = 0).
+// CHECK-LABEL: func.func @padded_pool
+// CHECK-NOT: linalg.fill
+// CHECK-NOT: memref.copy
+// CHECK-DAG: %[[ZERO:.*]] = arith.constant 0 : i64
+// CHECK-DAG: %[[ONE:.*]] = arith.constant 1 : i64
+// CHECK-DAG: %[[TWO:.*]] = arith.constant 2 : i64
+// CHECK-DAG: %[[THREE:.*]] = arith.constant 3 : i64
+// CHECK: %[[INPUT:.*]] = memref.cast %arg0 : memref<1x4x8x8xf32> to
+// CHECK: call @mlirc_maxpool2d_nchw_f32(%[[INPUT]], %{{.*}}, %[[THREE]], %[[THREE]], %[[TWO]], %[[TWO]], %[[ONE]], %[[ONE]], %[[ONE]], %[[ONE]], %[[ZERO]])
+// CHECK-NOT: linalg.pooling_nchw_max
+func.func @padded_pool(%in: memref<1x4x8x8xf32>, %out: memref<1x4x4x4xf32>) {
+  %ninf = arith.constant 0xFF800000 : f32
+  %padded = memref.alloc() {alignment = 64 : i64} : memref<1x4x10x10xf32>
+  linalg.fill ins(%ninf : f32) outs(%padded : memref<1x4x10x10xf32>)
+  %interior = memref.subview %padded[0, 0, 1, 1] [1, 4, 8, 8] [1, 1, 1, 1]
+    : memref<1x4x10x10xf32> to memref<1x4x8x8xf32, strided<[400, 100, 10, 1], offset: 11>>
+  memref.copy %in, %interior : memref<1x4x8x8xf32> to memref<1x4x8x8xf32, strided<[400, 100, 10, 1], offset: 11>>
+  linalg.fill ins(%ninf : f32) outs(%out : memref<1x4x4x4xf32>)
+  %window = memref.alloc() : memref<3x3xf32>
+  linalg.pooling_nchw_max {dilations = dense<1> : vector<2xi64>, strides = dense<2> : vector<2xi64>}
+    ins(%padded, %window : memref<1x4x10x10xf32>, memref<3x3xf32>) outs(%out : memref<1x4x4x4xf32>)
+  memref.dealloc %window : memref<3x3xf32>
+  memref.dealloc %padded : memref<1x4x10x10xf32>
+  return
+}
+
+// No -inf fill before it: the call takes the max into the output's values
+// (accumulate = 1).
+// CHECK-LABEL: func.func @accumulating_pool
+// CHECK: %[[ON:.*]] = arith.constant 1 : i64
+// CHECK: call @mlirc_maxpool2d_nchw_f32({{.*}}, %[[ON]])
+func.func @accumulating_pool(%in: memref<1x4x8x8xf32>, %out: memref<1x4x4x4xf32>) {
+  %window = memref.alloc() : memref<2x2xf32>
+  linalg.pooling_nchw_max {dilations = dense<1> : vector<2xi64>, strides = dense<2> : vector<2xi64>}
+    ins(%in, %window : memref<1x4x8x8xf32>, memref<2x2xf32>) outs(%out : memref<1x4x4x4xf32>)
+  memref.dealloc %window : memref<2x2xf32>
+  return
+}
+
+// A zero-padded input is not a max pool's padding: the copy stays.
+// CHECK-LABEL: func.func @zero_padded_pool
+// CHECK: linalg.fill
+// CHECK: memref.copy
+// CHECK: call @mlirc_maxpool2d_nchw_f32(
+func.func @zero_padded_pool(%in: memref<1x4x8x8xf32>, %out: memref<1x4x4x4xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %padded = memref.alloc() {alignment = 64 : i64} : memref<1x4x10x10xf32>
+  linalg.fill ins(%zero : f32) outs(%padded : memref<1x4x10x10xf32>)
+  %interior = memref.subview %padded[0, 0, 1, 1] [1, 4, 8, 8] [1, 1, 1, 1]
+    : memref<1x4x10x10xf32> to memref<1x4x8x8xf32, strided<[400, 100, 10, 1], offset: 11>>
+  memref.copy %in, %interior : memref<1x4x8x8xf32> to memref<1x4x8x8xf32, strided<[400, 100, 10, 1], offset: 11>>
+  %window = memref.alloc() : memref<3x3xf32>
+  linalg.pooling_nchw_max {dilations = dense<1> : vector<2xi64>, strides = dense<2> : vector<2xi64>}
+    ins(%padded, %window : memref<1x4x10x10xf32>, memref<3x3xf32>) outs(%out : memref<1x4x4x4xf32>)
+  memref.dealloc %window : memref<3x3xf32>
+  memref.dealloc %padded : memref<1x4x10x10xf32>
+  return
+}
+
+// f64 stays in MLIR.
+// CHECK-LABEL: func.func @f64_pool
+// CHECK: linalg.pooling_nchw_max
+func.func @f64_pool(%in: memref<1x4x8x8xf64>, %out: memref<1x4x4x4xf64>) {
+  %window = memref.alloc() : memref<2x2xf64>
+  linalg.pooling_nchw_max {dilations = dense<1> : vector<2xi64>, strides = dense<2> : vector<2xi64>}
+    ins(%in, %window : memref<1x4x8x8xf64>, memref<2x2xf64>) outs(%out : memref<1x4x4x4xf64>)
+  memref.dealloc %window : memref<2x2xf64>
+  return
+}

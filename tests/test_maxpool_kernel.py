@@ -1,0 +1,72 @@
+"""The shim's max pooling (mlirc-pool-offload), checked against PyTorch: the
+vector 2x2 path (rows of 16 and more, and narrower ones), the general path
+(3x3 windows, strides, dilation, padding folded into the call, ceil mode),
+NaN propagation, and the pass switched off."""
+
+import numpy as np
+import pytest
+import torch
+
+import mlirc
+
+
+class Pool(torch.nn.Module):
+    def __init__(self, kernel, stride, padding=0, dilation=1, ceil_mode=False):
+        super().__init__()
+        self.pool = torch.nn.MaxPool2d(kernel, stride, padding, dilation, ceil_mode=ceil_mode)
+
+    def forward(self, x):
+        return self.pool(torch.relu(x) - 0.5)
+
+
+# (kernel, stride, padding, dilation, ceil_mode, input size)
+CASES = {
+    "2x2-wide": (2, 2, 0, 1, False, 34),        # 17 outputs a row: one vector and a tail
+    "2x2-narrow": (2, 2, 0, 1, False, 9),       # odd input: the last row and column dropped
+    "3x3-s2-padded": (3, 2, 1, 1, False, 15),   # ResNet's stem pool
+    "3x3-s1": (3, 1, 0, 1, False, 8),
+    "2x2-dilated": (2, 1, 0, 2, False, 9),
+    "ceil-mode": (3, 2, 0, 1, True, 10),
+}
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_max_pool_matches_torch(case):
+    kernel, stride, padding, dilation, ceil_mode, size = case
+    torch.manual_seed(0)
+    block = Pool(kernel, stride, padding, dilation, ceil_mode).eval()
+    x = torch.randn(2, 3, size, size)
+    compiled = mlirc.compile(block, (x,), cache=False)
+    assert "call @mlirc_maxpool2d_nchw_f32" in compiled.ir["blas"]
+    assert "linalg.pooling_nchw_max" not in compiled.ir["blas"]
+    np.testing.assert_array_equal(np.asarray(compiled(x)), block(x).numpy())
+
+
+def test_padding_and_init_fold_into_the_call():
+    block = Pool(3, 2, padding=1).eval()
+    x = torch.randn(1, 4, 16, 16)
+    blas = mlirc.compile(block, (x,), cache=False).ir["blas"]
+    assert "linalg.fill" not in blas and "memref.copy" not in blas
+
+
+def test_nan_wins():
+    """arith.maximumf propagates NaN, and so does torch's max pooling."""
+    block = Pool(2, 2).eval()
+    x = torch.randn(1, 2, 32, 32)
+    x[0, 0, 4, 5] = float("nan")
+    x[0, 1, 31, 0] = float("nan")
+    compiled = mlirc.compile(block, (x,), cache=False)
+    got, expected = np.asarray(compiled(x)), block(x).numpy()
+    assert np.isnan(got).sum() == 2
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_pool_offload_can_be_switched_off():
+    pipeline = mlirc.default_pipeline("jit")
+    pipeline.set_passes("blas", [p for p in pipeline["blas"].passes
+                                 if p.name != "mlirc-pool-offload"])
+    block = Pool(2, 2).eval()
+    x = torch.randn(1, 3, 16, 16)
+    compiled = mlirc.compile(block, (x,), cache=False, pipeline=pipeline)
+    assert "linalg.pooling_nchw_max" in compiled.ir["blas"]
+    np.testing.assert_array_equal(np.asarray(compiled(x)), block(x).numpy())
