@@ -53,25 +53,48 @@ typedef struct {
  * so that its 16 scratch rows stay in the L1 cache. */
 enum { WINOGRAD_CHUNK = 256 };
 
-static int64_t winograd_chunk_rows(int64_t tiles_w) {
-  return tiles_w >= WINOGRAD_CHUNK ? 1 : WINOGRAD_CHUNK / tiles_w;
+static int64_t winograd_chunk_rows(const winograd_job *job) {
+  int64_t rows = job->tiles_w >= WINOGRAD_CHUNK ? 1 : WINOGRAD_CHUNK / job->tiles_w;
+  return rows < job->tiles_h ? rows : job->tiles_h;
 }
 
-/* V for a block of channels, every image. For a chunk of tile rows, the 16
- * input values of every tile are gathered into 16 rows over the tiles
- * (zero outside the image), then V = B^T d B for all of them at once:
- * vertical differences (B^T d), then horizontal ones (. B), whole vectors of
- * tiles at a time. A task writes whole rows of V, which start on cache
- * lines: no two threads share one. */
+/* 16 floats of `base` at `index` (a gather). */
+static inline v16 gather_v16(const float *base, const int32_t *index) {
+#ifdef __AVX512F__
+  return (v16)_mm512_i32gather_ps(_mm512_loadu_si512(index), base, 4);
+#else
+  v16 lanes;
+  for (int k = 0; k < 16; ++k) lanes[k] = base[index[k]];
+  return lanes;
+#endif
+}
+
+/* V for a block of channels, every image. A chunk of tile rows at a time:
+ * the input rows under it are copied into a zero-bordered scratch plane,
+ * from which the 16 input values of 16 tiles at once are gathered (one
+ * gather per value), then V = B^T d B for the 16 tiles: vertical differences
+ * (B^T d), then horizontal ones (. B). Small planes (the cnn's 8x8: one
+ * vector of tiles per plane) thus cost a few vector instructions, not a
+ * loop per row. A task writes whole rows of V, which start on cache lines:
+ * no two threads share one. */
 static void winograd_input_task(void *context, int64_t task) {
   const winograd_job *job = context;
   const conv_shape *shape = job->shape;
   int64_t tiles_w = job->tiles_w, width = 2 * tiles_w + 2;
-  int64_t chunk_rows = winograd_chunk_rows(tiles_w), span = chunk_rows * tiles_w;
+  int64_t chunk_rows = winograd_chunk_rows(job), span = chunk_rows * tiles_w;
   int64_t point_stride = job->v_stride;
   int64_t first = shape->pad_w, last = shape->pad_w + shape->in_w < width
                                            ? shape->pad_w + shape->in_w : width;
-  float line[width], (*d)[span + 16] = aligned_alloc(64, sizeof(float) * 16 * (span + 16));
+  /* on the stack (a few KB: chunks are small), where tasks do not contend
+   * for the heap */
+  float scratch[(2 * chunk_rows + 2) * width + 16];
+  /* where tile t's top-left input lies in the scratch plane; lanes past the
+   * chunk read its first value (their results are not stored) */
+  int32_t corner[span + 16];
+  for (int64_t ty = 0; ty < chunk_rows; ++ty)
+    for (int64_t tx = 0; tx < tiles_w; ++tx)
+      corner[ty * tiles_w + tx] = (int32_t)(2 * ty * width + 2 * tx);
+  for (int64_t t = span; t < span + 16; ++t) corner[t] = 0;
   int64_t c1 = (task + 1) * job->block < shape->channels ? (task + 1) * job->block
                                                           : shape->channels;
   for (int64_t c = task * job->block; c < c1; ++c)
@@ -80,27 +103,23 @@ static void winograd_input_task(void *context, int64_t task) {
       for (int64_t ty0 = 0; ty0 < job->tiles_h; ty0 += chunk_rows) {
         int64_t rows = job->tiles_h - ty0 < chunk_rows ? job->tiles_h - ty0 : chunk_rows;
         int64_t count = rows * tiles_w;
-        for (int64_t ty = 0; ty < rows; ++ty)
-          for (int a = 0; a < 4; ++a) {
-            int64_t y = 2 * (ty0 + ty) + a - shape->pad_h;
-            if (y < 0 || y >= shape->in_h) {
-              for (int b = 0; b < 4; ++b) memset(d[4 * a + b] + ty * tiles_w, 0, sizeof(float) * tiles_w);
-              continue;
-            }
-            for (int64_t x = 0; x < first; ++x) line[x] = 0.0f;
-            memcpy(line + first, plane + y * shape->in_w, sizeof(float) * (last - first));
-            for (int64_t x = last; x < width; ++x) line[x] = 0.0f;
-            for (int b = 0; b < 4; ++b) {
-              float *target = d[4 * a + b] + ty * tiles_w;
-              for (int64_t tx = 0; tx < tiles_w; ++tx) target[tx] = line[2 * tx + b];
-            }
+        for (int64_t r = 0; r < 2 * rows + 2; ++r) {
+          float *line = scratch + r * width;
+          int64_t y = 2 * ty0 + r - shape->pad_h;
+          if (y < 0 || y >= shape->in_h) {
+            memset(line, 0, sizeof(float) * width);
+            continue;
           }
+          for (int64_t x = 0; x < first; ++x) line[x] = 0.0f;
+          memcpy(line + first, plane + y * shape->in_w, sizeof(float) * (last - first));
+          for (int64_t x = last; x < width; ++x) line[x] = 0.0f;
+        }
         float *v = job->v + c * job->ld + n * job->tiles_h * tiles_w + ty0 * tiles_w;
         for (int64_t t = 0; t < count; t += 16) {
-          v16 in[16], out[16];
-          for (int k = 0; k < 16; ++k) in[k] = LOAD(v16, d[k] + t);
-          v16 mid[16]; /* B^T d: rows a of d mixed, per column b */
-          for (int b = 0; b < 4; ++b) {
+          v16 in[16], mid[16], out[16];
+          for (int a = 0; a < 4; ++a)
+            for (int b = 0; b < 4; ++b) in[4 * a + b] = gather_v16(scratch + a * width + b, corner + t);
+          for (int b = 0; b < 4; ++b) { /* B^T d: rows a of d mixed, per column b */
             mid[b] = in[b] - in[8 + b];
             mid[4 + b] = in[4 + b] + in[8 + b];
             mid[8 + b] = in[8 + b] - in[4 + b];
@@ -125,7 +144,6 @@ static void winograd_input_task(void *context, int64_t task) {
         }
       }
     }
-  free(d);
 }
 
 /* M[p] = U[p] * V[p]: one GEMM per point, on one thread. */
@@ -138,18 +156,50 @@ static void winograd_gemm_task(void *context, int64_t point) {
                job->m + point * job->m_stride, (int)ld);
 }
 
+#ifdef __AVX512F__
+/* The epilogue on one of a tile's four outputs for 16 tiles at once, where
+ * output rows are narrower than a vector (the cnn's 8x8, ResNet's 14x14):
+ * scattered to `spot` (the outputs' offsets in the plane) in the lanes of
+ * `keep`. out = act(y + bias [+ residual]), or out += y without a bias. */
+static inline void scatter_outputs(const conv_shape *shape, float *out, const float *shortcut,
+                                   float bias, v16 y, __m512i spot, __mmask16 keep) {
+  if (!shape->bias) {
+    y += (v16)_mm512_mask_i32gather_ps(_mm512_setzero_ps(), keep, spot, out, 4);
+  } else {
+    y += BROADCAST(bias);
+    if (shortcut) y += (v16)_mm512_mask_i32gather_ps(_mm512_setzero_ps(), keep, spot, shortcut, 4);
+    if (shape->relu) y = relu_v16(y);
+  }
+  _mm512_mask_i32scatter_ps(out, keep, spot, (__m512)y, 4);
+}
+#endif
+
 /* Y = A^T M A for a block of filters, every image, A^T = [1 1 1 0; 0 1 -1 -1],
  * a chunk of tile rows at a time, then the convolution's epilogue on each
- * output row: out = act(Y + bias [+ residual]), or out += Y. */
+ * output row: out = act(Y + bias [+ residual]), or out += Y. Planes whose
+ * rows are narrower than a vector scatter each vector of results instead. */
 static void winograd_output_task(void *context, int64_t task) {
   const winograd_job *job = context;
   const conv_shape *shape = job->shape;
   int64_t tiles_w = job->tiles_w, point_stride = job->m_stride;
-  int64_t chunk_rows = winograd_chunk_rows(tiles_w), span = chunk_rows * tiles_w;
+  int64_t chunk_rows = winograd_chunk_rows(job), span = chunk_rows * tiles_w;
   int64_t oh = shape->oh, ow = shape->ow, plane = oh * ow;
-  float row[2 * tiles_w], (*y)[span + 16] = aligned_alloc(64, sizeof(float) * 4 * (span + 16));
+  float row[2 * tiles_w], y[4][span + 16];
   int64_t f1 = (task + 1) * job->block < shape->filters ? (task + 1) * job->block
                                                          : shape->filters;
+#ifdef __AVX512F__
+  /* one chunk a plane: where each tile's top-left output goes, and which
+   * of its four outputs lie inside the plane (odd sizes) */
+  int scatter = tiles_w < 16 && chunk_rows == job->tiles_h;
+  int32_t spot[span + 16];
+  uint8_t inside[span + 16];
+  if (scatter)
+    for (int64_t t = 0; t < span + 16; ++t) {
+      int64_t ty = t / tiles_w, tx = t % tiles_w;
+      spot[t] = t < span ? (int32_t)(2 * ty * ow + 2 * tx) : 0;
+      inside[t] = t >= span ? 0 : 1 | (2 * tx + 1 < ow) << 1 | (2 * ty + 1 < oh) << 2;
+    }
+#endif
   for (int64_t f = task * job->block; f < f1; ++f)
     for (int64_t n = 0; n * job->tiles_h * tiles_w < job->tiles; ++n) {
       float *out = job->output + n * job->out_stride + f * plane;
@@ -175,11 +225,36 @@ static void winograd_output_task(void *context, int64_t task) {
             top[j] = p[j] + p[4 + j] + p[8 + j];
             bottom[j] = p[4 + j] - p[8 + j] - p[12 + j];
           }
+#ifdef __AVX512F__
+          if (scatter) {
+            __m512i corner = _mm512_loadu_si512(spot + t);
+            __mmask16 all = 0, right = 0, below = 0;
+            for (int k = 0; k < 16; ++k) {
+              all |= (__mmask16)((inside[t + k] & 1) && t + k < count) << k;
+              right |= (__mmask16)((inside[t + k] & 2) && t + k < count) << k;
+              below |= (__mmask16)((inside[t + k] & 4) && t + k < count) << k;
+            }
+            float bias = shape->bias ? shape->bias[f] : 0.0f;
+            __m512i one = _mm512_set1_epi32(1), down = _mm512_set1_epi32((int)ow);
+            scatter_outputs(shape, out, shortcut, bias, top[0] + top[1] + top[2], corner, all);
+            scatter_outputs(shape, out, shortcut, bias, top[1] - top[2] - top[3],
+                            _mm512_add_epi32(corner, one), right);
+            scatter_outputs(shape, out, shortcut, bias, bottom[0] + bottom[1] + bottom[2],
+                            _mm512_add_epi32(corner, down), below);
+            scatter_outputs(shape, out, shortcut, bias, bottom[1] - bottom[2] - bottom[3],
+                            _mm512_add_epi32(corner, _mm512_add_epi32(down, one)),
+                            right & below);
+            continue;
+          }
+#endif
           STORE(v16, y[0] + t, top[0] + top[1] + top[2]);
           STORE(v16, y[1] + t, top[1] - top[2] - top[3]);
           STORE(v16, y[2] + t, bottom[0] + bottom[1] + bottom[2]);
           STORE(v16, y[3] + t, bottom[1] - bottom[2] - bottom[3]);
         }
+#ifdef __AVX512F__
+        if (scatter) continue;
+#endif
         for (int64_t ty = 0; ty < rows; ++ty)
           for (int r = 0; r < 2 && 2 * (ty0 + ty) + r < oh; ++r) {
             const float *left = y[2 * r] + ty * tiles_w, *right = y[2 * r + 1] + ty * tiles_w;
@@ -203,7 +278,6 @@ static void winograd_output_task(void *context, int64_t task) {
           }
       }
     }
-  free(y);
 }
 
 /* Whether the Winograd path takes this convolution: 3x3, stride 1, no
