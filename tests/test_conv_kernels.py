@@ -38,6 +38,9 @@ SHAPES = {
     "im2col-strided": (2, 3, 8, 3, 2, 17),
     "im2col-odd-width": (1, 6, 12, 3, 1, 7),
     "gemm-1x1": (2, 16, 24, 1, 1, 10),
+    # >= 32 filters: the packed-filter GEMM (whole 8x32 tiles, and the edges)
+    "packed-1x1": (2, 24, 64, 1, 1, 12),
+    "packed-strided": (1, 8, 40, 3, 2, 15),
 }
 
 
@@ -80,8 +83,8 @@ class ResidualBlock(torch.nn.Module):
         return torch.relu(self.second(shortcut) + shortcut)
 
 
-@pytest.mark.parametrize("size, channels", [(16, 8), (7, 8), (10, 16)],
-                         ids=["direct", "im2col", "winograd"])
+@pytest.mark.parametrize("size, channels", [(16, 8), (7, 8), (10, 16), (5, 32)],
+                         ids=["direct", "im2col", "winograd", "packed"])
 def test_residual_add_folds_into_the_call(size, channels):
     torch.manual_seed(3)
     compiled = _check(ResidualBlock(channels), 2, channels, size)
@@ -89,7 +92,8 @@ def test_residual_add_folds_into_the_call(size, channels):
 
 
 def test_winograd_can_be_switched_off():
-    """winograd=False: the call says so (its flag 0), and im2col + GEMM runs."""
+    """winograd=False: the call's filter_cache flags say so (Winograd 1 off,
+    packed GEMM 2 on), and the packed-filter GEMM runs."""
     pipeline = mlirc.default_pipeline("jit")
     pipeline.set_passes("blas", [BlasOffload(winograd=False), *pipeline["blas"].passes[1:]])
     torch.manual_seed(6)
@@ -98,8 +102,8 @@ def test_winograd_can_be_switched_off():
     on = mlirc.compile(block.eval(), (x,), cache=False)
     off = mlirc.compile(block.eval(), (x,), cache=False, pipeline=pipeline)
     flag = re.compile(r"call @mlirc_conv2d_nchw_bias_f32\(.*, %c(\d)_i64, %\w+\)")
-    assert flag.search(on.ir["blas"]).group(1) == "1"
-    assert flag.search(off.ir["blas"]).group(1) == "0"
+    assert flag.search(on.ir["blas"]).group(1) == "3"
+    assert flag.search(off.ir["blas"]).group(1) == "2"
     expected = block(x).detach().numpy()
     for compiled in (on, off):
         np.testing.assert_allclose(np.asarray(compiled(x)), expected, rtol=1e-4, atol=1e-4)
@@ -183,8 +187,8 @@ class Bottleneck(torch.nn.Module):
         return self.expand(x)
 
 
-@pytest.mark.parametrize("size, channels", [(16, 8), (7, 8), (10, 16)],
-                         ids=["direct", "im2col", "winograd"])
+@pytest.mark.parametrize("size, channels", [(16, 8), (7, 8), (10, 16), (6, 32)],
+                         ids=["direct", "im2col", "winograd", "packed"])
 def test_padded_input_read_from_the_output_buffer(size, channels):
     torch.manual_seed(7)
     compiled = _check(Bottleneck(channels), 2, channels, size)

@@ -10,7 +10,9 @@ the output is written once and the input is not copied. A stride-1 3x3
 convolution with a constant filter may run as Winograd F(2x2, 3x3) in the
 shim (`winograd`; shim_winograd.h), its filter transformed once into a slot
 like the packed GEMM's weights: ResNet-50's 56x56 to 14x14 layers
-1.5-1.7x faster than im2col + GEMM.
+1.5-1.7x faster than im2col + GEMM. Other convolutions with a constant
+filter run their GEMM on the packed-weights kernel (`pack_weights`), the
+filter packed once the same way.
 
 A 2-D f32 GEMM of at most PACKED_MAX_ROWS rows whose B is a constant
 global (a model's weights, possibly through a transposed view) calls the
@@ -43,6 +45,9 @@ _OPS = {"linalg.matmul": 2, "linalg.batch_matmul": 3}
 PACKED_MAX_ROWS = 512
 PACKED_MIN_COLUMNS = 32
 PACKING_SLOT_PREFIX = "__mlirc_packed_weights_"
+# A convolution's filter_cache flags (shim_conv.h): its constant filter may be
+# kept transformed for Winograd, or packed for the packed-weights GEMM.
+FILTER_WINOGRAD, FILTER_PACKED = 1, 2
 _ELEMENTS = ("f32", "f64")
 
 
@@ -223,9 +228,11 @@ class BlasOffload(PythonPass):
                     types.append(generic)
                     callee = "mlirc_conv2d_nchw_bias_residual_f32"
                 scalars.append(int(epilogue.relu is not None))
-            # winograd = 1: the shim may keep the constant filter transformed
-            # in the call site's slot
-            scalars.append(int(self.winograd and _is_constant(tensors[1], constants)))
+            # filter_cache: how the shim may keep a constant filter in the
+            # call site's slot (shim_conv.h)
+            constant = _is_constant(tensors[1], constants)
+            scalars.append((FILTER_WINOGRAD if self.winograd and constant else 0) |
+                           (FILTER_PACKED if self.pack_weights and constant else 0))
             operands += [arith.ConstantOp(i64, v).result for v in scalars]
             types += [i64] * len(scalars)
             slot, slot_type = _slot_operand(module_body, slots)

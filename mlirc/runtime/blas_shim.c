@@ -202,7 +202,7 @@ GEMM(dgemm, f64, dgemm_fn, "cblas_dgemm")
  * model's weights at a reused address; it lives as long as the process.
  * The register tile is 8 rows x 32 columns: 16 zmm accumulators, two vector
  * loads of B and 8 broadcasts of A per step of K. Threads take whole panels. */
-enum { PACK_COLUMNS = 32, PACK_ROWS = 8 };
+enum { PACK_COLUMNS = 32, PACK_ROWS = 8, PREFETCH_AHEAD = 48 };
 
 static pthread_mutex_t slot_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -252,6 +252,8 @@ static inline __attribute__((always_inline)) void packed_tile(
   v16 acc[PACK_ROWS][2];
   for (int r = 0; r < rows; ++r) acc[r][0] = acc[r][1] = (v16){};
   for (int64_t p = 0; p < k; ++p) {
+    __builtin_prefetch(panel + (p + PREFETCH_AHEAD) * PACK_COLUMNS);
+    __builtin_prefetch(panel + (p + PREFETCH_AHEAD) * PACK_COLUMNS + 16);
     v16 low = LOAD(v16, panel + p * PACK_COLUMNS), high = LOAD(v16, panel + p * PACK_COLUMNS + 16);
     for (int r = 0; r < rows; ++r) {
       v16 scalar = BROADCAST(a[r * a_row + p * a_col]);

@@ -125,12 +125,12 @@ func.func @conv_bias_residual_relu(%in: memref<1x3x6x6xf32>, %f: memref<4x3x3x3x
   return
 }
 
-// A constant filter: winograd = 1 (the scalar after the ReLU flag), so the
-// shim may keep it transformed in the call site's slot; a filter passed in
-// (above) has winograd = 0.
+// A constant filter: filter_cache = 3 (the scalar after the ReLU flag:
+// Winograd 1 | packed GEMM 2), so the shim may keep it transformed or packed
+// in the call site's slot; a filter passed in (above) has filter_cache = 0.
 memref.global "private" constant @filter4 : memref<4x3x3x3xf32> = dense<0.25>
 // CHECK-LABEL: func.func @conv_constant_filter
-// CHECK-DAG: %[[ON:.*]] = arith.constant 1 : i64
+// CHECK-DAG: %[[ON:.*]] = arith.constant 3 : i64
 // CHECK-DAG: %[[SLOT:.*]] = memref.get_global @__mlirc_packed_weights_{{[0-9]+}} : memref<1xi64>
 // CHECK: %[[SLOT_CAST:.*]] = memref.cast %[[SLOT]]
 // CHECK: call @mlirc_conv2d_nchw_bias_f32({{.*}}, %[[ON]], %[[SLOT_CAST]])
