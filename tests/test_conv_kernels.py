@@ -41,6 +41,7 @@ SHAPES = {
     # >= 32 filters: the packed-filter GEMM (whole 8x32 tiles, and the edges)
     "packed-1x1": (2, 24, 64, 1, 1, 12),
     "packed-strided": (1, 8, 40, 3, 2, 15),
+    "packed-tap-blocks": (1, 40, 48, 3, 2, 9),  # 360 taps: two passes; half a panel
 }
 
 
