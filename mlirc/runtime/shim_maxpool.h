@@ -6,9 +6,7 @@
  * as in the arith.maximumf of linalg.pooling_nchw_max. The input comes
  * unpadded with pad_h/pad_w > 0 when the pool-offload pass folded the
  * -inf-filled padded copy into the call: taps outside the image are skipped.
- * Planes (image, channel) go to the pool's threads in blocks; each output
- * row is built in a row buffer, one window tap at a time over the whole row,
- * so the inner loop is a strided vector load and a compare per 16 outputs. */
+ * Planes (image, channel) go to the pool's threads in blocks. */
 typedef struct {
   const float *input;
   float *output;
@@ -18,13 +16,15 @@ typedef struct {
   int accumulate;
 } maxpool_job;
 
-static inline __attribute__((always_inline)) void max_into_row(float *row, const float *source,
-                                                              int64_t first, int64_t last,
-                                                              int64_t stride) {
-  for (int64_t x = first; x < last; ++x) {
-    float value = source[x * stride];
-    row[x] = value > row[x] || value != value ? value : row[x];
-  }
+static inline float max_nan(float a, float b) { return b > a || b != b ? b : a; }
+
+/* out[x] = max(out[x], the row's taps j * dilation + x * stride), the row
+ * padded with -inf (`wide`): a constant stride where inlined, so that the
+ * loads vectorize. */
+static inline __attribute__((always_inline)) void pool_row_across(
+    float *out, const float *wide, int64_t ow, int64_t kw, int64_t dilation, int64_t stride) {
+  for (int64_t j = 0; j < kw; ++j)
+    for (int64_t x = 0; x < ow; ++x) out[x] = max_nan(out[x], wide[x * stride + j * dilation]);
 }
 
 /* max(a, b) with NaN winning, lane by lane */
@@ -61,7 +61,12 @@ static void maxpool_task(void *context, int64_t task) {
   const maxpool_job *job = context;
   int64_t ow = job->ow, end = (task + 1) * job->block < job->planes ? (task + 1) * job->block
                                                                      : job->planes;
-  float row[ow];
+  /* an input row with -inf padding, wide enough for every tap of the row */
+  int64_t width = (ow - 1) * job->stride_w + (job->kw - 1) * job->dilation_w + 1;
+  if (width < job->in_w + 2 * job->pad_w) width = job->in_w + 2 * job->pad_w;
+  width += width % 2; /* whole pairs for the even/odd split below */
+  int64_t half = width / 2;
+  float row[ow], wide[width], even[half], odd[half];
   for (int64_t plane = task * job->block; plane < end; ++plane) {
     int64_t n = plane / job->channels, c = plane % job->channels;
     const float *image = job->input + n * job->in_image + c * job->in_channel;
@@ -73,22 +78,32 @@ static void maxpool_task(void *context, int64_t task) {
                         ow, job->accumulate);
       continue;
     }
+    /* Separable: per output row, the max down the window's rows over the
+     * whole input row (contiguous), then across the window's columns. */
     for (int64_t y = 0; y < job->oh; ++y) {
-      for (int64_t x = 0; x < ow; ++x) row[x] = job->accumulate ? out[y * ow + x] : -__builtin_inff();
+      for (int64_t x = 0; x < width; ++x) wide[x] = -__builtin_inff();
       for (int64_t i = 0; i < job->kh; ++i) {
         int64_t source_y = y * job->stride_h + i * job->dilation_h - job->pad_h;
         if (source_y < 0 || source_y >= job->in_h) continue;
-        for (int64_t j = 0; j < job->kw; ++j) {
-          /* the output columns [first, last) whose tap lies inside the row */
-          int64_t offset = j * job->dilation_w - job->pad_w, first = 0, last = ow;
-          while (first < ow && first * job->stride_w + offset < 0) ++first;
-          while (last > first && (last - 1) * job->stride_w + offset >= job->in_w) --last;
-          const float *source = image + source_y * job->in_w + offset;
-          /* constant strides for the common cases, so the loads vectorize */
-          if (job->stride_w == 1) max_into_row(row, source, first, last, 1);
-          else if (job->stride_w == 2) max_into_row(row, source, first, last, 2);
-          else max_into_row(row, source, first, last, job->stride_w);
+        const float *source = image + source_y * job->in_w;
+        float *down = wide + job->pad_w;
+        for (int64_t x = 0; x < job->in_w; ++x) down[x] = max_nan(down[x], source[x]);
+      }
+      for (int64_t x = 0; x < ow; ++x) row[x] = job->accumulate ? out[y * ow + x] : -__builtin_inff();
+      if (job->stride_w == 2 && job->dilation_w == 1) {
+        /* even and odd columns apart, so every tap is a contiguous run */
+        for (int64_t x = 0; x < half; ++x) {
+          even[x] = wide[2 * x];
+          odd[x] = wide[2 * x + 1];
         }
+        for (int64_t j = 0; j < job->kw; ++j) {
+          const float *taps = (j % 2 ? odd : even) + j / 2;
+          for (int64_t x = 0; x < ow; ++x) row[x] = max_nan(row[x], taps[x]);
+        }
+      } else if (job->stride_w == 1) {
+        pool_row_across(row, wide, ow, job->kw, job->dilation_w, 1);
+      } else {
+        pool_row_across(row, wide, ow, job->kw, job->dilation_w, job->stride_w);
       }
       memcpy(out + y * ow, row, sizeof(float) * ow);
     }
