@@ -35,6 +35,7 @@ SHAPES = {
     "winograd": (2, 16, 24, 3, 1, 14),        # 3x3, >= 16 channels and filters, >= 32 tiles
     "winograd-odd": (1, 16, 16, 3, 1, 13),    # a half tile at the bottom and the right
     "winograd-wide": (1, 16, 16, 3, 1, 34),   # 17 tiles a row: rows written, not scattered
+    "winograd-packed": (1, 64, 40, 3, 1, 14),  # >= 64 channels: point GEMMs on packed panels
     "im2col-strided": (2, 3, 8, 3, 2, 17),
     "im2col-odd-width": (1, 6, 12, 3, 1, 7),
     "gemm-1x1": (2, 16, 24, 1, 1, 10),

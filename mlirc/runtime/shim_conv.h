@@ -313,10 +313,15 @@ static void run_epilogue(const epilogue_job *job, int64_t row0, int64_t row1, in
  * 7x7 1x1 layers 1.3-1.6x, its 56x56 to 14x14 ones 1.1-1.3x, the stem's
  * GEMM 1.2x faster. */
 typedef struct {
-  const conv_shape *shape;
+  const conv_shape *shape; /* filters; bias, ReLU (no bias: out += or out =) */
   const float *columns, *panels, *residual;
   float *output;
   int64_t k, pixels, row_blocks; /* row_blocks: tasks per panel */
+  int64_t x_stride, plane;       /* X's row stride; from one filter's plane to the next */
+  /* independent GEMMs of the same shape (Winograd's 16 points): how many,
+   * and the strides between their X, panels and outputs */
+  int64_t batches, batch_x, batch_panels, batch_out;
+  int accumulate; /* without a bias: out += X^T W^T (1) or out = (0) */
 } packed_conv_job;
 
 /* Stores an 8 x 16 block of out^T (a[r]: pixel r, 16 filters) into 16
@@ -327,7 +332,8 @@ typedef struct {
 typedef float v8 __attribute__((vector_size(32)));
 
 static inline void store_transposed(const v16 a[8], float *out, int64_t plane,
-                                    const float *residual, const float *bias, int relu) {
+                                    const float *residual, const float *bias, int relu,
+                                    int accumulate) {
   __m512 r[8];
   for (int i = 0; i < 8; ++i) {
     v16 value = a[i];
@@ -357,8 +363,9 @@ static inline void store_transposed(const v16 a[8], float *out, int64_t plane,
       int64_t filter = 4 * q + j;
       float *target = out + filter * plane;
       v8 value = pieces[q];
-      if (!bias) value += LOAD(v8, target);
-      else if (residual) {
+      if (!bias) {
+        if (accumulate) value += LOAD(v8, target);
+      } else if (residual) {
         value += LOAD(v8, residual + filter * plane);
         if (relu) {
           __typeof__(value <= 0) keep = ~(value <= 0);
@@ -374,12 +381,12 @@ static inline void store_transposed(const v16 a[8], float *out, int64_t plane,
 /* The finished tile of `rows` pixels x `filters` into the NCHW output, with
  * the epilogue. */
 static inline __attribute__((always_inline)) void packed_conv_store(
-    const packed_conv_job *job, v16 acc[PACK_ROWS][2], int rows, int64_t filters, int64_t f0,
-    int64_t p0) {
+    const packed_conv_job *job, float *output, v16 acc[PACK_ROWS][2], int rows,
+    int64_t filters, int64_t f0, int64_t p0) {
   const conv_shape *shape = job->shape;
-  int64_t plane = job->pixels;
+  int64_t plane = job->plane;
   const float *bias = shape->bias ? shape->bias + f0 : NULL;
-  float *out = job->output + f0 * plane + p0;
+  float *out = output + f0 * plane + p0;
   const float *residual = job->residual ? job->residual + f0 * plane + p0 : NULL;
 #ifdef __AVX512F__
   if (rows == PACK_ROWS && filters == PACK_COLUMNS) {
@@ -388,7 +395,7 @@ static inline __attribute__((always_inline)) void packed_conv_store(
       for (int r = 0; r < PACK_ROWS; ++r) block_rows[r] = acc[r][half];
       store_transposed(block_rows, out + 16 * half * plane, plane,
                        residual ? residual + 16 * half * plane : NULL,
-                       bias ? bias + 16 * half : NULL, shape->relu);
+                       bias ? bias + 16 * half : NULL, shape->relu, job->accumulate);
     }
     return;
   }
@@ -402,7 +409,7 @@ static inline __attribute__((always_inline)) void packed_conv_store(
     for (int r = 0; r < rows; ++r) {
       float *target = out + f * plane + r;
       if (!bias) {
-        *target += tile[r][f];
+        *target = job->accumulate ? *target + tile[r][f] : tile[r][f];
         continue;
       }
       float value = tile[r][f] + bias[f];
@@ -416,27 +423,28 @@ static inline __attribute__((always_inline)) void packed_conv_store(
  * starting from zero or from `partial`, ending in `partial` or, with the
  * last taps, in the output. */
 static inline __attribute__((always_inline)) void packed_conv_tile(
-    const packed_conv_job *job, int rows, int64_t p0, const float *panel, int64_t k0,
-    int64_t k1, v16 (*partial)[2], int64_t filters, int64_t f0) {
+    const packed_conv_job *job, const float *columns, float *output, int rows, int64_t p0,
+    const float *panel, int64_t k0, int64_t k1, v16 (*partial)[2], int64_t filters,
+    int64_t f0) {
   v16 acc[PACK_ROWS][2];
   for (int r = 0; r < rows; ++r) {
     acc[r][0] = k0 ? partial[r][0] : (v16){};
     acc[r][1] = k0 ? partial[r][1] : (v16){};
   }
-  const float *x = job->columns + p0;
-  int64_t pixels = job->pixels;
+  const float *x = columns + p0;
+  int64_t x_stride = job->x_stride;
   for (int64_t p = k0; p < k1; ++p) {
     __builtin_prefetch(panel + (p + PREFETCH_AHEAD) * PACK_COLUMNS);
     __builtin_prefetch(panel + (p + PREFETCH_AHEAD) * PACK_COLUMNS + 16);
     v16 low = LOAD(v16, panel + p * PACK_COLUMNS), high = LOAD(v16, panel + p * PACK_COLUMNS + 16);
     for (int r = 0; r < rows; ++r) {
-      v16 scalar = BROADCAST(x[p * pixels + r]);
+      v16 scalar = BROADCAST(x[p * x_stride + r]);
       acc[r][0] += scalar * low;
       acc[r][1] += scalar * high;
     }
   }
   if (k1 == job->k) {
-    packed_conv_store(job, acc, rows, filters, f0, p0);
+    packed_conv_store(job, output, acc, rows, filters, f0, p0);
     return;
   }
   for (int r = 0; r < rows; ++r) {
@@ -455,14 +463,19 @@ enum { PACKED_TAP_BLOCK = 256 };
 static void packed_conv_task(void *context, int64_t task) {
   const packed_conv_job *job = context;
   const conv_shape *shape = job->shape;
+  int64_t panels_count = (shape->filters + PACK_COLUMNS - 1) / PACK_COLUMNS;
+  int64_t batch = task / (panels_count * job->row_blocks);
+  task %= panels_count * job->row_blocks;
   int64_t panel = task / job->row_blocks, block = task % job->row_blocks;
   int64_t pixels = job->pixels, k = job->k;
+  const float *columns = job->columns + batch * job->batch_x;
+  float *output = job->output + batch * job->batch_out;
   int64_t span = (pixels + job->row_blocks - 1) / job->row_blocks;
   span = (span + PACK_ROWS - 1) / PACK_ROWS * PACK_ROWS;
   int64_t first = block * span, last = first + span < pixels ? first + span : pixels;
   int64_t f0 = panel * PACK_COLUMNS;
   int64_t filters = shape->filters - f0 < PACK_COLUMNS ? shape->filters - f0 : PACK_COLUMNS;
-  const float *panel_data = job->panels + panel * k * PACK_COLUMNS;
+  const float *panel_data = job->panels + batch * job->batch_panels + panel * k * PACK_COLUMNS;
   int64_t step = k <= PACKED_TAP_BLOCK ? k : PACKED_TAP_BLOCK;
   v16 (*partial)[PACK_ROWS][2] =
       step < k ? aligned_alloc(64, sizeof(v16) * 2 * (span + PACK_ROWS)) : NULL;
@@ -471,9 +484,11 @@ static void packed_conv_task(void *context, int64_t task) {
     for (int64_t p0 = first; p0 < last; p0 += PACK_ROWS) {
       v16 (*sums)[2] = partial ? partial[(p0 - first) / PACK_ROWS] : NULL;
       if (last - p0 >= PACK_ROWS)
-        packed_conv_tile(job, PACK_ROWS, p0, panel_data, k0, k1, sums, filters, f0);
+        packed_conv_tile(job, columns, output, PACK_ROWS, p0, panel_data, k0, k1, sums,
+                         filters, f0);
       else
-        packed_conv_tile(job, (int)(last - p0), p0, panel_data, k0, k1, sums, filters, f0);
+        packed_conv_tile(job, columns, output, (int)(last - p0), p0, panel_data, k0, k1, sums,
+                         filters, f0);
     }
   }
   free(partial);
@@ -495,17 +510,25 @@ static int packed_conv_fits(const conv_shape *shape, int64_t pixels, int64_t gro
 #endif
 }
 
+/* Runs a job whose shape, operands and batch fields are set: about four
+ * tasks a thread, whole panels or rows of pixels within them. */
+static void run_packed_conv(packed_conv_job *job) {
+  int64_t panels_count = (job->shape->filters + PACK_COLUMNS - 1) / PACK_COLUMNS;
+  pthread_once(&pool.once, pool_start);
+  int64_t want = 4 * (pool.workers + 1), tasks = job->batches * panels_count;
+  job->row_blocks = 1;
+  while (tasks * job->row_blocks < want &&
+         job->pixels / (job->row_blocks * 2) >= 4 * PACK_ROWS)
+    job->row_blocks *= 2;
+  parallel_for(tasks * job->row_blocks, packed_conv_task, job);
+}
+
 static void packed_conv(const conv_shape *shape, const float *columns, const float *panels,
                         float *output, const float *residual) {
   int64_t pixels = shape->oh * shape->ow, k = shape->channels * shape->kh * shape->kw;
-  int64_t panels_count = (shape->filters + PACK_COLUMNS - 1) / PACK_COLUMNS;
-  pthread_once(&pool.once, pool_start);
-  /* about four tasks a thread: whole panels, or rows of pixels within them */
-  int64_t want = 4 * (pool.workers + 1), row_blocks = 1;
-  while (panels_count * row_blocks < want && pixels / (row_blocks * 2) >= 4 * PACK_ROWS)
-    row_blocks *= 2;
-  packed_conv_job job = {shape, columns, panels, residual, output, k, pixels, row_blocks};
-  parallel_for(panels_count * row_blocks, packed_conv_task, &job);
+  packed_conv_job job = {shape, columns, panels, residual, output, k, pixels, 1, pixels,
+                         pixels, 1, 0, 0, 0, 1};
+  run_packed_conv(&job);
 }
 
 /* im2col + GEMM: out (F x OH*OW) = [out +] filter (F x C*KH*KW) * columns
@@ -582,9 +605,12 @@ static void conv2d(const conv_shape *shape, int64_t images, const float *input,
                    int64_t *slot) {
   if (direct_conv_fits(shape))
     direct_conv(shape, images, input, image_stride, weights, output, out_stride, residual);
-  else if ((filter_cache & FILTER_WINOGRAD) && winograd_fits(shape, images))
-    winograd_conv(shape, images, input, image_stride, winograd_weights(slot, weights, shape),
-                  output, out_stride, residual);
+  else if ((filter_cache & FILTER_WINOGRAD) && winograd_fits(shape, images)) {
+    int packed = winograd_packed(shape, filter_cache & FILTER_PACKED);
+    winograd_conv(shape, images, input, image_stride,
+                  winograd_weights(slot, weights, shape, packed), packed, output, out_stride,
+                  residual);
+  }
   else
     gemm_conv(shape, images, input, image_stride, weights, output, out_stride, residual,
               filter_cache & FILTER_PACKED ? slot : NULL);
