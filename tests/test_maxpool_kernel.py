@@ -70,3 +70,53 @@ def test_pool_offload_can_be_switched_off():
     compiled = mlirc.compile(block, (x,), cache=False, pipeline=pipeline)
     assert "linalg.pooling_nchw_max" in compiled.ir["blas"]
     np.testing.assert_array_equal(np.asarray(compiled(x)), block(x).numpy())
+
+
+class ConvPool(torch.nn.Module):
+    """conv -> ReLU -> MaxPool2d(2): the pool folds into the convolution's call."""
+
+    def __init__(self, channels, filters, kernel=3, relu=True, keep_conv=False):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(channels, filters, kernel, padding=kernel // 2)
+        self.relu, self.keep_conv = relu, keep_conv
+
+    def forward(self, x):
+        y = self.conv(x)
+        y = torch.relu(y) if self.relu else y
+        pooled = torch.nn.functional.max_pool2d(y, 2)
+        return (pooled, y * 2.0) if self.keep_conv else pooled
+
+
+# (batch, channels, filters, size): which convolution path computes it
+CONV_POOL = {
+    "direct": (2, 3, 8, 32),          # rows of 32: tiles pooled as they are stored
+    "direct-no-relu": (1, 4, 8, 16),
+    "im2col": (2, 3, 8, 14),          # the convolution into a scratch buffer, then pooled
+    "odd-size": (1, 3, 8, 15),        # the last row and column dropped
+    "winograd": (2, 16, 16, 12),
+}
+
+
+@pytest.mark.parametrize("case", CONV_POOL.values(), ids=CONV_POOL.keys())
+def test_pool_folds_into_the_convolution(case, request):
+    batch, channels, filters, size = case
+    torch.manual_seed(1)
+    block = ConvPool(channels, filters, relu="no-relu" not in request.node.callspec.id).eval()
+    x = torch.randn(batch, channels, size, size)
+    compiled = mlirc.compile(block, (x,), cache=False)
+    blas = compiled.ir["blas"]
+    assert "call @mlirc_conv2d_nchw_bias_pool_f32" in blas
+    assert "mlirc_maxpool2d" not in blas and "linalg.pooling_nchw_max" not in blas
+    np.testing.assert_allclose(np.asarray(compiled(x)), block(x).detach().numpy(),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_pool_stays_apart_when_the_convolution_output_is_read():
+    torch.manual_seed(2)
+    block = ConvPool(3, 8, keep_conv=True).eval()
+    x = torch.randn(1, 3, 16, 16)
+    compiled = mlirc.compile(block, (x,), cache=False)
+    assert "call @mlirc_conv2d_nchw_bias_pool_f32" not in compiled.ir["blas"]
+    for got, expected in zip(compiled(x), block(x)):
+        np.testing.assert_allclose(np.asarray(got), expected.detach().numpy(),
+                                   rtol=1e-4, atol=1e-4)

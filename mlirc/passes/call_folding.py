@@ -444,3 +444,38 @@ def _is_relu(op, source, target) -> bool:
             and compare.operands[0] == x and _is_zero(compare.operands[1])
             and select.operands[0] == compare.result and select.operands[1] == x
             and _is_zero(select.operands[2]) and yielded.operands[0] == select.result)
+
+
+CONV_BIAS_CALL = "mlirc_conv2d_nchw_bias_f32"
+
+
+def match_conv_before_pool(pool, initializer):
+    """The shim call `relu(conv + bias)` (blas-offload's) whose output only
+    `pool` reads, when the call may write the pooled output instead: the
+    convolution's buffer is then never needed. `initializer` is the -inf
+    fill of the pool's output, which goes with the pool."""
+    source, output = pool.operands[0], pool.operands[2]
+    if ir.defining_op_name(source) != "memref.alloc":
+        return None
+    block = list(pool.block.operations)
+    aliases = _aliases(block, source)
+    call = _first_toucher(reversed(block[:_position(block, pool)]), aliases)
+    if call is None or call.name != "func.call" or \
+            ir.FlatSymbolRefAttr(call.attributes["callee"]).value != CONV_BIAS_CALL or \
+            call.operands[2] not in aliases[1:] or \
+            any(operand in aliases for i, operand in enumerate(call.operands) if i != 2):
+        return None
+    # Nothing but the call, the pool and deallocations uses the buffer.
+    readers = [use.owner.operation for alias in aliases for use in alias.uses]
+    if any(op.name not in _VIEWS + ("memref.dealloc", "func.call", pool.name) or
+           (op.name == "func.call" and op != call) or (op.name == pool.name and op != pool)
+           for op in readers):
+        return None
+    # The call writes the pooled output earlier than the pool did: nothing
+    # in between may touch it (but its -inf fill, which goes).
+    start, end = _position(block, call), _position(block, pool)
+    between = [op for op in block[start + 1:end] if op.operation != initializer]
+    if _first_toucher(between, _aliases(block, output)) is not None or \
+            any(_hides_uses(op) for op in between):
+        return None
+    return call

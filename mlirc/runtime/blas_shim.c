@@ -32,6 +32,9 @@
   int64_t p##_stride
 #define MEMREF2(p) void *p##_allocated, void *p##_aligned, int64_t p##_offset, int64_t p##_size0, \
   int64_t p##_size1, int64_t p##_stride0, int64_t p##_stride1
+#define MEMREF4(p) void *p##_allocated, void *p##_aligned, int64_t p##_offset, int64_t p##_n, \
+  int64_t p##_c, int64_t p##_h, int64_t p##_w, int64_t p##_s0, int64_t p##_s1, int64_t p##_s2, \
+  int64_t p##_s3
 #define MEMREF3(p) void *p##_allocated, void *p##_aligned, int64_t p##_offset, int64_t p##_size0, \
   int64_t p##_size1, int64_t p##_size2, int64_t p##_stride0, int64_t p##_stride1, int64_t p##_stride2
 
@@ -189,6 +192,12 @@ static inline v16 relu_v16(v16 value) {
   __typeof__(value <= 0) keep = ~(value <= 0);
   return (v16)(keep & (__typeof__(keep))value);
 }
+
+/* max(a, b) with NaN winning, lane by lane (arith.maximumf) */
+static inline v16 max_v16(v16 a, v16 b) {
+  __typeof__(a < b) take = (b > a) | (b != b);
+  return (v16)((take & (__typeof__(take))b) | (~take & (__typeof__(take))a));
+}
 GEMM(sgemm, f32, sgemm_fn, "cblas_sgemm")
 GEMM(dgemm, f64, dgemm_fn, "cblas_dgemm")
 
@@ -342,5 +351,5 @@ void mlirc_gemm_f32_packed_bias(MEMREF2(a), MEMREF2(b), MEMREF2(c), MEMREF1(bias
   parallel_for((b_size1 + PACK_COLUMNS - 1) / PACK_COLUMNS, packed_task, &job);
 }
 
-#include "shim_conv.h"
 #include "shim_maxpool.h"
+#include "shim_conv.h"

@@ -19,15 +19,13 @@
  * Each ends with `filter_cache` (FILTER_WINOGRAD | FILTER_PACKED: the filter
  * is a constant that the shim may keep transformed or packed) and the call
  * site's slot for that copy. */
-#define MEMREF4(p) void *p##_allocated, void *p##_aligned, int64_t p##_offset, int64_t p##_n, \
-  int64_t p##_c, int64_t p##_h, int64_t p##_w, int64_t p##_s0, int64_t p##_s1, int64_t p##_s2, \
-  int64_t p##_s3
 
 typedef struct {
   int64_t channels, in_h, in_w, filters, kh, kw, oh, ow;
   int64_t stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w;
   const float *bias; /* NULL: accumulate into the output (and no ReLU, no residual) */
   int relu;
+  int pool; /* the output is max-pooled 2x2, stride 2 (bias, no residual) */
 } conv_shape;
 
 /* Direct convolution for stride 1 without dilation, when an output row is a
@@ -44,10 +42,34 @@ typedef struct {
 
 enum { TILE_FILTERS = 4 };
 
+/* A tile's `rows` rows of one filter (16 pixels each from (y0, x0)) into
+ * its output plane, after the ReLU; or with `pool` their 2x2 max pool,
+ * rows/2 rows of 8 into the pooled plane (a MaxPool2d(2) folded into the
+ * call: the conv's own output is never written). */
+static inline __attribute__((always_inline)) void store_rows(const v16 *acc, int rows,
+                                                            float *plane_out, int64_t ow,
+                                                            int64_t y0, int64_t x0, int relu,
+                                                            int pool) {
+  if (!pool) {
+    for (int r = 0; r < rows; ++r)
+      STORE(v16, plane_out + (y0 + r) * ow + x0, relu ? relu_v16(acc[r]) : acc[r]);
+    return;
+  }
+  for (int r = 0; r < rows; r += 2) {
+    v16 down = max_v16(acc[r], acc[r + 1]);
+    v16 pooled = max_v16(
+        __builtin_shufflevector(down, down, 0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14),
+        __builtin_shufflevector(down, down, 1, 3, 5, 7, 9, 11, 13, 15, 1, 3, 5, 7, 9, 11, 13, 15));
+    float lanes[16];
+    STORE(v16, lanes, relu ? relu_v16(pooled) : pooled);
+    memcpy(plane_out + (y0 + r) / 2 * (ow / 2) + x0 / 2, lanes, 8 * sizeof(float));
+  }
+}
+
 static inline __attribute__((always_inline)) void tile_16x4(
     int64_t channels, int64_t kh, int64_t kw, int64_t in_h, int64_t in_w, int64_t plane,
     int64_t ow, const float *image, const float *weights, float *out, const float *bias,
-    const float *residual, int relu, int64_t f0, int64_t y0, int64_t x0) {
+    const float *residual, int relu, int pool, int64_t f0, int64_t y0, int64_t x0) {
   int64_t taps = channels * kh * kw;
   v16 acc[TILE_FILTERS][TILE_ROWS];
   for (int fb = 0; fb < TILE_FILTERS; ++fb)
@@ -69,9 +91,7 @@ static inline __attribute__((always_inline)) void tile_16x4(
         }
       }
   for (int fb = 0; fb < TILE_FILTERS; ++fb)
-    for (int r = 0; r < TILE_ROWS; ++r)
-      STORE(v16, out + (f0 + fb) * plane + (y0 + r) * ow + x0,
-            relu ? relu_v16(acc[fb][r]) : acc[fb][r]);
+    store_rows(acc[fb], TILE_ROWS, out + (f0 + fb) * plane, ow, y0, x0, relu, pool);
 }
 
 /* The 3x3 tile: 2 filters x 8 rows x 16 pixels. Per input channel it loads
@@ -86,7 +106,7 @@ enum { TILE3_FILTERS = 2, TILE3_ROWS = 8 };
 static inline __attribute__((always_inline)) void tile3x3_2x8(
     int64_t channels, int64_t in_h, int64_t in_w, int64_t plane, int64_t ow,
     const float *image, const float *weights, float *out, const float *bias,
-    const float *residual, int relu, int64_t f0, int64_t y0, int64_t x0) {
+    const float *residual, int relu, int pool, int64_t f0, int64_t y0, int64_t x0) {
   v16 acc[TILE3_FILTERS][TILE3_ROWS];
   for (int fb = 0; fb < TILE3_FILTERS; ++fb)
     for (int r = 0; r < TILE3_ROWS; ++r) {
@@ -114,9 +134,7 @@ static inline __attribute__((always_inline)) void tile3x3_2x8(
       }
   }
   for (int fb = 0; fb < TILE3_FILTERS; ++fb)
-    for (int r = 0; r < TILE3_ROWS; ++r)
-      STORE(v16, out + (f0 + fb) * plane + (y0 + r) * ow + x0,
-            relu ? relu_v16(acc[fb][r]) : acc[fb][r]);
+    store_rows(acc[fb], TILE3_ROWS, out + (f0 + fb) * plane, ow, y0, x0, relu, pool);
 }
 
 /* Whether the 3x3 tile fits (the caller checked direct_conv_fits). */
@@ -137,19 +155,20 @@ static int direct_conv_fits(const conv_shape *shape) {
  * per epilogue case, so the tiles see constants. */
 static inline __attribute__((always_inline)) void direct_rows_case(
     const conv_shape *shape, const float *image, const float *weights, float *out,
-    const float *bias, const float *residual, int relu, int64_t y0) {
-  int64_t plane = shape->oh * shape->ow;
+    const float *bias, const float *residual, int relu, int pool, int64_t y0) {
+  /* the plane the tiles store into: the pooled one with `pool` */
+  int64_t plane = pool ? shape->oh / 2 * (shape->ow / 2) : shape->oh * shape->ow;
   if (tile3x3_fits(shape)) {
     for (int64_t f0 = 0; f0 < shape->filters; f0 += TILE3_FILTERS)
       for (int64_t x0 = 0; x0 < shape->ow; x0 += 16)
         tile3x3_2x8(shape->channels, shape->in_h, shape->in_w, plane, shape->ow, image, weights,
-                    out, bias, residual, relu, f0, y0, x0);
+                    out, bias, residual, relu, pool, f0, y0, x0);
     return;
   }
   for (int64_t f0 = 0; f0 < shape->filters; f0 += TILE_FILTERS)
     for (int64_t x0 = 0; x0 < shape->ow; x0 += 16)
       tile_16x4(shape->channels, shape->kh, shape->kw, shape->in_h, shape->in_w, plane,
-                shape->ow, image, weights, out, bias, residual, relu, f0, y0, x0);
+                shape->ow, image, weights, out, bias, residual, relu, pool, f0, y0, x0);
 }
 
 /* A direct convolution job: images (padded ones when the convolution pads)
@@ -170,12 +189,16 @@ static void direct_task(void *context, int64_t task) {
   const float *image = job->input + n * job->image_stride, *bias = shape->bias;
   const float *residual = job->residual ? job->residual + n * job->out_stride : NULL;
   float *out = job->output + n * job->out_stride;
-  if (!bias) direct_rows_case(shape, image, job->weights, out, NULL, NULL, 0, y0);
+  const float *weights = job->weights;
+  if (!bias) direct_rows_case(shape, image, weights, out, NULL, NULL, 0, 0, y0);
   else if (residual && shape->relu)
-    direct_rows_case(shape, image, job->weights, out, bias, residual, 1, y0);
-  else if (residual) direct_rows_case(shape, image, job->weights, out, bias, residual, 0, y0);
-  else if (shape->relu) direct_rows_case(shape, image, job->weights, out, bias, NULL, 1, y0);
-  else direct_rows_case(shape, image, job->weights, out, bias, NULL, 0, y0);
+    direct_rows_case(shape, image, weights, out, bias, residual, 1, 0, y0);
+  else if (residual) direct_rows_case(shape, image, weights, out, bias, residual, 0, 0, y0);
+  else if (shape->pool && shape->relu)
+    direct_rows_case(shape, image, weights, out, bias, NULL, 1, 1, y0);
+  else if (shape->pool) direct_rows_case(shape, image, weights, out, bias, NULL, 0, 1, y0);
+  else if (shape->relu) direct_rows_case(shape, image, weights, out, bias, NULL, 1, 0, y0);
+  else direct_rows_case(shape, image, weights, out, bias, NULL, 0, 0, y0);
 }
 
 /* The padded copy of one image for the direct kernel, which reads no padding. */
@@ -649,4 +672,39 @@ void mlirc_conv2d_nchw_bias_residual_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(o
          (const float *)filter_aligned + filter_offset, (float *)out_aligned + out_offset, out_s0,
          (const float *)residual_aligned + residual_offset, filter_cache,
          (int64_t *)slot_aligned + slot_offset);
+}
+
+/* out = maxpool2x2(act(conv(in, filter) + bias[f])): a MaxPool2d(2) after
+ * the convolution folded into the call (the pool-offload pass), `out` the
+ * pooled shape. The direct kernel pools its tiles as it stores them; other
+ * paths write the convolution to a scratch buffer and pool that. */
+void mlirc_conv2d_nchw_bias_pool_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out),
+                                     MEMREF1(bias), int64_t stride_h, int64_t stride_w,
+                                     int64_t dilation_h, int64_t dilation_w, int64_t pad_h,
+                                     int64_t pad_w, int64_t relu, int64_t filter_cache,
+                                     MEMREF1(slot)) {
+  int64_t conv_h = (in_h + 2 * pad_h - dilation_h * (filter_h - 1) - 1) / stride_h + 1;
+  int64_t conv_w = (in_w + 2 * pad_w - dilation_w * (filter_w - 1) - 1) / stride_w + 1;
+  conv_shape shape = {in_c, in_h, in_w, out_c, filter_h, filter_w, conv_h, conv_w,
+                      stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w,
+                      (const float *)bias_aligned + bias_offset, (int)relu, 1};
+  const float *input = (const float *)in_aligned + in_offset;
+  const float *weights = (const float *)filter_aligned + filter_offset;
+  float *output = (float *)out_aligned + out_offset;
+  if (direct_conv_fits(&shape)) { /* rows of 16k pixels, 4k rows: whole 2x2 windows */
+    direct_conv(&shape, in_n, input, in_s0, weights, output, out_s0, NULL);
+    return;
+  }
+  shape.pool = 0;
+  int64_t conv_image = out_c * conv_h * conv_w;
+  float *full = malloc(sizeof(float) * in_n * conv_image);
+  conv2d(&shape, in_n, input, in_s0, weights, full, conv_image, NULL, filter_cache,
+         (int64_t *)slot_aligned + slot_offset);
+  pthread_once(&pool.once, pool_start);
+  int64_t planes = in_n * out_c, tasks = 4 * (pool.workers + 1);
+  maxpool_job job = {full, output, conv_image, conv_h * conv_w, out_s0, out_s1, out_c,
+                     conv_h, conv_w, out_h, out_w, 2, 2, 2, 2, 1, 1, 0, 0, planes,
+                     (planes + tasks - 1) / tasks, 0};
+  parallel_for((planes + job.block - 1) / job.block, maxpool_task, &job);
+  free(full);
 }

@@ -27,12 +27,6 @@ static inline __attribute__((always_inline)) void pool_row_across(
     for (int64_t x = 0; x < ow; ++x) out[x] = max_nan(out[x], wide[x * stride + j * dilation]);
 }
 
-/* max(a, b) with NaN winning, lane by lane */
-static inline v16 max_v16(v16 a, v16 b) {
-  __typeof__(a < b) take = (b > a) | (b != b);
-  return (v16)((take & (__typeof__(take))b) | (~take & (__typeof__(take))a));
-}
-
 /* One output row of the 2x2, stride-2 pooling without padding (little
  * CNNs' MaxPool2d(2)): 16 outputs from two vector pairs of input. */
 static void maxpool_row_2x2(const float *top, const float *bottom, float *out, int64_t ow,

@@ -74,3 +74,34 @@ func.func @f64_pool(%in: memref<1x4x8x8xf64>, %out: memref<1x4x4x4xf64>) {
   memref.dealloc %window : memref<2x2xf64>
   return
 }
+
+// blas-offload's conv call whose output only a 2x2 pool reads: the call
+// writes the pooled output itself (its own buffer is never needed).
+func.func private @mlirc_conv2d_nchw_bias_f32(memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, i64, i64, i64, i64, i64, i64, i64, i64, memref<?xi64, strided<[?], offset: ?>>)
+// CHECK-LABEL: func.func @conv_then_pool
+// CHECK-NOT: linalg.fill
+// CHECK: %[[POOLED:.*]] = memref.cast %arg3 : memref<1x4x4x4xf32> to memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>
+// CHECK: call @mlirc_conv2d_nchw_bias_pool_f32(%{{.*}}, %{{.*}}, %[[POOLED]],
+// CHECK-NOT: call @mlirc_conv2d_nchw_bias_f32
+// CHECK-NOT: mlirc_maxpool2d
+func.func @conv_then_pool(%in: memref<1x3x8x8xf32>, %f: memref<4x3x3x3xf32>, %bias: memref<4xf32>,
+                          %pooled: memref<1x4x4x4xf32>, %slot: memref<1xi64>) {
+  %ninf = arith.constant 0xFF800000 : f32
+  %one = arith.constant 1 : i64
+  %zero = arith.constant 0 : i64
+  %out = memref.alloc() : memref<1x4x8x8xf32>
+  %a = memref.cast %in : memref<1x3x8x8xf32> to memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>
+  %b = memref.cast %f : memref<4x3x3x3xf32> to memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>
+  %c = memref.cast %out : memref<1x4x8x8xf32> to memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>
+  %d = memref.cast %bias : memref<4xf32> to memref<?xf32, strided<[?], offset: ?>>
+  %s = memref.cast %slot : memref<1xi64> to memref<?xi64, strided<[?], offset: ?>>
+  call @mlirc_conv2d_nchw_bias_f32(%a, %b, %c, %d, %one, %one, %one, %one, %one, %one, %one, %zero, %s)
+    : (memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, i64, i64, i64, i64, i64, i64, i64, i64, memref<?xi64, strided<[?], offset: ?>>) -> ()
+  linalg.fill ins(%ninf : f32) outs(%pooled : memref<1x4x4x4xf32>)
+  %window = memref.alloc() : memref<2x2xf32>
+  linalg.pooling_nchw_max {dilations = dense<1> : vector<2xi64>, strides = dense<2> : vector<2xi64>}
+    ins(%out, %window : memref<1x4x8x8xf32>, memref<2x2xf32>) outs(%pooled : memref<1x4x4x4xf32>)
+  memref.dealloc %window : memref<2x2xf32>
+  memref.dealloc %out : memref<1x4x8x8xf32>
+  return
+}
