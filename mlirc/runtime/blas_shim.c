@@ -10,9 +10,11 @@
  * found at first use with dlsym: the process (JIT) or the linked library
  * (AOT) provides cblas_sgemm, or OpenBLAS's scipy_-prefixed build of it.
  *
- * Three files, one translation unit: this one (GEMMs: BLAS slices and the
- * packed-weights kernel), shim_pool.h (the thread pool) and shim_conv.h
- * (convolution), included below.
+ * One translation unit, several files: this one (GEMMs: BLAS slices and the
+ * packed-weights kernel), shim_pool.h (the thread pool), shim_maxpool.h (max
+ * pooling) and shim_conv.h (convolution: direct, im2col + GEMM), which
+ * includes shim_packed_conv.h (the packed-filter GEMM) and shim_winograd.h.
+ * blas.SHIM_INCLUDES lists them all: they are part of the build's hash.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
