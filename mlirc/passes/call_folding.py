@@ -471,9 +471,17 @@ def match_conv_before_pool(pool, initializer):
            (op.name == "func.call" and op != call) or (op.name == pool.name and op != pool)
            for op in readers):
         return None
-    # The call writes the pooled output earlier than the pool did: nothing
-    # in between may touch it (but its -inf fill, which goes).
+    # The call writes the pooled output earlier than the pool did: the call
+    # must not read it, nor anything in between touch it (but its -inf
+    # fill, which goes).
+    if any(operand in _aliases(block, output) for operand in call.operands):
+        return None
     start, end = _position(block, call), _position(block, pool)
+    # ... and it must exist there (an allocation after the call can move)
+    maker = output.owner.operation if ir.defining_op_name(output) else None
+    if maker is not None and maker.block == pool.block and maker.name != "memref.alloc" and \
+            _position(block, maker) > start:
+        return None
     between = [op for op in block[start + 1:end] if op.operation != initializer]
     if _first_toucher(between, _aliases(block, output)) is not None or \
             any(_hides_uses(op) for op in between):

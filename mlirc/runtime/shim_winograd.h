@@ -12,9 +12,10 @@
  * halve, so the result differs from the direct sum by a few float roundings
  * (F(2x2, 3x3) is the most accurate of the Winograd family).
  *
- * Layouts: U[p][f][c], V[p][c][t], M[p][f][t], t running over every tile of
- * every image (tile rows, then images), so the GEMMs' N dimension holds the
- * whole batch. */
+ * Layouts: U[p][f][c] (for the packed-weights kernel: each U[p]^T in
+ * 32-filter panels, see transform_filters), V[p][c][t], M[p][f][t], t
+ * running over every tile of every image (tile rows, then images), so the
+ * GEMMs' N dimension holds the whole batch. */
 enum { WINOGRAD_POINTS = 16 };
 
 /* U = G g G^T for every (filter, channel), G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]. */
