@@ -145,7 +145,7 @@ def _native_stages(blas: bool = True, vectorize: bool = False) -> list[Stage]:
                     "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}",
                     "buffer-deallocation-pipeline",
                     "func.func(canonicalize)")),
-        *([Stage("blas", "matmul, batch_matmul, conv2d and max pooling offloaded to the BLAS "
+        *([Stage("blas", "matmul, batch_matmul, conv2d and pooling offloaded to the BLAS "
                  "shim's calls; transposes, and a convolution's padding, bias, residual add "
                  "and ReLU, folded into them",
                  [BlasOffload(), PoolOffload(), MlirPass("func.func(canonicalize)")])]

@@ -120,3 +120,28 @@ def test_pool_stays_apart_when_the_convolution_output_is_read():
     for got, expected in zip(compiled(x), block(x)):
         np.testing.assert_allclose(np.asarray(got), expected.detach().numpy(),
                                    rtol=1e-4, atol=1e-4)
+
+
+class GlobalAverage(torch.nn.Module):
+    def __init__(self, how: str):
+        super().__init__()
+        self.how = how
+
+    def forward(self, x):
+        x = torch.relu(x)
+        if self.how == "adaptive-pool":
+            return torch.nn.functional.adaptive_avg_pool2d(x, 1)
+        return x.mean((2, 3), keepdim=self.how == "mean-keepdim")
+
+
+# a sum into an NxCx1x1 buffer goes to the shim; into NxC it stays in MLIR
+@pytest.mark.parametrize("how, offloaded", [("adaptive-pool", True), ("mean-keepdim", True),
+                                            ("mean", False)])
+@pytest.mark.parametrize("size", [8, 13], ids=["vectors", "tail"])
+def test_global_average_pool_sums_planes_in_the_shim(how, offloaded, size):
+    torch.manual_seed(3)
+    block = GlobalAverage(how).eval()
+    x = torch.randn(2, 5, size, size)
+    compiled = mlirc.compile(block, (x,), cache=False)
+    assert ("call @mlirc_sum_planes_f32" in compiled.ir["blas"]) == offloaded
+    np.testing.assert_allclose(np.asarray(compiled(x)), block(x).numpy(), rtol=1e-5, atol=1e-6)

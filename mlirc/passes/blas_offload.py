@@ -38,7 +38,8 @@ from .call_folding import (CONV, match_epilogue, match_gemm_bias, match_padding,
                            redirect_after_add, zero_fill_before)
 
 SHIM_PREFIX = "mlirc_"
-SHIM_FUNCTIONS = ("mlirc_gemm_", "mlirc_conv2d_", "mlirc_maxpool2d_")  # the shim's entry points
+# the shim's entry points (a module calling one needs the shim loaded)
+SHIM_FUNCTIONS = ("mlirc_gemm_", "mlirc_conv2d_", "mlirc_maxpool2d_", "mlirc_sum_planes_")
 _OPS = {"linalg.matmul": 2, "linalg.batch_matmul": 3}
 # The packed-weights kernel: rows of A it is meant for (it re-reads A once per
 # 32 columns of B) and the fewest columns of B worth a panel of 32.

@@ -13,6 +13,10 @@ wrote folds into that call instead (`fold_into_conv`): the call becomes
 mlirc_conv2d_nchw_bias_pool_f32, which writes the pooled output (the direct
 kernel pools its register tiles as it stores them). cnn 0.078 -> 0.072 ms.
 
+A global average pool's sum (a linalg.generic adding each plane into an
+NxCx1x1 buffer) becomes mlirc_sum_planes_f32, its zero fill folded; the
+division after it stays in MLIR. cnn 0.069 -> 0.065 ms.
+
 Runs after blas-offload, in the same stage (the shim is the same library).
 """
 
@@ -25,11 +29,12 @@ from dataclasses import dataclass
 from .. import ir
 from .base import PythonPass, register_pass
 from .blas_offload import declare_shim_function, generic_memref_type, memref_info
-from .call_folding import fill_before, match_conv_before_pool, match_padding
+from .call_folding import fill_before, match_conv_before_pool, match_padding, zero_fill_before
 
 POOL = "linalg.pooling_nchw_max"
 CALLEE = "mlirc_maxpool2d_nchw_f32"
 CONV_POOL_CALLEE = "mlirc_conv2d_nchw_bias_pool_f32"
+PLANE_SUM_CALLEE = "mlirc_sum_planes_f32"
 
 
 def _is_negative_infinity(value) -> bool:
@@ -48,11 +53,34 @@ def _pair(op, key: str) -> tuple[int, int]:
     return (values[0], values[-1])
 
 
+def _is_plane_sum(op) -> bool:
+    """Whether `op` is a global average pool's sum: a linalg.generic adding
+    each NCHW f32 plane into an NxCx1x1 output."""
+    if op.name != "linalg.generic" or len(op.operands) != 2:
+        return False
+    iterators = [str(i) for i in ir.ArrayAttr(op.attributes["iterator_types"])]
+    if [("reduction" in i) for i in iterators] != [False, False, True, True]:
+        return False
+    maps = [str(ir.AffineMapAttr(m).value) for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
+    if maps != ["(d0, d1, d2, d3) -> (d0, d1, d2, d3)", "(d0, d1, d2, d3) -> (d0, d1, 0, 0)"]:
+        return False
+    infos = [memref_info(v) for v in op.operands]
+    if any(i is None or i[0] != 4 or i[1] != "f32" or not i[2] for i in infos) or \
+            not str(op.operands[1].type).endswith("x1x1xf32>"):
+        return False
+    block = op.regions[0].blocks[0]
+    body = [o.operation for o in block.operations]
+    arguments = list(block.arguments)
+    return len(body) == 2 and body[0].name == "arith.addf" and \
+        set(map(str, body[0].operands)) == set(map(str, arguments)) and \
+        body[1].name == "linalg.yield" and body[1].operands[0] == body[0].results[0]
+
+
 @register_pass
 @dataclass(frozen=True)
 class PoolOffload(PythonPass):
     name = "mlirc-pool-offload"
-    description = "Replace NCHW f32 max pooling on memrefs with the shim's threaded kernel"
+    description = "Replace NCHW f32 max pooling and plane sums with the shim's threaded kernels"
     fold_padding: bool = True
     fold_into_conv: bool = True
 
@@ -61,9 +89,12 @@ class PoolOffload(PythonPass):
         declared = {ir.StringAttr(op.attributes["sym_name"]).value
                     for op in module_body.operations if op.operation.name == "func.func"}
         pools = [op for op in ir.walk_ops(module_op) if op.name == POOL]
+        sums = [op for op in ir.walk_ops(module_op) if _is_plane_sum(op)]
         with module_op.context, ir.Location.unknown():
             for op in pools:
                 self._offload(op, module_body, declared)
+            for op in sums:
+                self._offload_plane_sum(op, module_body, declared)
 
     def _offload(self, op, module_body, declared: set[str]) -> None:
         source, window, output = op.operands
@@ -125,4 +156,22 @@ class PoolOffload(PythonPass):
             declare_shim_function(module_body, CONV_POOL_CALLEE, types)
             declared.add(CONV_POOL_CALLEE)
         for folded in (conv, pool, initializer):
+            folded.erase()
+
+    @staticmethod
+    def _offload_plane_sum(op, module_body, declared: set[str]) -> None:
+        """A global average pool's sum becomes mlirc_sum_planes_f32 (the
+        division after it stays); a zero fill of the output before it goes."""
+        memref, func, arith = ir.dialects.memref, ir.dialects.func, ir.dialects.arith
+        initializer = zero_fill_before(op, op.operands[1])
+        generic = generic_memref_type(4, "f32")
+        i64 = ir.IntegerType.get_signless(64)
+        with ir.InsertionPoint(op), op.location:
+            operands = [memref.CastOp(generic, v).result for v in op.operands]
+            operands.append(arith.ConstantOp(i64, int(initializer is None)).result)
+            func.CallOp([], ir.FlatSymbolRefAttr.get(PLANE_SUM_CALLEE), operands)
+        if PLANE_SUM_CALLEE not in declared:
+            declare_shim_function(module_body, PLANE_SUM_CALLEE, [generic] * 2 + [i64])
+            declared.add(PLANE_SUM_CALLEE)
+        for folded in [op] + ([initializer] if initializer is not None else []):
             folded.erase()

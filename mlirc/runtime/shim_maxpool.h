@@ -1,5 +1,5 @@
-/* mlirc's BLAS shim: max pooling, NCHW f32. Included by blas_shim.c after
- * the thread pool.
+/* mlirc's BLAS shim: max pooling and plane sums (global average pooling),
+ * NCHW f32. Included by blas_shim.c after the thread pool.
  *
  * out = the max over each window, or max(out, window) with `accumulate`
  * (when no -inf fill of the output came just before the pooling). NaN wins,
@@ -117,4 +117,41 @@ void mlirc_maxpool2d_nchw_f32(MEMREF4(in), MEMREF4(out), int64_t kernel_h, int64
                      kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w,
                      pad_h, pad_w, planes, (planes + tasks - 1) / tasks, (int)accumulate};
   parallel_for((planes + job.block - 1) / job.block, maxpool_task, &job);
+}
+
+/* The sum over each plane (a global average pool's sum; the division by
+ * the plane's size stays in MLIR): out[n][c] = [out +] sum of in[n][c][:][:].
+ * The planes are contiguous (identity layouts: the pass checks). */
+typedef struct {
+  const float *input;
+  float *output;
+  int64_t plane, planes, block, out_stride;
+  int accumulate;
+} plane_sum_job;
+
+static void plane_sum_task(void *context, int64_t task) {
+  const plane_sum_job *job = context;
+  int64_t end = (task + 1) * job->block < job->planes ? (task + 1) * job->block : job->planes;
+  for (int64_t p = task * job->block; p < end; ++p) {
+    const float *source = job->input + p * job->plane;
+    v16 lanes = {};
+    int64_t x = 0;
+    for (; x + 16 <= job->plane; x += 16) lanes += LOAD(v16, source + x);
+    float sum = 0.0f;
+    for (int k = 0; k < 16; ++k) sum += lanes[k];
+    for (; x < job->plane; ++x) sum += source[x];
+    float *target = job->output + p * job->out_stride;
+    *target = job->accumulate ? *target + sum : sum;
+  }
+}
+
+void mlirc_sum_planes_f32(MEMREF4(in), MEMREF4(out), int64_t accumulate) {
+  pthread_once(&pool.once, pool_start);
+  int64_t planes = in_n * in_c, tasks = 4 * (pool.workers + 1);
+  /* few planes of a few floats: one task (waking the pool costs more) */
+  if (planes * in_h * in_w < 1 << 14) tasks = 1;
+  plane_sum_job job = {(const float *)in_aligned + in_offset, (float *)out_aligned + out_offset,
+                       in_h * in_w, planes, (planes + tasks - 1) / tasks, out_s1,
+                       (int)accumulate};
+  parallel_for((planes + job.block - 1) / job.block, plane_sum_task, &job);
 }

@@ -105,3 +105,38 @@ func.func @conv_then_pool(%in: memref<1x3x8x8xf32>, %f: memref<4x3x3x3xf32>, %bi
   memref.dealloc %out : memref<1x4x8x8xf32>
   return
 }
+
+// A global average pool's sum (into NxCx1x1, after a zero fill) becomes the
+// shim's plane sum, the fill folded (accumulate = 0); the division stays.
+// CHECK-LABEL: func.func @plane_sum
+// CHECK-NOT: linalg.fill
+// CHECK: %[[OFF:.*]] = arith.constant 0 : i64
+// CHECK: call @mlirc_sum_planes_f32(%{{.*}}, %{{.*}}, %[[OFF]])
+// CHECK-NOT: iterator_types = ["parallel", "parallel", "reduction", "reduction"]
+func.func @plane_sum(%in: memref<2x4x8x8xf32>, %out: memref<2x4x1x1xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%out : memref<2x4x1x1xf32>)
+  linalg.generic {indexing_maps = [affine_map<(n, c, h, w) -> (n, c, h, w)>, affine_map<(n, c, h, w) -> (n, c, 0, 0)>],
+                  iterator_types = ["parallel", "parallel", "reduction", "reduction"]}
+      ins(%in : memref<2x4x8x8xf32>) outs(%out : memref<2x4x1x1xf32>) {
+  ^bb0(%x: f32, %acc: f32):
+    %sum = arith.addf %x, %acc : f32
+    linalg.yield %sum : f32
+  }
+  return
+}
+
+// A max reduction is not a sum: it stays.
+// CHECK-LABEL: func.func @plane_max
+// CHECK: linalg.generic
+// CHECK-NOT: mlirc_sum_planes
+func.func @plane_max(%in: memref<2x4x8x8xf32>, %out: memref<2x4x1x1xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(n, c, h, w) -> (n, c, h, w)>, affine_map<(n, c, h, w) -> (n, c, 0, 0)>],
+                  iterator_types = ["parallel", "parallel", "reduction", "reduction"]}
+      ins(%in : memref<2x4x8x8xf32>) outs(%out : memref<2x4x1x1xf32>) {
+  ^bb0(%x: f32, %acc: f32):
+    %m = arith.maximumf %x, %acc : f32
+    linalg.yield %m : f32
+  }
+  return
+}
