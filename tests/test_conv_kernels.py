@@ -36,6 +36,8 @@ SHAPES = {
     "winograd-odd": (1, 16, 16, 3, 1, 13),    # a half tile at the bottom and the right
     "winograd-wide": (1, 16, 16, 3, 1, 34),   # 17 tiles a row: rows written, not scattered
     "winograd-packed": (1, 64, 40, 3, 1, 14),  # >= 64 channels: point GEMMs on packed panels
+    "winograd-8-wide": (4, 16, 16, 3, 1, 8),   # 4 tiles a row: permutes, rows interleaved
+    "winograd-7-wide": (4, 16, 16, 3, 1, 7),
     "im2col-strided": (2, 3, 8, 3, 2, 17),
     "im2col-odd-width": (1, 6, 12, 3, 1, 7),
     "gemm-1x1": (2, 16, 24, 1, 1, 10),
@@ -85,8 +87,8 @@ class ResidualBlock(torch.nn.Module):
         return torch.relu(self.second(shortcut) + shortcut)
 
 
-@pytest.mark.parametrize("size, channels", [(16, 8), (7, 8), (10, 16), (5, 32)],
-                         ids=["direct", "im2col", "winograd", "packed"])
+@pytest.mark.parametrize("size, channels", [(16, 8), (7, 8), (10, 16), (8, 16), (5, 32)],
+                         ids=["direct", "im2col", "winograd", "winograd-8-wide", "packed"])
 def test_residual_add_folds_into_the_call(size, channels):
     torch.manual_seed(3)
     compiled = _check(ResidualBlock(channels), 2, channels, size)
@@ -196,3 +198,14 @@ def test_padded_input_read_from_the_output_buffer(size, channels):
     compiled = _check(Bottleneck(channels), 2, channels, size)
     blas = compiled.ir["blas"]
     assert "linalg.fill" not in blas and "memref.copy" not in blas
+
+
+def test_winograd_8_wide_planes_with_a_partial_vector_of_tiles():
+    """Rows of 8 with 5 tile rows: the first 16 tiles take the permute paths,
+    the last 4 the gather and scatter ones."""
+    torch.manual_seed(8)
+    block = ConvBlock(16, 16, 3).eval()
+    x = torch.randn(2, 16, 10, 8)  # 40 tiles: Winograd
+    compiled = mlirc.compile(block, (x,), cache=False)
+    np.testing.assert_allclose(np.asarray(compiled(x)), block(x).detach().numpy(),
+                               rtol=1e-4, atol=1e-4)

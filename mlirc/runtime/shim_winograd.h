@@ -118,8 +118,33 @@ static void winograd_input_task(void *context, int64_t task) {
         float *v = job->v + c * job->ld + n * job->tiles_h * tiles_w + ty0 * tiles_w;
         for (int64_t t = 0; t < count; t += 16) {
           v16 in[16], mid[16], out[16];
-          for (int a = 0; a < 4; ++a)
-            for (int b = 0; b < 4; ++b) in[4 * a + b] = gather_v16(scratch + a * width + b, corner + t);
+          if (tiles_w == 4 && count - t >= 16) {
+            /* planes 8 wide: 16 tiles are 4 tile rows over 10 scratch rows of
+             * 10 floats; each value picked out of two rows at a time by a
+             * permute instead of gathered */
+            const float *rows = scratch + 2 * (t / 4) * width;
+            v16 line[10];
+            for (int r = 0; r < 10; ++r) line[r] = LOAD(v16, rows + r * width);
+#define WIDTH8_PICK(u, v, b) __builtin_shufflevector(u, v, b, b + 2, b + 4, b + 6, 16 + b, 18 + b, \
+                                                     20 + b, 22 + b, 0, 0, 0, 0, 0, 0, 0, 0)
+#define WIDTH8_TAP(a, b)                                                                    \
+  __builtin_shufflevector(WIDTH8_PICK(line[a], line[a + 2], b),                             \
+                          WIDTH8_PICK(line[a + 4], line[a + 6], b), 0, 1, 2, 3, 4, 5, 6, 7, 16, \
+                          17, 18, 19, 20, 21, 22, 23)
+#pragma GCC unroll 4
+            for (int a = 0; a < 4; ++a) {
+              in[4 * a] = WIDTH8_TAP(a, 0);
+              in[4 * a + 1] = WIDTH8_TAP(a, 1);
+              in[4 * a + 2] = WIDTH8_TAP(a, 2);
+              in[4 * a + 3] = WIDTH8_TAP(a, 3);
+            }
+#undef WIDTH8_TAP
+#undef WIDTH8_PICK
+          } else {
+            for (int a = 0; a < 4; ++a)
+              for (int b = 0; b < 4; ++b)
+                in[4 * a + b] = gather_v16(scratch + a * width + b, corner + t);
+          }
           for (int b = 0; b < 4; ++b) { /* B^T d: rows a of d mixed, per column b */
             mid[b] = in[b] - in[8 + b];
             mid[4 + b] = in[4 + b] + in[8 + b];
@@ -225,6 +250,35 @@ static void winograd_output_task(void *context, int64_t task) {
           for (int j = 0; j < 4; ++j) {
             top[j] = p[j] + p[4 + j] + p[8 + j];
             bottom[j] = p[4 + j] - p[8 + j] - p[12 + j];
+          }
+          if (tiles_w == 4 && ow == 8 && count - t >= 16 && 2 * (ty0 + t / 4 + 4) <= oh) {
+            /* planes 8 wide (the cnn's 8x8 layer): 16 tiles are 4 tile rows,
+             * 8 output rows, interleaved in registers, whole vectors stored */
+            v16 y00 = top[0] + top[1] + top[2], y01 = top[1] - top[2] - top[3];
+            v16 y10 = bottom[0] + bottom[1] + bottom[2], y11 = bottom[1] - bottom[2] - bottom[3];
+#define WIDTH8_ROW(a, b, k)                                                                    \
+  __builtin_shufflevector(a, b, 4 * k, 16 + 4 * k, 4 * k + 1, 17 + 4 * k, 4 * k + 2, 18 + 4 * k, \
+                          4 * k + 3, 19 + 4 * k, 0, 0, 0, 0, 0, 0, 0, 0)
+#define WIDTH8_ROWS(k)                                                                    \
+  __builtin_shufflevector(WIDTH8_ROW(y00, y01, k), WIDTH8_ROW(y10, y11, k), 0, 1, 2, 3, 4, 5, \
+                          6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+            v16 pairs[4] = {WIDTH8_ROWS(0), WIDTH8_ROWS(1), WIDTH8_ROWS(2), WIDTH8_ROWS(3)};
+#undef WIDTH8_ROWS
+#undef WIDTH8_ROW
+            int64_t first_row = 2 * (ty0 + t / 4);
+            for (int k = 0; k < 4; ++k) {
+              int64_t at = (first_row + 2 * k) * 8;
+              v16 value = pairs[k];
+              if (!shape->bias) {
+                value += LOAD(v16, out + at);
+              } else {
+                value += BROADCAST(shape->bias[f]);
+                if (shortcut) value += LOAD(v16, shortcut + at);
+                if (shape->relu) value = relu_v16(value);
+              }
+              STORE(v16, out + at, value);
+            }
+            continue;
           }
 #ifdef __AVX512F__
           if (scatter) {
