@@ -92,6 +92,12 @@ def _slot_operand(module_body, slots: list):
     return ir.dialects.memref.CastOp(slot_type, slot.result).result, slot_type
 
 
+def declared_functions(module_body) -> set[str]:
+    """The names of the module's functions (the shim's declarations among them)."""
+    return {ir.StringAttr(op.attributes["sym_name"]).value
+            for op in module_body.operations if op.operation.name == "func.func"}
+
+
 def declare_shim_function(module_body, callee: str, types) -> None:
     """A private declaration of the shim function `callee`."""
     with ir.InsertionPoint.at_block_begin(module_body):
@@ -119,8 +125,7 @@ class BlasOffload(PythonPass):
     def run(self, module_op) -> None:
         memref, func = ir.dialects.memref, ir.dialects.func
         module_body = module_op.regions[0].blocks[0]
-        declared: set[str] = {ir.StringAttr(op.attributes["sym_name"]).value
-                              for op in module_body.operations if op.operation.name == "func.func"}
+        declared = declared_functions(module_body)
         candidates = [op for op in ir.walk_ops(module_op) if op.name in _OPS or op.name == CONV]
         globals_ = [op for op in module_body.operations if op.operation.name == "memref.global"]
         constants = {ir.StringAttr(op.attributes["sym_name"]).value

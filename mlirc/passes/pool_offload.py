@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 from .. import ir
 from .base import PythonPass, register_pass
-from .blas_offload import declare_shim_function, generic_memref_type, memref_info
+from .blas_offload import (declare_shim_function, declared_functions, generic_memref_type,
+                           memref_info)
 from .call_folding import fill_before, match_conv_before_pool, match_padding, zero_fill_before
 
 POOL = "linalg.pooling_nchw_max"
@@ -86,8 +87,7 @@ class PoolOffload(PythonPass):
 
     def run(self, module_op) -> None:
         module_body = module_op.regions[0].blocks[0]
-        declared = {ir.StringAttr(op.attributes["sym_name"]).value
-                    for op in module_body.operations if op.operation.name == "func.func"}
+        declared = declared_functions(module_body)
         pools = [op for op in ir.walk_ops(module_op) if op.name == POOL]
         sums = [op for op in ir.walk_ops(module_op) if _is_plane_sum(op)]
         with module_op.context, ir.Location.unknown():
