@@ -234,18 +234,25 @@ typedef struct {
   int64_t k, n, stride0, stride1;
 } panel_source;
 
-static float *pack_panels(const void *args) {
-  const panel_source *source = args;
-  int64_t k = source->k, n = source->n;
+/* B (K x N, element (row, j) at b[row * stride0 + j * stride1]) into
+ * `data` as panels of 32 columns, K x 32 each, zero past column N. */
+static void pack_panels_into(float *data, const float *b, int64_t k, int64_t n,
+                             int64_t stride0, int64_t stride1) {
   int64_t panels = (n + PACK_COLUMNS - 1) / PACK_COLUMNS;
-  float *data = aligned_alloc(64, sizeof(float) * panels * k * PACK_COLUMNS);
   for (int64_t panel = 0; panel < panels; ++panel)
     for (int64_t row = 0; row < k; ++row)
       for (int64_t column = 0; column < PACK_COLUMNS; ++column) {
         int64_t j = panel * PACK_COLUMNS + column;
         data[(panel * k + row) * PACK_COLUMNS + column] =
-            j < n ? source->b[row * source->stride0 + j * source->stride1] : 0.0f;
+            j < n ? b[row * stride0 + j * stride1] : 0.0f;
       }
+}
+
+static float *pack_panels(const void *args) {
+  const panel_source *source = args;
+  int64_t panels = (source->n + PACK_COLUMNS - 1) / PACK_COLUMNS;
+  float *data = aligned_alloc(64, sizeof(float) * panels * source->k * PACK_COLUMNS);
+  pack_panels_into(data, source->b, source->k, source->n, source->stride0, source->stride1);
   return data;
 }
 
@@ -255,14 +262,15 @@ static const float *packed_panels(int64_t *slot, const float *b, int64_t k, int6
   return slot_data(slot, pack_panels, &source);
 }
 
-/* ROWS x 32 of C from ROWS rows of A and one panel; `columns` of them kept.
- * C = A*B, C += A*B (accumulate), or C = act(A*B + bias) (bias, relu). */
-static inline __attribute__((always_inline)) void packed_tile(
-    int rows, int64_t k, const float *a, int64_t a_row, int64_t a_col, const float *panel,
-    float *c, int64_t c_row, int64_t columns, int accumulate, const float *bias, int relu) {
-  v16 acc[PACK_ROWS][2];
-  for (int r = 0; r < rows; ++r) acc[r][0] = acc[r][1] = (v16){};
-  for (int64_t p = 0; p < k; ++p) {
+/* acc (rows x 32) += A's rows times one panel over steps [k0, k1): per
+ * step two vector loads of the panel and one broadcast of A per row, A's
+ * element (r, p) at a[r * a_row + p * a_col]. The register tile of both
+ * packed kernels: `rows` is a constant where it is inlined, so that the
+ * accumulators stay in registers. */
+static inline __attribute__((always_inline)) void panel_steps(
+    v16 acc[PACK_ROWS][2], int rows, const float *a, int64_t a_row, int64_t a_col,
+    const float *panel, int64_t k0, int64_t k1) {
+  for (int64_t p = k0; p < k1; ++p) {
     __builtin_prefetch(panel + (p + PREFETCH_AHEAD) * PACK_COLUMNS);
     __builtin_prefetch(panel + (p + PREFETCH_AHEAD) * PACK_COLUMNS + 16);
     v16 low = LOAD(v16, panel + p * PACK_COLUMNS), high = LOAD(v16, panel + p * PACK_COLUMNS + 16);
@@ -272,6 +280,16 @@ static inline __attribute__((always_inline)) void packed_tile(
       acc[r][1] += scalar * high;
     }
   }
+}
+
+/* ROWS x 32 of C from ROWS rows of A and one panel; `columns` of them kept.
+ * C = A*B, C += A*B (accumulate), or C = act(A*B + bias) (bias, relu). */
+static inline __attribute__((always_inline)) void packed_tile(
+    int rows, int64_t k, const float *a, int64_t a_row, int64_t a_col, const float *panel,
+    float *c, int64_t c_row, int64_t columns, int accumulate, const float *bias, int relu) {
+  v16 acc[PACK_ROWS][2];
+  for (int r = 0; r < rows; ++r) acc[r][0] = acc[r][1] = (v16){};
+  panel_steps(acc, rows, a, a_row, a_col, panel, 0, k);
   for (int r = 0; r < rows; ++r) {
     float *target = c + r * c_row;
     if (columns == PACK_COLUMNS) {

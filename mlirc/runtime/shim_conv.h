@@ -1,9 +1,9 @@
-/* mlirc's BLAS shim, part 3 of 3: convolution. Included once, at the end of
- * blas_shim.c, whose GEMMs, thread pool and vector types it uses. */
+/* mlirc's BLAS shim: convolution. Included once, at the end of blas_shim.c,
+ * whose GEMMs, thread pool, max pooling and vector types it uses. */
 
 /* Convolution, NCHW input x FCHW filter, f32. Operands are contiguous (the
  * pass checks). The input comes padded, or unpadded with pad_h/pad_w > 0
- * when the pass folded the zero-filled padded copy into the call. Three
+ * when the pass folded the zero-filled padded copy into the call. Four
  * entry points:
  *   mlirc_conv2d_nchw_f32:      out += conv(in, filter)
  *   mlirc_conv2d_nchw_bias_f32: out = act(conv(in, filter) + bias[f]), act
@@ -12,6 +12,8 @@
  *     so the output is written once instead of three times.
  *   mlirc_conv2d_nchw_bias_residual_f32: the same plus a residual (a
  *     ResNet shortcut) of the output's shape, added before the ReLU.
+ *   mlirc_conv2d_nchw_bias_pool_f32: the bias form with a 2x2 max pool
+ *     after it (the pool-offload pass folds one in), at the end of the file.
  * When the convolution pads, its input may be its output buffer itself (the
  * pass folds the padded copy of a buffer that the call then overwrites):
  * every path that pads reads an image's input (into a padded copy, im2col
@@ -481,11 +483,8 @@ void mlirc_conv2d_nchw_bias_pool_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out),
   float *full = malloc(sizeof(float) * in_n * conv_image);
   conv2d(&shape, in_n, input, in_s0, weights, full, conv_image, NULL, filter_cache,
          (int64_t *)slot_aligned + slot_offset);
-  pthread_once(&pool.once, pool_start);
-  int64_t planes = in_n * out_c, tasks = 4 * (pool.workers + 1);
   maxpool_job job = {full, output, conv_image, conv_h * conv_w, out_s0, out_s1, out_c,
-                     conv_h, conv_w, out_h, out_w, 2, 2, 2, 2, 1, 1, 0, 0, planes,
-                     (planes + tasks - 1) / tasks, 0};
-  parallel_for((planes + job.block - 1) / job.block, maxpool_task, &job);
+                     conv_h, conv_w, out_h, out_w, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 0};
+  run_maxpool(&job, in_n);
   free(full);
 }

@@ -45,8 +45,7 @@ static void maxpool_row_2x2(const float *top, const float *bottom, float *out, i
   for (; x < ow; ++x) {
     float value = accumulate ? out[x] : -__builtin_inff();
     const float taps[4] = {top[2 * x], top[2 * x + 1], bottom[2 * x], bottom[2 * x + 1]};
-    for (int k = 0; k < 4; ++k)
-      value = taps[k] > value || taps[k] != taps[k] ? taps[k] : value;
+    for (int k = 0; k < 4; ++k) value = max_nan(value, taps[k]);
     out[x] = value;
   }
 }
@@ -104,19 +103,25 @@ static void maxpool_task(void *context, int64_t task) {
   }
 }
 
+/* Runs a job whose operands and geometry are set, its planes (images x
+ * `channels`) in blocks over the pool. */
+static void run_maxpool(maxpool_job *job, int64_t images) {
+  job->planes = images * job->channels;
+  job->block = task_block(job->planes);
+  parallel_for(block_count(job->planes, job->block), maxpool_task, job);
+}
+
 /* Input and output are NCHW with unit W stride and rows of their own width
  * (the pass checks: identity layouts). */
 void mlirc_maxpool2d_nchw_f32(MEMREF4(in), MEMREF4(out), int64_t kernel_h, int64_t kernel_w,
                               int64_t stride_h, int64_t stride_w, int64_t dilation_h,
                               int64_t dilation_w, int64_t pad_h, int64_t pad_w,
                               int64_t accumulate) {
-  pthread_once(&pool.once, pool_start);
-  int64_t planes = in_n * in_c, tasks = 4 * (pool.workers + 1);
   maxpool_job job = {(const float *)in_aligned + in_offset, (float *)out_aligned + out_offset,
                      in_s0, in_s1, out_s0, out_s1, in_c, in_h, in_w, out_h, out_w,
                      kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w,
-                     pad_h, pad_w, planes, (planes + tasks - 1) / tasks, (int)accumulate};
-  parallel_for((planes + job.block - 1) / job.block, maxpool_task, &job);
+                     pad_h, pad_w, 0, 0, (int)accumulate};
+  run_maxpool(&job, in_n);
 }
 
 /* The sum over each plane (a global average pool's sum; the division by
@@ -146,12 +151,10 @@ static void plane_sum_task(void *context, int64_t task) {
 }
 
 void mlirc_sum_planes_f32(MEMREF4(in), MEMREF4(out), int64_t accumulate) {
-  pthread_once(&pool.once, pool_start);
-  int64_t planes = in_n * in_c, tasks = 4 * (pool.workers + 1);
+  int64_t planes = in_n * in_c;
   /* few planes of a few floats: one task (waking the pool costs more) */
-  if (planes * in_h * in_w < 1 << 14) tasks = 1;
+  int64_t block = planes * in_h * in_w < 1 << 14 ? planes : task_block(planes);
   plane_sum_job job = {(const float *)in_aligned + in_offset, (float *)out_aligned + out_offset,
-                       in_h * in_w, planes, (planes + tasks - 1) / tasks, out_s1,
-                       (int)accumulate};
-  parallel_for((planes + job.block - 1) / job.block, plane_sum_task, &job);
+                       in_h * in_w, planes, block, out_s1, (int)accumulate};
+  parallel_for(block_count(planes, block), plane_sum_task, &job);
 }

@@ -124,24 +124,15 @@ static inline __attribute__((always_inline)) void packed_conv_store(
  * starting from zero or from `partial`, ending in `partial` or, with the
  * last taps, in the output. */
 static inline __attribute__((always_inline)) void packed_conv_tile(
-    const packed_conv_job *job, const float *x, int64_t x_stride, float *output, int rows,
-    int64_t p0, const float *panel, int64_t k0, int64_t k1, v16 (*partial)[2],
-    int64_t filters, int64_t f0) {
+    const packed_conv_job *job, const float *x, float *output, int rows, int64_t p0,
+    const float *panel, int64_t k0, int64_t k1, v16 (*partial)[2], int64_t filters,
+    int64_t f0) {
   v16 acc[PACK_ROWS][2];
   for (int r = 0; r < rows; ++r) {
     acc[r][0] = k0 ? partial[r][0] : (v16){};
     acc[r][1] = k0 ? partial[r][1] : (v16){};
   }
-  for (int64_t p = k0; p < k1; ++p) {
-    __builtin_prefetch(panel + (p + PREFETCH_AHEAD) * PACK_COLUMNS);
-    __builtin_prefetch(panel + (p + PREFETCH_AHEAD) * PACK_COLUMNS + 16);
-    v16 low = LOAD(v16, panel + p * PACK_COLUMNS), high = LOAD(v16, panel + p * PACK_COLUMNS + 16);
-    for (int r = 0; r < rows; ++r) {
-      v16 scalar = BROADCAST(x[p * x_stride + r]);
-      acc[r][0] += scalar * low;
-      acc[r][1] += scalar * high;
-    }
-  }
+  panel_steps(acc, rows, x, 1, job->x_stride, panel, k0, k1); /* X^T: rows are pixels */
   if (k1 == job->k) {
     packed_conv_store(job, output, acc, rows, filters, f0, p0);
     return;
@@ -159,10 +150,9 @@ static inline __attribute__((always_inline)) void packed_conv_tile(
  * 7x7 3x3 layer: 930 -> 680 us (512 taps: 700, 1024: 850). */
 enum { PACKED_TAP_BLOCK = 256 };
 
-/* Pixels [first, last) of one panel: pixel p's column of X at
- * columns + (p - base), rows x_stride apart. */
-static void packed_conv_pixels(const packed_conv_job *job, const float *columns,
-                               int64_t x_stride, int64_t base, float *output,
+/* Pixels [first, last) of one panel: pixel p's column of X at columns + p,
+ * rows job->x_stride apart. */
+static void packed_conv_pixels(const packed_conv_job *job, const float *columns, float *output,
                                const float *panel_data, int64_t filters, int64_t f0,
                                int64_t first, int64_t last) {
   int64_t k = job->k, step = k <= PACKED_TAP_BLOCK ? k : PACKED_TAP_BLOCK;
@@ -172,12 +162,11 @@ static void packed_conv_pixels(const packed_conv_job *job, const float *columns,
     int64_t k1 = k0 + step < k ? k0 + step : k;
     for (int64_t p0 = first; p0 < last; p0 += PACK_ROWS) {
       v16 (*sums)[2] = partial ? partial[(p0 - first) / PACK_ROWS] : NULL;
-      const float *x = columns + (p0 - base);
       if (last - p0 >= PACK_ROWS)
-        packed_conv_tile(job, x, x_stride, output, PACK_ROWS, p0, panel_data, k0, k1, sums,
+        packed_conv_tile(job, columns + p0, output, PACK_ROWS, p0, panel_data, k0, k1, sums,
                          filters, f0);
       else
-        packed_conv_tile(job, x, x_stride, output, (int)(last - p0), p0, panel_data, k0, k1,
+        packed_conv_tile(job, columns + p0, output, (int)(last - p0), p0, panel_data, k0, k1,
                          sums, filters, f0);
     }
   }
@@ -197,7 +186,7 @@ static void packed_conv_task(void *context, int64_t task) {
   int64_t first = block * span, last = first + span < pixels ? first + span : pixels;
   int64_t f0 = panel * PACK_COLUMNS;
   int64_t filters = shape->filters - f0 < PACK_COLUMNS ? shape->filters - f0 : PACK_COLUMNS;
-  packed_conv_pixels(job, job->columns + batch * job->batch_x, job->x_stride, 0,
+  packed_conv_pixels(job, job->columns + batch * job->batch_x,
                      job->output + batch * job->batch_out,
                      job->panels + batch * job->batch_panels + panel * k * PACK_COLUMNS,
                      filters, f0, first, last);
@@ -223,8 +212,7 @@ static int packed_conv_fits(const conv_shape *shape, int64_t pixels, int64_t gro
  * tasks a thread, whole panels or rows of pixels within them. */
 static void run_packed_conv(packed_conv_job *job) {
   int64_t panels_count = (job->shape->filters + PACK_COLUMNS - 1) / PACK_COLUMNS;
-  pthread_once(&pool.once, pool_start);
-  int64_t want = 4 * (pool.workers + 1), tasks = job->batches * panels_count;
+  int64_t want = balanced_tasks(), tasks = job->batches * panels_count;
   job->row_blocks = 1;
   while (tasks * job->row_blocks < want &&
          job->pixels / (job->row_blocks * 2) >= 4 * PACK_ROWS)

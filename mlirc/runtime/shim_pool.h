@@ -90,6 +90,22 @@ static void pool_start(void) {
  * threads need the cores. */
 static void pool_park(void) { atomic_store(&pool.parked, 1); }
 
+/* Work cut into about four tasks a thread (a slow task then evens out):
+ * how many of `count` items each task takes, and how many tasks that makes. */
+enum { TASKS_PER_THREAD = 4 };
+
+static int64_t balanced_tasks(void) {
+  pthread_once(&pool.once, pool_start);
+  return TASKS_PER_THREAD * (pool.workers + 1);
+}
+
+static int64_t task_block(int64_t count) {
+  int64_t tasks = balanced_tasks();
+  return (count + tasks - 1) / tasks;
+}
+
+static int64_t block_count(int64_t count, int64_t block) { return (count + block - 1) / block; }
+
 /* Runs fn(context, task) for task in [0, count), spread over the pool. */
 static void parallel_for(int64_t count, task_fn fn, void *context) {
   pthread_once(&pool.once, pool_start);

@@ -238,8 +238,8 @@ static void winograd_output_task(void *context, int64_t task) {
         /* reads past `count` stay inside M's row (ld) or the next one: unused lanes */
         for (int64_t t = 0; t < count; t += 16) {
           v16 p[16], top[4], bottom[4];
+          int64_t valid = count - t < 16 ? count - t : 16;
           for (int k = 0; k < 16; ++k) {
-            int64_t valid = count - t < 16 ? count - t : 16;
             if (valid == 16) p[k] = LOAD(v16, m + k * point_stride + t);
             else {
               float lanes[16] = {0};
@@ -384,14 +384,9 @@ static float *transform_filters(const void *args) {
   int64_t panels = (filters + PACK_COLUMNS - 1) / PACK_COLUMNS;
   float *packed = aligned_alloc(64, sizeof(float) * WINOGRAD_POINTS * panels * channels *
                                         PACK_COLUMNS);
-  for (int64_t point = 0; point < WINOGRAD_POINTS; ++point)
-    for (int64_t panel = 0; panel < panels; ++panel)
-      for (int64_t c = 0; c < channels; ++c)
-        for (int64_t column = 0; column < PACK_COLUMNS; ++column) {
-          int64_t f = panel * PACK_COLUMNS + column;
-          packed[((point * panels + panel) * channels + c) * PACK_COLUMNS + column] =
-              f < filters ? u[(point * filters + f) * channels + c] : 0.0f;
-        }
+  for (int64_t point = 0; point < WINOGRAD_POINTS; ++point) /* B = U[p]^T: (c, f) at f*C + c */
+    pack_panels_into(packed + point * panels * channels * PACK_COLUMNS,
+                     u + point * filters * channels, channels, filters, 1, channels);
   free(u);
   return packed;
 }
@@ -418,9 +413,8 @@ static void winograd_conv(const conv_shape *shape, int64_t images, const float *
   winograd_job job = {shape, input, u, residual, v, m, output, image_stride, out_stride,
                       tiles_h, tiles_w, tiles, ld, v_stride, m_stride, 0};
   blas_single_threaded();
-  int64_t tasks = 4 * (pool.workers + 1);
-  job.block = (shape->channels + tasks - 1) / tasks;
-  parallel_for((shape->channels + job.block - 1) / job.block, winograd_input_task, &job);
+  job.block = task_block(shape->channels);
+  parallel_for(block_count(shape->channels, job.block), winograd_input_task, &job);
   if (packed) {
     /* M[p] (F x T) = U[p] (F x C) * V[p] (C x T), the 16 points one batch */
     conv_shape product = *shape;
@@ -434,8 +428,8 @@ static void winograd_conv(const conv_shape *shape, int64_t images, const float *
   } else {
     parallel_for(WINOGRAD_POINTS, winograd_gemm_task, &job);
   }
-  job.block = (shape->filters + tasks - 1) / tasks;
-  parallel_for((shape->filters + job.block - 1) / job.block, winograd_output_task, &job);
+  job.block = task_block(shape->filters);
+  parallel_for(block_count(shape->filters, job.block), winograd_output_task, &job);
   free(v);
   free(m);
 }
