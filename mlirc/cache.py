@@ -60,9 +60,7 @@ def cache_key(source_ir: str, stages, backend: str, options: dict,
                 except (OSError, TypeError):
                     return None
     # The C runtime that AOT libraries embed and JIT code calls, as built.
-    for source in (blas.SHIM_SOURCE, *blas.SHIM_INCLUDES):
-        digest.update(source.read_bytes())
-    digest.update(" ".join(blas.SHIM_FLAGS).encode())
+    digest.update(blas.shim_fingerprint().encode())
     digest.update(json.dumps({"backend": backend, "options": options,
                               "fingerprint": fingerprint,
                               "versions": tool_versions()}, sort_keys=True,

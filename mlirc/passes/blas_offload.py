@@ -34,8 +34,8 @@ from dataclasses import dataclass
 
 from .. import ir
 from .base import PythonPass, register_pass
-from .call_folding import (CONV, match_epilogue, match_gemm_bias, match_padding,
-                           redirect_after_add, zero_fill_before)
+from .call_folding import (CONV, CONV_BIAS_CALL, match_epilogue, match_gemm_bias,
+                           match_padding, redirect_after_add, zero_fill_before)
 
 SHIM_PREFIX = "mlirc_"
 # the shim's entry points (a module calling one needs the shim loaded)
@@ -49,7 +49,6 @@ PACKING_SLOT_PREFIX = "__mlirc_packed_weights_"
 # A convolution's filter_cache flags (shim_conv.h): its constant filter may be
 # kept transformed for Winograd, or packed for the packed-weights GEMM.
 FILTER_WINOGRAD, FILTER_PACKED = 1, 2
-_ELEMENTS = ("f32", "f64")
 
 
 def memref_info(value) -> tuple[int, str, bool] | None:
@@ -58,6 +57,14 @@ def memref_info(value) -> tuple[int, str, bool] | None:
     if not match:
         return None
     return match.group(1).count("x"), match.group(2), match.group(3) is None
+
+
+def window_pair(op, key: str) -> tuple[int, int]:
+    """The (h, w) of a convolution's or pooling's `strides` or `dilations`
+    (dense<2> or dense<[2, 1]>)."""
+    values = [int(x) for x in re.search(rf"{key} = dense<([^>]*)>", str(op)).group(1)
+              .strip("[]").split(",")]
+    return values[0], values[-1]
 
 
 def _packs(operands) -> bool:
@@ -204,9 +211,8 @@ class BlasOffload(PythonPass):
         infos = [memref_info(v) for v in op.operands]
         if any(i is None or i[0] != 4 or i[1] != "f32" or not i[2] for i in infos):
             return
-        attributes = [[int(x) for x in re.search(rf"{key} = dense<([^>]*)>", str(op)).group(1)
-                       .strip("[]").split(",")] for key in ("strides", "dilations")]
-        (stride_h, stride_w), (dilation_h, dilation_w) = [a * (2 // len(a)) for a in attributes]
+        (stride_h, stride_w), (dilation_h, dilation_w) = window_pair(op, "strides"), \
+            window_pair(op, "dilations")
         epilogue = match_epilogue(op) if self.fold_into_conv else None
         padding = match_padding(op, epilogue) if self.fold_into_conv else None
         memref, func, arith = ir.dialects.memref, ir.dialects.func, ir.dialects.arith
@@ -228,7 +234,7 @@ class BlasOffload(PythonPass):
                 bias_type = generic_memref_type(1, "f32")
                 operands.append(memref.CastOp(bias_type, epilogue.bias_vector).result)
                 types = [generic] * 3 + [bias_type]
-                callee = "mlirc_conv2d_nchw_bias_f32"
+                callee = CONV_BIAS_CALL
                 if epilogue.residual is not None:
                     operands.append(memref.CastOp(generic, epilogue.residual_value).result)
                     types.append(generic)

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from .. import ir
 
 CONV = "linalg.conv_2d_nchw_fchw"
+# blas-offload's call for relu(conv + bias): a pool after it may fold in
+CONV_BIAS_CALL = "mlirc_conv2d_nchw_bias_f32"
 
 _VIEWS = ("memref.cast", "memref.subview", "memref.reinterpret_cast", "memref.expand_shape",
           "memref.collapse_shape", "memref.transpose")
@@ -55,7 +57,7 @@ def match_epilogue(conv) -> ConvEpilogue | None:
     the residual add and ReLU that follow `conv`, or None."""
     output = conv.operands[2]
     block = list(conv.block.operations)
-    index = _position(block, conv)
+    index = position(block, conv)
     aliases = _aliases(block, output)
     bias = _first_toucher(reversed(block[:index]), aliases)
     if bias is None or not _is_channel_bias(bias, output):
@@ -67,11 +69,11 @@ def match_epilogue(conv) -> ConvEpilogue | None:
     if residual is not None and residual not in aliases:
         # The shim reads the residual during the convolution, so nothing
         # between the two may touch it.
-        position = _position(after, following)
-        if _first_toucher(after[:position], _aliases(block, residual)) is None and \
-                not any(len(o.operation.regions) for o in after[:position]):
+        at = position(after, following)
+        if _first_toucher(after[:at], _aliases(block, residual)) is None and \
+                not any(len(o.operation.regions) for o in after[:at]):
             epilogue.residual, epilogue.residual_value = following, residual
-            after = after[position + 1:]
+            after = after[at + 1:]
             following = _first_toucher(after, aliases)
     if following is not None and _is_relu(following, output, output):
         epilogue.relu = following
@@ -94,7 +96,7 @@ def _is_relu_into_fresh_buffer(relu, output, block, conv_index) -> bool:
             ir.defining_op_name(target) != "memref.alloc":
         return False
     allocation = target.owner.operation
-    start, relu_index = _position(block, allocation), _position(block, relu)
+    start, relu_index = position(block, allocation), position(block, relu)
     if not conv_index < start < relu_index or \
             _first_toucher(block[start + 1:relu_index], _aliases(block, target)) is not None:
         return False
@@ -173,7 +175,7 @@ def match_padding(conv, epilogue: ConvEpilogue | None = None,
     overwrites_source = epilogue is not None and source == output
     if source in _aliases(block, output) and not overwrites_source:
         return None
-    positions = [_position(block, op) for op in (fill, subview, copy, conv)]
+    positions = [position(block, op) for op in (fill, subview, copy, conv)]
     if positions != sorted(positions):
         return None
     absorbed = [op.operation for op in epilogue.operations] if epilogue is not None else []
@@ -210,7 +212,7 @@ def match_gemm_bias(matmul, inputs) -> GemmEpilogue | None:
     dead after the add (or be the add's output)."""
     output = matmul.operands[2]
     block = list(matmul.block.operations)
-    index = _position(block, matmul)
+    index = position(block, matmul)
     aliases = _aliases(block, output)
     zeroed = _zero_initializer(block[:index], output, block)
     if zeroed is None:
@@ -221,7 +223,7 @@ def match_gemm_bias(matmul, inputs) -> GemmEpilogue | None:
     if add is None or not _is_row_bias_add(add, output):
         return None
     bias, target = add.operands[1], add.operands[2]
-    add_index = _position(after, add)
+    add_index = position(after, add)
     rest = after[add_index + 1:]
     target_aliases = _aliases(block, target)
     if target not in aliases:
@@ -255,7 +257,7 @@ def redirect_after_add(epilogue, output) -> bool:
     if ir.defining_op_name(target) != "memref.alloc" or \
             ir.defining_op_name(output) != "memref.alloc" or target.type != output.type:
         return False
-    add_index = _position(block, epilogue.add)
+    add_index = position(block, epilogue.add)
     later = []
     for use in target.uses:
         owner = use.owner.operation
@@ -264,17 +266,17 @@ def redirect_after_add(epilogue, output) -> bool:
         if owner.name in _VIEWS:
             # a view used after the add would still read the old buffer
             if any(view_use.owner.operation.block != owner.block or
-                   _position(block, view_use.owner.operation) > add_index
+                   position(block, view_use.owner.operation) > add_index
                    for view_use in owner.results[0].uses):
                 return False
             continue
         folded_relu = epilogue.relu is not None and owner == epilogue.relu.operation
-        if _position(block, owner) > add_index and owner.name != "memref.dealloc" and \
+        if position(block, owner) > add_index and owner.name != "memref.dealloc" and \
                 not folded_relu:
             later.append((owner, use.operand_number))
     deallocs = [use.owner.operation for use in output.uses
                 if use.owner.operation.name == "memref.dealloc"]
-    if later and any(_position(block, d) < max(_position(block, o) for o, _ in later)
+    if later and any(position(block, d) < max(position(block, o) for o, _ in later)
                      for d in deallocs):
         return False
     for owner, number in later:
@@ -299,7 +301,7 @@ def _zero_initializer(before, value, block):
             return op, read_between
         if op.name == "memref.copy" and op.operands[1] == value and \
                 op.operands[0] not in aliases:
-            source = _position(before, op)
+            source = position(before, op)
             zeroed = _zero_initializer(before[:source], op.operands[0], block)
             return (op, read_between) if zeroed is not None else None
         reads_only = (op.name == "memref.copy" and op.operands[1] not in aliases) or \
@@ -323,10 +325,10 @@ def _is_row_bias_add(op, output) -> bool:
             not re.fullmatch(r"memref<\d+xf32>", str(bias.type)):
         return False
     block = op.regions[0].blocks[0]
-    return _yields_sum(list(block.operations), *list(block.arguments)[:2])
+    return yields_sum(list(block.operations), *list(block.arguments)[:2])
 
 
-def _yields_sum(body, a, b) -> bool:
+def yields_sum(body, a, b) -> bool:
     """A linalg payload that is just yield a + b (either order)."""
     if [o.operation.name for o in body] != ["arith.addf", "linalg.yield"]:
         return False
@@ -345,14 +347,14 @@ def fill_before(op, output, is_value):
     """The linalg.fill of a value that `is_value` accepts into exactly
     `output`, when it is the last thing to touch `output` before `op`; or None."""
     block = list(op.block.operations)
-    fill = _first_toucher(reversed(block[:_position(block, op)]), _aliases(block, output))
+    fill = _first_toucher(reversed(block[:position(block, op)]), _aliases(block, output))
     if fill is None or fill.name != "linalg.fill" or list(fill.operands)[1:] != [output] or \
             not is_value(fill.operands[0]):
         return None
     return fill
 
 
-def _position(operations, operation) -> int:
+def position(operations, operation) -> int:
     return next(i for i, o in enumerate(operations) if o.operation == operation)
 
 
@@ -420,7 +422,7 @@ def _residual_operand(op, output):
     if matched is None or op.operands[2] != output or output not in list(op.operands)[:2]:
         return None
     body, (a, b) = matched
-    if not _yields_sum(body, a, b):
+    if not yields_sum(body, a, b):
         return None
     other = op.operands[1] if op.operands[0] == output else op.operands[0]
     return other if other.type == output.type else None
@@ -446,7 +448,6 @@ def _is_relu(op, source, target) -> bool:
             and _is_zero(select.operands[2]) and yielded.operands[0] == select.result)
 
 
-CONV_BIAS_CALL = "mlirc_conv2d_nchw_bias_f32"
 
 
 def match_conv_before_pool(pool, initializer):
@@ -459,7 +460,7 @@ def match_conv_before_pool(pool, initializer):
         return None
     block = list(pool.block.operations)
     aliases = _aliases(block, source)
-    call = _first_toucher(reversed(block[:_position(block, pool)]), aliases)
+    call = _first_toucher(reversed(block[:position(block, pool)]), aliases)
     if call is None or call.name != "func.call" or \
             ir.FlatSymbolRefAttr(call.attributes["callee"]).value != CONV_BIAS_CALL or \
             call.operands[2] not in aliases[1:] or \
@@ -476,11 +477,11 @@ def match_conv_before_pool(pool, initializer):
     # fill, which goes).
     if any(operand in _aliases(block, output) for operand in call.operands):
         return None
-    start, end = _position(block, call), _position(block, pool)
+    start, end = position(block, call), position(block, pool)
     # ... and it must exist there (an allocation after the call can move)
     maker = output.owner.operation if ir.defining_op_name(output) else None
     if maker is not None and maker.block == pool.block and maker.name != "memref.alloc" and \
-            _position(block, maker) > start:
+            position(block, maker) > start:
         return None
     between = [op for op in block[start + 1:end] if op.operation != initializer]
     if _first_toucher(between, _aliases(block, output)) is not None or \

@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from .. import ir
 from .base import PythonPass, register_pass
 from .blas_offload import (declare_shim_function, declared_functions, generic_memref_type,
-                           memref_info)
-from .call_folding import fill_before, match_conv_before_pool, match_padding, zero_fill_before
+                           memref_info, window_pair)
+from .call_folding import (fill_before, match_conv_before_pool, match_padding, position,
+                           yields_sum, zero_fill_before)
 
 POOL = "linalg.pooling_nchw_max"
 CALLEE = "mlirc_maxpool2d_nchw_f32"
@@ -46,12 +47,6 @@ def _is_negative_infinity(value) -> bool:
     except ValueError:  # not a float constant
         return False
     return math.isinf(number) and number < 0
-
-
-def _pair(op, key: str) -> tuple[int, int]:
-    values = [int(x) for x in re.search(rf"{key} = dense<([^>]*)>", str(op)).group(1)
-              .strip("[]").split(",")]
-    return (values[0], values[-1])
 
 
 def _is_plane_sum(op) -> bool:
@@ -70,11 +65,7 @@ def _is_plane_sum(op) -> bool:
             not str(op.operands[1].type).endswith("x1x1xf32>"):
         return False
     block = op.regions[0].blocks[0]
-    body = [o.operation for o in block.operations]
-    arguments = list(block.arguments)
-    return len(body) == 2 and body[0].name == "arith.addf" and \
-        set(map(str, body[0].operands)) == set(map(str, arguments)) and \
-        body[1].name == "linalg.yield" and body[1].operands[0] == body[0].results[0]
+    return yields_sum(list(block.operations), *block.arguments)
 
 
 @register_pass
@@ -104,8 +95,8 @@ class PoolOffload(PythonPass):
                 window_shape is None:
             return
         kernel_h, kernel_w = map(int, window_shape.groups())
-        (stride_h, stride_w), (dilation_h, dilation_w) = _pair(op, "strides"), \
-            _pair(op, "dilations")
+        (stride_h, stride_w), (dilation_h, dilation_w) = window_pair(op, "strides"), \
+            window_pair(op, "dilations")
         padding = match_padding(op, pad_value=_is_negative_infinity) \
             if self.fold_padding else None
         initializer = fill_before(op, output, _is_negative_infinity)
@@ -144,8 +135,7 @@ class PoolOffload(PythonPass):
         if ir.defining_op_name(output) == "memref.alloc":
             block = list(conv.block.operations)
             allocation = output.owner.operation
-            if next(i for i, o in enumerate(block) if o.operation == allocation) > \
-                    next(i for i, o in enumerate(block) if o.operation == conv):
+            if position(block, allocation) > position(block, conv):
                 allocation.move_before(conv)
         operands = list(conv.operands)
         types = [operand.type for operand in operands]

@@ -87,6 +87,11 @@ def single_threaded_blas_environment():
                 os.environ[name] = value
 
 
+def shim_fingerprint() -> str:
+    """A hash of the shim as built (its files and flags), for cache keys."""
+    return c_library.fingerprint(SHIM_SOURCE, SHIM_INCLUDES, SHIM_FLAGS)
+
+
 def build_shim() -> Path:
     return c_library.build(SHIM_SOURCE, "mlirc_blas", libraries=("dl", "pthread"),
                            flags=SHIM_FLAGS, includes=SHIM_INCLUDES)

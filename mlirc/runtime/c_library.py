@@ -13,6 +13,13 @@ from pathlib import Path
 from ..errors import BackendError
 
 
+def fingerprint(source: Path, includes: tuple[Path, ...], flags: tuple[str, ...]) -> str:
+    """A hash of what a build of `source` depends on: its text, the files it
+    includes and the compiler flags."""
+    text = b"".join(path.read_bytes() for path in (source, *includes))
+    return hashlib.sha256(text + " ".join(flags).encode()).hexdigest()
+
+
 def build(source: Path, name: str, libraries: tuple[str, ...] = (),
           flags: tuple[str, ...] = ("-O2",), shared: bool = True,
           includes: tuple[Path, ...] = ()) -> Path:
@@ -21,8 +28,7 @@ def build(source: Path, name: str, libraries: tuple[str, ...] = (),
     `flags`, reused while the source, the files it `includes` and the flags
     are unchanged."""
     from ..cache import cache_dir
-    text = b"".join(path.read_bytes() for path in (source, *includes))
-    digest = hashlib.sha256(text + " ".join(flags).encode()).hexdigest()[:16]
+    digest = fingerprint(source, includes, flags)[:16]
     target = cache_dir() / "runtime" / (f"lib{name}_{digest}.so" if shared
                                         else f"{name}_{digest}.o")
     if target.exists():
