@@ -209,3 +209,31 @@ def test_winograd_8_wide_planes_with_a_partial_vector_of_tiles():
     compiled = mlirc.compile(block, (x,), cache=False)
     np.testing.assert_allclose(np.asarray(compiled(x)), block(x).detach().numpy(),
                                rtol=1e-4, atol=1e-4)
+
+
+class PaddedConv(torch.nn.Module):
+    def __init__(self, channels, filters, padding):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(channels, filters, 3, padding=padding)
+
+    def forward(self, x):
+        return torch.relu(self.conv(x))
+
+
+@pytest.mark.parametrize("height, width, padding", [
+    (16, 48, 1),   # 16 rows of one vector a tile, three tiles a row
+    (24, 16, 1),   # 8 rows of one vector (24 rows are no whole 16-row tile)
+    (8, 32, 1),    # 8 rows of two vectors
+    (14, 30, 2),   # wider padding: 16x32 out, lanes and rows skipped two deep
+    (18, 34, 0),   # no padding: 16x32 out, every lane read
+], ids=["16x1", "8x1", "8x2", "pad-2", "pad-0"])
+def test_direct_3x3_tiles_read_the_input_unpadded(height, width, padding):
+    """The direct 3x3 tile's layouts, reading the input in place: the
+    padding is the rows and lanes a tile skips (no padded copy)."""
+    torch.manual_seed(9)
+    block = PaddedConv(5, 8, padding).eval()
+    x = torch.randn(2, 5, height, width)
+    compiled = mlirc.compile(block, (x,), cache=False)
+    assert "call @mlirc_conv2d_nchw_bias_f32" in compiled.ir["blas"]
+    np.testing.assert_allclose(np.asarray(compiled(x)), block(x).detach().numpy(),
+                               rtol=1e-4, atol=1e-4)

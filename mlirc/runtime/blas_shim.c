@@ -188,6 +188,15 @@ typedef float v16 __attribute__((vector_size(64)));
 #define LOAD(T, p) ({ T loaded_; __builtin_memcpy(&loaded_, (p), sizeof(T)); loaded_; })
 #define STORE(T, p, v) do { T stored_ = (v); __builtin_memcpy((p), &stored_, sizeof(T)); } while (0)
 #define BROADCAST(x) ({ float b_ = (x); (v16){b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_, b_}; })
+/* Makes `value` live in a vector register here: GCC otherwise folds a load
+ * or broadcast into every instruction that uses it (one memory operand per
+ * FMA), which starves the load ports of a register-blocked kernel. Without
+ * AVX-512 a v16 spans two registers, and the hint is left out. */
+#ifdef __AVX512F__
+#define KEEP_IN_REGISTER(value) __asm__("" : "+v"(value))
+#else
+#define KEEP_IN_REGISTER(value) ((void)0)
+#endif
 
 /* max(x, 0) like the ReLU it replaces (cmpf ugt + select): NaN stays NaN. */
 static inline v16 relu_v16(v16 value) {

@@ -96,53 +96,99 @@ static inline __attribute__((always_inline)) void tile_16x4(
     store_rows(acc[fb], TILE_ROWS, out + (f0 + fb) * plane, ow, y0, x0, relu, pool);
 }
 
-/* The 3x3 tile: 2 filters x 8 rows x 16 pixels. Per input channel it loads
- * each of the 10 input rows under the tile once per horizontal tap and uses
- * it for every kernel row that reaches it; with the taps constant the loops
- * unroll and the weights are broadcast operands of the FMAs. Measured on one
- * core against the generic 4x4 tile: 200 against 107 GFLOP/s (16->32
- * channels at 16x16, four images), and better than 4x4, 3x8, 4x8 or 2x12
- * tiles of this shape. */
-enum { TILE3_FILTERS = 2, TILE3_ROWS = 8 };
+/* The 3x3 tile: one filter x 16 output vectors, as 16 rows of one vector
+ * or 8 rows of two. Per input channel the filter's 9 weights are broadcast
+ * once into registers, and each input row under the tile is loaded once per
+ * horizontal tap and used for every kernel row that reaches it: 16
+ * accumulators, 9 weights and the input fit the 32 vector registers, so
+ * the FMAs read only registers (KEEP_IN_REGISTER: without it GCC folds the
+ * loads back into the FMAs, one cache-line-split load per FMA, and the tile
+ * is load-bound). Against the previous tile, 2 filters x 8 rows whose input
+ * loads GCC folded that way, on the cnn's layers (two threads, 2026-12-01):
+ * 16x16, 16->32 channels, pooled: 26.8 -> 22.5 us; 32x32, 3->16: 14.3 ->
+ * 12.9 us. */
+typedef struct {
+  int rows, vectors; /* rows x vectors = 16 accumulators, or 8 on short planes */
+} tile3x3_layout;
 
-static inline __attribute__((always_inline)) void tile3x3_2x8(
-    int64_t channels, int64_t in_h, int64_t in_w, int64_t plane, int64_t ow,
-    const float *image, const float *weights, float *out, const float *bias,
-    const float *residual, int relu, int pool, int64_t f0, int64_t y0, int64_t x0) {
-  v16 acc[TILE3_FILTERS][TILE3_ROWS];
-  for (int fb = 0; fb < TILE3_FILTERS; ++fb)
-    for (int r = 0; r < TILE3_ROWS; ++r) {
-      int64_t at = (f0 + fb) * plane + (y0 + r) * ow + x0;
-      acc[fb][r] = !bias      ? LOAD(v16, out + at)
-                   : residual ? BROADCAST(bias[f0 + fb]) + LOAD(v16, residual + at)
-                              : BROADCAST(bias[f0 + fb]);
-    }
-  const float *filter = weights + f0 * channels * 9;
-  for (int64_t c = 0; c < channels; ++c) {
-    const float *source = image + (c * in_h + y0) * in_w + x0, *tap = filter + c * 9;
-#pragma GCC unroll 10
-    for (int row = 0; row < TILE3_ROWS + 2; ++row)
-#pragma GCC unroll 3
-      for (int j = 0; j < 3; ++j) {
-        v16 input = LOAD(v16, source + row * in_w + j);
-#pragma GCC unroll 3
-        for (int i = 0; i < 3; ++i) {
-          int r = row - i;
-          if (r < 0 || r >= TILE3_ROWS) continue;
-#pragma GCC unroll 2
-          for (int fb = 0; fb < TILE3_FILTERS; ++fb)
-            acc[fb][r] += BROADCAST(tap[fb * channels * 9 + i * 3 + j]) * input;
-        }
-      }
-  }
-  for (int fb = 0; fb < TILE3_FILTERS; ++fb)
-    store_rows(acc[fb], TILE3_ROWS, out + (f0 + fb) * plane, ow, y0, x0, relu, pool);
+static tile3x3_layout tile3x3_shape(const conv_shape *shape) {
+  if (shape->kh != 3 || shape->kw != 3) return (tile3x3_layout){0, 0};
+  if (shape->oh % 8 == 0 && shape->ow % 32 == 0) return (tile3x3_layout){8, 2};
+  if (shape->oh % 16 == 0) return (tile3x3_layout){16, 1};
+  if (shape->oh % 8 == 0) return (tile3x3_layout){8, 1};
+  return (tile3x3_layout){0, 0};
 }
 
-/* Whether the 3x3 tile fits (the caller checked direct_conv_fits). */
-static int tile3x3_fits(const conv_shape *shape) {
-  return shape->kh == 3 && shape->kw == 3 && shape->oh % TILE3_ROWS == 0 &&
-         shape->filters % TILE3_FILTERS == 0;
+/* 16 floats at `p`, the lanes outside `lanes` zero and not read: the
+ * padding of a convolution whose input comes unpadded. Only with AVX-512;
+ * elsewhere the input is always padded first and every lane is read. */
+static inline v16 load_lanes(const float *p, uint16_t lanes) {
+#ifdef __AVX512F__
+  return (v16)_mm512_maskz_loadu_ps((__mmask16)lanes, p);
+#else
+  (void)lanes;
+  return LOAD(v16, p);
+#endif
+}
+
+/* The lanes of a vector of input starting at column x that lie inside a
+ * row of `width` floats. */
+static inline uint16_t lanes_inside(int64_t x, int64_t width) {
+  int64_t first = x < 0 ? -x : 0, end = width - x < 16 ? width - x : 16;
+  if (end <= first) return 0;
+  return (uint16_t)(((1u << end) - 1) & ~((1u << first) - 1));
+}
+
+static inline __attribute__((always_inline)) void tile3x3(
+    int rows, int vectors, const conv_shape *shape, int64_t plane, const float *image,
+    const float *weights, float *out, const float *bias, const float *residual, int relu,
+    int pool, int64_t f, int64_t y0, int64_t x0) {
+  int64_t channels = shape->channels, in_h = shape->in_h, in_w = shape->in_w, ow = shape->ow;
+  /* the tile's input window starts at (y0 - pad_h, x0 - pad_w); rows and
+   * lanes outside the input are the zero padding */
+  int64_t top = y0 - shape->pad_h, left = x0 - shape->pad_w;
+  uint16_t lanes[2][3];
+  for (int xv = 0; xv < vectors; ++xv)
+    for (int j = 0; j < 3; ++j) lanes[xv][j] = lanes_inside(left + 16 * xv + j, in_w);
+  v16 acc[16];
+  for (int r = 0; r < rows; ++r)
+    for (int xv = 0; xv < vectors; ++xv) {
+      int64_t at = f * plane + (y0 + r) * ow + x0 + 16 * xv;
+      acc[r * vectors + xv] = !bias      ? LOAD(v16, out + at)
+                              : residual ? BROADCAST(bias[f]) + LOAD(v16, residual + at)
+                                         : BROADCAST(bias[f]);
+    }
+  const float *filter = weights + f * channels * 9;
+  for (int64_t c = 0; c < channels; ++c) {
+    const float *source = image + (c * in_h + top) * in_w + left, *tap = filter + c * 9;
+    v16 weight[9];
+#pragma GCC unroll 9
+    for (int k = 0; k < 9; ++k) {
+      weight[k] = BROADCAST(tap[k]);
+      KEEP_IN_REGISTER(weight[k]);
+    }
+#pragma GCC unroll 18
+    for (int row = 0; row < rows + 2; ++row) {
+      if (top + row < 0 || top + row >= in_h) continue;
+#pragma GCC unroll 2
+      for (int xv = 0; xv < vectors; ++xv)
+#pragma GCC unroll 3
+        for (int j = 0; j < 3; ++j) {
+          v16 input = load_lanes(source + row * in_w + 16 * xv + j, lanes[xv][j]);
+          KEEP_IN_REGISTER(input);
+#pragma GCC unroll 3
+          for (int i = 0; i < 3; ++i) {
+            int r = row - i;
+            if (r >= 0 && r < rows) acc[r * vectors + xv] += weight[i * 3 + j] * input;
+          }
+        }
+    }
+  }
+  for (int xv = 0; xv < vectors; ++xv) {
+    v16 column[16];
+    for (int r = 0; r < rows; ++r) column[r] = acc[r * vectors + xv];
+    store_rows(column, rows, out + f * plane, ow, y0, x0 + 16 * xv, relu, pool);
+  }
 }
 
 /* Whether direct_conv handles this shape (rows of 16k floats, 4k rows). */
@@ -153,28 +199,42 @@ static int direct_conv_fits(const conv_shape *shape) {
   return shape->ow % 16 == 0 && shape->filters % TILE_FILTERS == 0;
 }
 
-/* One block of output rows (TILE3_ROWS or TILE_ROWS) of one image, all filters. Inlined once
- * per epilogue case, so the tiles see constants. */
+/* Output rows per direct task: one tile's. */
+static int64_t direct_rows(const conv_shape *shape) {
+  tile3x3_layout layout = tile3x3_shape(shape);
+  return layout.rows ? layout.rows : TILE_ROWS;
+}
+
+/* One block of output rows (direct_rows) of one image, all filters.
+ * Inlined once per epilogue case, so the tiles see constants. */
 static inline __attribute__((always_inline)) void direct_rows_case(
     const conv_shape *shape, const float *image, const float *weights, float *out,
     const float *bias, const float *residual, int relu, int pool, int64_t y0) {
   /* the plane the tiles store into: the pooled one with `pool` */
   int64_t plane = pool ? shape->oh / 2 * (shape->ow / 2) : shape->oh * shape->ow;
-  if (tile3x3_fits(shape)) {
-    for (int64_t f0 = 0; f0 < shape->filters; f0 += TILE3_FILTERS)
-      for (int64_t x0 = 0; x0 < shape->ow; x0 += 16)
-        tile3x3_2x8(shape->channels, shape->in_h, shape->in_w, plane, shape->ow, image, weights,
-                    out, bias, residual, relu, pool, f0, y0, x0);
+  tile3x3_layout layout = tile3x3_shape(shape);
+  if (layout.rows) {
+    /* constant layouts, so that each inlined tile unrolls fully */
+    for (int64_t f = 0; f < shape->filters; ++f)
+      for (int64_t x0 = 0; x0 < shape->ow; x0 += 16 * layout.vectors) {
+#define TILE3X3(rows, vectors)                                                                \
+  tile3x3(rows, vectors, shape, plane, image, weights, out, bias, residual, relu, pool, f, y0, x0)
+        if (layout.vectors == 2) TILE3X3(8, 2);
+        else if (layout.rows == 16) TILE3X3(16, 1);
+        else TILE3X3(8, 1);
+#undef TILE3X3
+      }
     return;
   }
-  for (int64_t f0 = 0; f0 < shape->filters; f0 += TILE_FILTERS)
+  for (int64_t f = 0; f < shape->filters; f += TILE_FILTERS)
     for (int64_t x0 = 0; x0 < shape->ow; x0 += 16)
       tile_16x4(shape->channels, shape->kh, shape->kw, shape->in_h, shape->in_w, plane,
-                shape->ow, image, weights, out, bias, residual, relu, pool, f0, y0, x0);
+                shape->ow, image, weights, out, bias, residual, relu, pool, f, y0, x0);
 }
 
-/* A direct convolution job: images (padded ones when the convolution pads)
- * cut into tasks of one tile's rows. */
+/* A direct convolution job: images cut into tasks of one tile's rows.
+ * (Splitting the filters into groups too, for more tasks than the cnn's
+ * 16x16 layer's four, made it slower: 23.3 against 22.3 us.) */
 typedef struct {
   const conv_shape *shape;
   const float *input, *weights, *residual;
@@ -186,24 +246,25 @@ typedef struct {
 static void direct_task(void *context, int64_t task) {
   const direct_job *job = context;
   const conv_shape *shape = job->shape;
-  int64_t rows = tile3x3_fits(shape) ? TILE3_ROWS : TILE_ROWS;
-  int64_t n = task / job->blocks, y0 = task % job->blocks * rows;
+  int64_t n = task / job->blocks, y0 = task % job->blocks * direct_rows(shape);
   const float *image = job->input + n * job->image_stride, *bias = shape->bias;
   const float *residual = job->residual ? job->residual + n * job->out_stride : NULL;
   float *out = job->output + n * job->out_stride;
   const float *weights = job->weights;
-  if (!bias) direct_rows_case(shape, image, weights, out, NULL, NULL, 0, 0, y0);
-  else if (residual && shape->relu)
-    direct_rows_case(shape, image, weights, out, bias, residual, 1, 0, y0);
-  else if (residual) direct_rows_case(shape, image, weights, out, bias, residual, 0, 0, y0);
-  else if (shape->pool && shape->relu)
-    direct_rows_case(shape, image, weights, out, bias, NULL, 1, 1, y0);
-  else if (shape->pool) direct_rows_case(shape, image, weights, out, bias, NULL, 0, 1, y0);
-  else if (shape->relu) direct_rows_case(shape, image, weights, out, bias, NULL, 1, 0, y0);
-  else direct_rows_case(shape, image, weights, out, bias, NULL, 0, 0, y0);
+#define ROWS_CASE(bias_, residual_, relu_, pool_) \
+  direct_rows_case(shape, image, weights, out, bias_, residual_, relu_, pool_, y0)
+  if (!bias) ROWS_CASE(NULL, NULL, 0, 0);
+  else if (residual && shape->relu) ROWS_CASE(bias, residual, 1, 0);
+  else if (residual) ROWS_CASE(bias, residual, 0, 0);
+  else if (shape->pool && shape->relu) ROWS_CASE(bias, NULL, 1, 1);
+  else if (shape->pool) ROWS_CASE(bias, NULL, 0, 1);
+  else if (shape->relu) ROWS_CASE(bias, NULL, 1, 0);
+  else ROWS_CASE(bias, NULL, 0, 0);
+#undef ROWS_CASE
 }
 
-/* The padded copy of one image for the direct kernel, which reads no padding. */
+/* The padded copy of one image for the direct kernel's generic tile (and
+ * the 3x3 one without AVX-512, or when the input is the output buffer). */
 typedef struct {
   const conv_shape *shape;
   const float *input;
@@ -224,12 +285,32 @@ static void pad_task(void *context, int64_t n) {
              sizeof(float) * shape->in_w);
 }
 
+/* Whether the 3x3 tile reads this convolution's input unpadded, the
+ * padding being the lanes and rows it skips: no padded copy, and one
+ * parallel job instead of two (the cnn's 32x32 layer 12.3 -> 10.1 us, its
+ * 16x16 one 28.0 -> 21.9 us, reading rows 16 floats apart, not 18). It
+ * cannot when the input is the output buffer (the pass folds such padded
+ * copies): tiles of an image would overwrite input that others still read. */
+static int direct_reads_unpadded(const conv_shape *shape, int64_t images, const float *input,
+                                 int64_t image_stride, const float *output,
+                                 int64_t out_stride) {
+#ifdef __AVX512F__
+  const float *input_end = input + images * image_stride;
+  const float *output_end = output + images * out_stride;
+  return tile3x3_shape(shape).rows && (input_end <= output || output_end <= input);
+#else
+  (void)shape, (void)images, (void)input, (void)image_stride, (void)output, (void)out_stride;
+  return 0;
+#endif
+}
+
 static void direct_conv(const conv_shape *shape, int64_t images, const float *input,
                         int64_t image_stride, const float *weights, float *output,
                         int64_t out_stride, const float *residual) {
   conv_shape padded = *shape;
   float *scratch = NULL;
-  if (shape->pad_h || shape->pad_w) {
+  if ((shape->pad_h || shape->pad_w) &&
+      !direct_reads_unpadded(shape, images, input, image_stride, output, out_stride)) {
     padded.in_h += 2 * shape->pad_h;
     padded.in_w += 2 * shape->pad_w;
     padded.pad_h = padded.pad_w = 0;
@@ -240,7 +321,7 @@ static void direct_conv(const conv_shape *shape, int64_t images, const float *in
     image_stride = shape->channels * padded.in_h * padded.in_w;
   }
   direct_job job = {&padded, input, weights, residual, output, image_stride, out_stride,
-                    shape->oh / (tile3x3_fits(shape) ? TILE3_ROWS : TILE_ROWS)};
+                    shape->oh / direct_rows(shape)};
   parallel_for(images * job.blocks, direct_task, &job);
   free(scratch);
 }
