@@ -198,6 +198,26 @@ typedef float v16 __attribute__((vector_size(64)));
 #define KEEP_IN_REGISTER(value) ((void)0)
 #endif
 
+/* 16 floats at `p`, the lanes outside `lanes` zero and not read: the
+ * padding of a convolution whose input comes unpadded. Only with AVX-512;
+ * elsewhere the input is always padded first and every lane is read. */
+static inline v16 load_lanes(const float *p, uint16_t lanes) {
+#ifdef __AVX512F__
+  return (v16)_mm512_maskz_loadu_ps((__mmask16)lanes, p);
+#else
+  (void)lanes;
+  return LOAD(v16, p);
+#endif
+}
+
+/* The lanes of a vector of input starting at column x that lie inside a
+ * row of `width` floats. */
+static inline uint16_t lanes_inside(int64_t x, int64_t width) {
+  int64_t first = x < 0 ? -x : 0, end = width - x < 16 ? width - x : 16;
+  if (end <= first) return 0;
+  return (uint16_t)(((1u << end) - 1) & ~((1u << first) - 1));
+}
+
 /* max(x, 0) like the ReLU it replaces (cmpf ugt + select): NaN stays NaN. */
 static inline v16 relu_v16(v16 value) {
   __typeof__(value <= 0) keep = ~(value <= 0);

@@ -119,26 +119,6 @@ static tile3x3_layout tile3x3_shape(const conv_shape *shape) {
   return (tile3x3_layout){0, 0};
 }
 
-/* 16 floats at `p`, the lanes outside `lanes` zero and not read: the
- * padding of a convolution whose input comes unpadded. Only with AVX-512;
- * elsewhere the input is always padded first and every lane is read. */
-static inline v16 load_lanes(const float *p, uint16_t lanes) {
-#ifdef __AVX512F__
-  return (v16)_mm512_maskz_loadu_ps((__mmask16)lanes, p);
-#else
-  (void)lanes;
-  return LOAD(v16, p);
-#endif
-}
-
-/* The lanes of a vector of input starting at column x that lie inside a
- * row of `width` floats. */
-static inline uint16_t lanes_inside(int64_t x, int64_t width) {
-  int64_t first = x < 0 ? -x : 0, end = width - x < 16 ? width - x : 16;
-  if (end <= first) return 0;
-  return (uint16_t)(((1u << end) - 1) & ~((1u << first) - 1));
-}
-
 static inline __attribute__((always_inline)) void tile3x3(
     int rows, int vectors, const conv_shape *shape, int64_t plane, const float *image,
     const float *weights, float *out, const float *bias, const float *residual, int relu,
