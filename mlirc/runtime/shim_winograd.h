@@ -252,6 +252,8 @@ static void winograd_output_task(void *context, int64_t task) {
         int64_t rows = job->tiles_h - ty0 < chunk_rows ? job->tiles_h - ty0 : chunk_rows;
         int64_t count = rows * tiles_w;
         const float *m = job->m + f * job->ld + n * job->tiles_h * tiles_w + ty0 * tiles_w;
+        /* tile rows the 8-wide path below stored (a leading part of the chunk) */
+        int64_t rows_stored = 0;
         /* reads past `count` stay inside M's row (ld) or the next one: unused lanes */
         for (int64_t t = 0; t < count; t += 16) {
           v16 p[16], top[4], bottom[4];
@@ -295,6 +297,7 @@ static void winograd_output_task(void *context, int64_t task) {
               }
               STORE(v16, out + at, value);
             }
+            rows_stored = t / 4 + 4;
             continue;
           }
 #ifdef __AVX512F__
@@ -327,7 +330,7 @@ static void winograd_output_task(void *context, int64_t task) {
 #ifdef __AVX512F__
         if (scatter) continue;
 #endif
-        for (int64_t ty = 0; ty < rows; ++ty)
+        for (int64_t ty = rows_stored; ty < rows; ++ty) /* the rest, from y */
           for (int r = 0; r < 2 && 2 * (ty0 + ty) + r < oh; ++r) {
             const float *left = y[2 * r] + ty * tiles_w, *right = y[2 * r + 1] + ty * tiles_w;
             for (int64_t tx = 0; tx < tiles_w; ++tx) {

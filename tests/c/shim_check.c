@@ -1,0 +1,141 @@
+/* Checks the BLAS shim's convolution and pooling paths against naive loops,
+ * built with whatever -march the test gives: tests/test_shim_portable.py
+ * builds it for the host and for x86-64-v3 (AVX2, no AVX-512), so that the
+ * shim's paths without AVX-512 (which this project's machines never take in
+ * the model tests) are checked too.
+ *
+ *   shim_check BLAS_LIBRARY    prints one line per case; exit status: failures
+ */
+#include "../../mlirc/runtime/blas_shim.c"
+
+#include <math.h>
+
+static float *random_floats(int64_t count) {
+  float *data = aligned_alloc(64, sizeof(float) * (size_t)((count + 15) / 16 * 16));
+  for (int64_t i = 0; i < count; ++i) data[i] = (float)rand() / (float)RAND_MAX - 0.5f;
+  return data;
+}
+
+/* act(conv(x, w) + bias) at one output, in double */
+static double naive_conv(const conv_shape *s, const float *x, const float *w, int64_t n,
+                         int64_t f, int64_t oy, int64_t ox) {
+  double sum = s->bias ? s->bias[f] : 0.0;
+  for (int64_t c = 0; c < s->channels; ++c)
+    for (int64_t i = 0; i < s->kh; ++i)
+      for (int64_t j = 0; j < s->kw; ++j) {
+        int64_t iy = oy * s->stride_h + i * s->dilation_h - s->pad_h;
+        int64_t ix = ox * s->stride_w + j * s->dilation_w - s->pad_w;
+        if (iy < 0 || iy >= s->in_h || ix < 0 || ix >= s->in_w) continue;
+        sum += (double)x[((n * s->channels + c) * s->in_h + iy) * s->in_w + ix] *
+               w[((f * s->channels + c) * s->kh + i) * s->kw + j];
+      }
+  return s->relu && sum < 0 ? 0.0 : sum;
+}
+
+/* One convolution through conv2d (with Winograd and packing allowed, as for
+ * a constant filter), or through the conv+pool entry's logic with `pool`. */
+static int check_conv(const char *name, int64_t images, int64_t channels, int64_t filters,
+                      int64_t height, int64_t width, int64_t kernel, int64_t stride,
+                      int64_t pad, int pool) {
+  int64_t oh = (height + 2 * pad - kernel) / stride + 1, ow = (width + 2 * pad - kernel) / stride + 1;
+  int64_t ph = pool ? oh / 2 : oh, pw = pool ? ow / 2 : ow;
+  float *x = random_floats(images * channels * height * width);
+  float *w = random_floats(filters * channels * kernel * kernel);
+  float *bias = random_floats(filters);
+  float *out = random_floats(images * filters * ph * pw);
+  conv_shape shape = {channels, height, width, filters, kernel, kernel, oh, ow, stride, stride,
+                      1, 1, pad, pad, bias, 1, pool};
+  int64_t slot = 0;
+  if (pool && direct_conv_fits(&shape)) {
+    direct_conv(&shape, images, x, channels * height * width, w, out, filters * ph * pw, NULL);
+  } else if (pool) {
+    shape.pool = 0;
+    float *full = random_floats(images * filters * oh * ow);
+    conv2d(&shape, images, x, channels * height * width, w, full, filters * oh * ow, NULL,
+           FILTER_WINOGRAD | FILTER_PACKED, &slot);
+    maxpool_job job = {full, out, filters * oh * ow, oh * ow, filters * ph * pw, ph * pw,
+                       filters, oh, ow, ph, pw, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 0};
+    run_maxpool(&job, images);
+    free(full);
+    shape.pool = 1;
+  } else {
+    conv2d(&shape, images, x, channels * height * width, w, out, filters * oh * ow, NULL,
+           FILTER_WINOGRAD | FILTER_PACKED, &slot);
+  }
+  int64_t bad = 0;
+  double worst = 0.0;
+  for (int64_t n = 0; n < images; ++n)
+    for (int64_t f = 0; f < filters; ++f)
+      for (int64_t y = 0; y < ph; ++y)
+        for (int64_t xo = 0; xo < pw; ++xo) {
+          double want = -INFINITY;
+          for (int64_t dy = 0; dy < (pool ? 2 : 1); ++dy)
+            for (int64_t dx = 0; dx < (pool ? 2 : 1); ++dx) {
+              double value = naive_conv(&shape, x, w, n, f, (pool ? 2 : 1) * y + dy,
+                                        (pool ? 2 : 1) * xo + dx);
+              if (value > want) want = value;
+            }
+          double error = fabs(out[((n * filters + f) * ph + y) * pw + xo] - want);
+          if (!(error <= 1e-4 + 1e-4 * fabs(want))) ++bad;
+          if (error > worst) worst = error;
+        }
+  printf("%-28s %s (%lld wrong, max error %.1e)\n", name, bad ? "FAIL" : "ok", (long long)bad,
+         worst);
+  free(x), free(w), free(bias), free(out);
+  return bad != 0;
+}
+
+static int check_maxpool(const char *name, int64_t planes, int64_t size, int64_t kernel,
+                         int64_t stride, int64_t pad) {
+  int64_t out_size = (size + 2 * pad - kernel) / stride + 1;
+  float *x = random_floats(planes * size * size), *out = random_floats(planes * out_size * out_size);
+  maxpool_job job = {x, out, planes * size * size, size * size, planes * out_size * out_size,
+                     out_size * out_size, planes, size, size, out_size, out_size, kernel, kernel,
+                     stride, stride, 1, 1, pad, pad, 0, 0, 0};
+  run_maxpool(&job, 1);
+  int64_t bad = 0;
+  for (int64_t p = 0; p < planes; ++p)
+    for (int64_t y = 0; y < out_size; ++y)
+      for (int64_t xo = 0; xo < out_size; ++xo) {
+        float want = -INFINITY;
+        for (int64_t i = 0; i < kernel; ++i)
+          for (int64_t j = 0; j < kernel; ++j) {
+            int64_t iy = y * stride + i - pad, ix = xo * stride + j - pad;
+            if (iy >= 0 && iy < size && ix >= 0 && ix < size && x[(p * size + iy) * size + ix] > want)
+              want = x[(p * size + iy) * size + ix];
+          }
+        if (out[(p * out_size + y) * out_size + xo] != want) ++bad;
+      }
+  printf("%-28s %s (%lld wrong)\n", name, bad ? "FAIL" : "ok", (long long)bad);
+  free(x), free(out);
+  return bad != 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || !dlopen(argv[1], RTLD_NOW | RTLD_GLOBAL)) {
+    fprintf(stderr, "usage: shim_check BLAS_LIBRARY (a loadable BLAS)\n");
+    return 100;
+  }
+  srand(1);
+  int failures = 0;
+  /* name, images, channels, filters, height, width, kernel, stride, pad, pool */
+  failures += check_conv("direct 3x3 16 rows", 2, 5, 8, 16, 48, 3, 1, 1, 0);
+  failures += check_conv("direct 3x3 8 rows x 2", 2, 5, 8, 8, 32, 3, 1, 1, 0);
+  failures += check_conv("direct 3x3 8 rows", 2, 5, 8, 24, 16, 3, 1, 1, 0);
+  failures += check_conv("direct 5x5", 1, 5, 4, 16, 16, 5, 1, 2, 0);
+  failures += check_conv("direct 3x3 + pool", 4, 16, 32, 16, 16, 3, 1, 1, 1);
+  failures += check_conv("winograd 8x8", 4, 32, 64, 8, 8, 3, 1, 1, 0);
+  failures += check_conv("winograd 8x8 + pool", 4, 32, 64, 8, 8, 3, 1, 1, 1);
+  failures += check_conv("winograd 10x8", 2, 16, 16, 10, 8, 3, 1, 1, 0);
+  failures += check_conv("winograd 7x7", 4, 16, 16, 7, 7, 3, 1, 1, 0);
+  failures += check_conv("winograd 13x13", 2, 16, 16, 13, 13, 3, 1, 1, 0);
+  failures += check_conv("winograd 34x34", 1, 16, 16, 34, 34, 3, 1, 1, 0);
+  failures += check_conv("winograd packed 14x14", 1, 64, 40, 14, 14, 3, 1, 1, 0);
+  failures += check_conv("im2col stride 2", 2, 3, 8, 17, 17, 3, 2, 1, 0);
+  failures += check_conv("packed 1x1", 2, 24, 64, 12, 12, 1, 1, 0, 0);
+  failures += check_conv("packed stride 2", 1, 8, 40, 15, 15, 3, 2, 1, 0);
+  failures += check_maxpool("max pool 2x2", 3, 34, 2, 2, 0);
+  failures += check_maxpool("max pool 3x3/2 padded", 3, 40, 3, 2, 1);
+  failures += check_maxpool("max pool 3x3/1", 3, 9, 3, 1, 0);
+  return failures;
+}
