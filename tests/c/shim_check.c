@@ -1,8 +1,8 @@
-/* Checks the BLAS shim's convolution and pooling paths against naive loops,
- * built with whatever -march the test gives: tests/test_shim_portable.py
- * builds it for the host and for x86-64-v3 (AVX2, no AVX-512), so that the
- * shim's paths without AVX-512 (which this project's machines never take in
- * the model tests) are checked too.
+/* Checks the BLAS shim's convolution, pooling and packed-GEMM paths against
+ * naive loops, built with whatever -march the test gives:
+ * tests/test_shim_portable.py builds it for the host and for x86-64-v3
+ * (AVX2, no AVX-512), so that the shim's paths without AVX-512 (which this
+ * project's machines never take in the model tests) are checked too.
  *
  *   shim_check BLAS_LIBRARY    prints one line per case; exit status: failures
  */
@@ -111,6 +111,28 @@ static int check_maxpool(const char *name, int64_t planes, int64_t size, int64_t
   return bad != 0;
 }
 
+/* C = relu(A * B + bias) on the packed-weights GEMM (B packed into panels
+ * once, as for a constant weight): the mlp's and transformer's kernel. */
+static int check_packed_gemm(const char *name, int64_t m, int64_t k, int64_t n) {
+  float *a = random_floats(m * k), *b = random_floats(k * n), *bias = random_floats(n);
+  float *c = random_floats(m * n);
+  int64_t slot = 0;
+  const float *panels = packed_panels(&slot, b, k, n, n, 1);
+  packed_job job = {m, k, n, k, 1, n, a, panels, bias, c, 0, 1};
+  parallel_for((n + PACK_COLUMNS - 1) / PACK_COLUMNS, packed_task, &job);
+  int64_t bad = 0;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double want = bias[j];
+      for (int64_t p = 0; p < k; ++p) want += (double)a[i * k + p] * b[p * n + j];
+      if (want < 0) want = 0;
+      if (!(fabs(c[i * n + j] - want) <= 1e-4 + 1e-4 * fabs(want))) ++bad;
+    }
+  printf("%-28s %s (%lld wrong)\n", name, bad ? "FAIL" : "ok", (long long)bad);
+  free(a), free(b), free(bias), free(c);
+  return bad != 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2 || !dlopen(argv[1], RTLD_NOW | RTLD_GLOBAL)) {
     fprintf(stderr, "usage: shim_check BLAS_LIBRARY (a loadable BLAS)\n");
@@ -134,6 +156,8 @@ int main(int argc, char **argv) {
   failures += check_conv("im2col stride 2", 2, 3, 8, 17, 17, 3, 2, 1, 0);
   failures += check_conv("packed 1x1", 2, 24, 64, 12, 12, 1, 1, 0, 0);
   failures += check_conv("packed stride 2", 1, 8, 40, 15, 15, 3, 2, 1, 0);
+  failures += check_packed_gemm("packed gemm", 32, 256, 512);
+  failures += check_packed_gemm("packed gemm edges", 13, 70, 45);
   failures += check_maxpool("max pool 2x2", 3, 34, 2, 2, 0);
   failures += check_maxpool("max pool 3x3/2 padded", 3, 40, 3, 2, 1);
   failures += check_maxpool("max pool 3x3/1", 3, 9, 3, 1, 0);
