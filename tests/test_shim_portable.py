@@ -1,8 +1,8 @@
 """The BLAS shim's paths without AVX-512, which the model tests never take
 on this project's machines: tests/c/shim_check.c (every convolution and
-pooling path and the packed-weights GEMM against naive loops) built for x86-64-v3 (AVX2 and FMA, no
-AVX-512) and for the host, and run. The 8-wide Winograd path wrote garbage
-rows without AVX-512 until this check existed."""
+pooling path and the packed-weights GEMM against naive loops) built for
+x86-64-v3 (AVX2 and FMA, no AVX-512) and for the host, and run. The 8-wide
+Winograd path wrote garbage rows without AVX-512 until this check existed."""
 
 import os
 import platform
