@@ -1,8 +1,9 @@
 """The BLAS shim's convolution paths, checked against PyTorch: the direct
 kernel (rows of 16 floats and rows of 8, one image and a batch spread over
-threads), Winograd F(2x2, 3x3) (even and odd sizes), im2col + GEMM (strided,
-other widths), the copy-free 1x1 GEMM, each with the bias and ReLU folded
-into the call and without them."""
+threads), the strided direct kernel of image stems, Winograd F(2x2, 3x3)
+(even and odd sizes), im2col + GEMM (strided, other widths), the copy-free
+1x1 GEMM, each with the bias and ReLU folded into the call and without
+them."""
 
 import re
 
@@ -38,6 +39,8 @@ SHAPES = {
     "winograd-packed": (1, 64, 40, 3, 1, 14),  # >= 64 channels: point GEMMs on packed panels
     "winograd-8-wide": (4, 16, 16, 3, 1, 8),   # 4 tiles a row: permutes, rows interleaved
     "winograd-7-wide": (4, 16, 16, 3, 1, 7),
+    "strided-stem": (1, 3, 8, 7, 2, 64),      # stride 2, few channels, rows of 16k: split rows
+    "strided-3x3": (2, 4, 12, 3, 2, 32),
     "im2col-strided": (2, 3, 8, 3, 2, 17),
     "im2col-odd-width": (1, 6, 12, 3, 1, 7),
     "gemm-1x1": (2, 16, 24, 1, 1, 10),

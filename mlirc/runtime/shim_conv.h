@@ -458,12 +458,14 @@ static void gemm_conv(const conv_shape *shape, int64_t images, const float *inpu
 }
 
 #include "shim_winograd.h"
+#include "shim_strided_conv.h"
 
 /* `filter_cache`: the filter is a constant that the shim may keep in
  * `slot` transformed for Winograd (FILTER_WINOGRAD) or packed for the GEMM
  * (FILTER_PACKED); the pass says which. The direct kernel goes first where
  * it fits: on the cnn's 16x16 layer it beats Winograd (24 against 40 us);
- * Winograd beats im2col + GEMM on every shape it takes (winograd_fits). */
+ * then the strided one of image stems (shim_strided_conv.h); Winograd beats
+ * im2col + GEMM on every shape it takes (winograd_fits). */
 enum { FILTER_WINOGRAD = 1, FILTER_PACKED = 2 };
 
 static void conv2d(const conv_shape *shape, int64_t images, const float *input,
@@ -472,6 +474,8 @@ static void conv2d(const conv_shape *shape, int64_t images, const float *input,
                    int64_t *slot) {
   if (direct_conv_fits(shape))
     direct_conv(shape, images, input, image_stride, weights, output, out_stride, residual);
+  else if (strided_conv_fits(shape))
+    strided_conv(shape, images, input, image_stride, weights, output, out_stride, residual);
   else if ((filter_cache & FILTER_WINOGRAD) && winograd_fits(shape, images)) {
     int packed = winograd_packed(shape, filter_cache & FILTER_PACKED);
     winograd_conv(shape, images, input, image_stride,

@@ -154,6 +154,8 @@ int main(int argc, char **argv) {
   failures += check_conv("winograd 34x34", 1, 16, 16, 34, 34, 3, 1, 1, 0);
   failures += check_conv("winograd packed 14x14", 1, 64, 40, 14, 14, 3, 1, 1, 0);
   failures += check_conv("im2col stride 2", 2, 3, 8, 17, 17, 3, 2, 1, 0);
+  failures += check_conv("strided 7x7 stem", 2, 3, 8, 64, 64, 7, 2, 3, 0);
+  failures += check_conv("strided 3x3", 1, 5, 12, 32, 64, 3, 2, 1, 0);
   failures += check_conv("packed 1x1", 2, 24, 64, 12, 12, 1, 1, 0, 0);
   failures += check_conv("packed stride 2", 1, 8, 40, 15, 15, 3, 2, 1, 0);
   failures += check_packed_gemm("packed gemm", 32, 256, 512);
