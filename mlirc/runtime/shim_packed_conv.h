@@ -144,11 +144,14 @@ static inline __attribute__((always_inline)) void packed_conv_tile(
 }
 
 /* Taps a pass over a task's pixels covers when there are many (a 3x3 layer
- * of 512 channels has 4608), so that the panel's part and the columns'
- * part stay in the L2 cache while every tile of the task uses them; the
- * tiles' partial sums wait in a scratch buffer between passes. ResNet-50's
- * 7x7 3x3 layer: 930 -> 680 us (512 taps: 700, 1024: 850). */
-enum { PACKED_TAP_BLOCK = 256 };
+ * of 512 channels has 4608), so that the panel's part (16 KB) and the rows
+ * of X under a tile stay in the L1 cache while every tile of the task uses
+ * them; the tiles' partial sums wait in a scratch buffer between passes.
+ * ResNet-50's 7x7 3x3 layer: 930 -> 680 us with 256 taps (512: 700, 1024:
+ * 850); 128 taps then took its 7x7 layers another 10% (3x3 730 -> 664,
+ * 512->2048 278 -> 249 us; kernel harness, caches cold) and the whole model
+ * 1.2% (64 taps: 4% slower, 96: 1.4%; A/B in one process, 2026-12-01). */
+enum { PACKED_TAP_BLOCK = 128 };
 
 /* Pixels [first, last) of one panel: pixel p's column of X at columns + p,
  * rows job->x_stride apart. */
