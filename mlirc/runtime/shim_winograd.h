@@ -70,14 +70,79 @@ static inline v16 gather_v16(const float *base, const int32_t *index) {
 #endif
 }
 
+/* V = B^T d B for 16 tiles at once, in[4a + b] holding d[a][b]: vertical
+ * differences (B^T d), then horizontal ones (. B). */
+static inline void input_transform(const v16 in[16], v16 out[16]) {
+  v16 mid[16];
+  for (int b = 0; b < 4; ++b) { /* B^T d: rows a of d mixed, per column b */
+    mid[b] = in[b] - in[8 + b];
+    mid[4 + b] = in[4 + b] + in[8 + b];
+    mid[8 + b] = in[8 + b] - in[4 + b];
+    mid[12 + b] = in[4 + b] - in[12 + b];
+  }
+  for (int i = 0; i < 4; ++i) { /* . B: columns mixed, per row i */
+    const v16 *r = mid + 4 * i;
+    out[4 * i] = r[0] - r[2];
+    out[4 * i + 1] = r[1] + r[2];
+    out[4 * i + 2] = r[2] - r[1];
+    out[4 * i + 3] = r[1] - r[3];
+  }
+}
+
+/* The 16 points of `count` tiles (the first lanes) into V, one row of V per
+ * point. */
+static inline void store_points(float *v, int64_t point_stride, const v16 out[16],
+                                int64_t count) {
+  if (count >= 16) {
+    for (int k = 0; k < 16; ++k) STORE(v16, v + k * point_stride, out[k]);
+    return;
+  }
+#ifdef __AVX512F__
+  __mmask16 lanes = (__mmask16)((1u << count) - 1);
+  for (int k = 0; k < 16; ++k) _mm512_mask_storeu_ps(v + k * point_stride, lanes, (__m512)out[k]);
+#else
+  float lanes[16];
+  for (int k = 0; k < 16; ++k) {
+    STORE(v16, lanes, out[k]);
+    memcpy(v + k * point_stride, lanes, sizeof(float) * count);
+  }
+#endif
+}
+
+/* d[a][0..3] of 16 tiles side by side in one tile row, from the scratch
+ * row under their row a starting at the first tile's left column: tile k
+ * reads columns 2k .. 2k + 3, the even and odd columns apart by shuffles
+ * (48 floats read; lanes past the row's tiles are not stored). */
+static inline void row_taps(const float *row, v16 taps[4]) {
+  v16 v0 = LOAD(v16, row), v1 = LOAD(v16, row + 16), v2 = LOAD(v16, row + 32);
+  v16 even = __builtin_shufflevector(v0, v1, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                     28, 30);
+  v16 odd = __builtin_shufflevector(v0, v1, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27,
+                                    29, 31);
+  taps[0] = even;
+  taps[1] = odd;
+  taps[2] = __builtin_shufflevector(even, v2, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+                                    16);
+  taps[3] = __builtin_shufflevector(odd, v2, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+                                    17);
+}
+
+/* Tile rows at least this long go by row_taps, a vector of tiles along one
+ * tile row (the last one partial), instead of 16 gathers a vector: ResNet's
+ * 56x56 (28 tiles a row) and 28x28 (14) layers. Shorter rows would leave
+ * too many lanes empty (its 14x14 layers gather). */
+enum { WINOGRAD_ROW_TILES = 12 };
+
 /* V for a block of channels, every image. A chunk of tile rows at a time:
  * the input rows under it are copied into a zero-bordered scratch plane,
- * from which the 16 input values of 16 tiles at once are gathered (one
- * gather per value), then V = B^T d B for the 16 tiles: vertical differences
- * (B^T d), then horizontal ones (. B). Small planes (the cnn's 8x8: one
- * vector of tiles per plane) thus cost a few vector instructions, not a
- * loop per row. A task writes whole rows of V, which start on cache lines:
- * no two threads share one. */
+ * from which the 16 input values of 16 tiles at once are taken, then
+ * V = B^T d B for the 16 tiles (input_transform). Long tile rows take 16
+ * tiles of one row by shuffles (row_taps: ResNet-50's 56x56 layer 127 ->
+ * 53 us, 28x28 68 -> 29 us, kernel harness, 2026-12-01); planes 8 wide
+ * take 4 rows of 4 tiles by permutes; other small planes (ResNet's 14x14,
+ * 7 tiles a row) gather each value, so that a vector of tiles spans rows
+ * and few lanes go empty. A task writes whole rows of V, which start on
+ * cache lines: no two threads share one. */
 static void winograd_input_task(void *context, int64_t task) {
   const winograd_job *job = context;
   const conv_shape *shape = job->shape;
@@ -88,7 +153,7 @@ static void winograd_input_task(void *context, int64_t task) {
                                            ? shape->pad_w + shape->in_w : width;
   /* on the stack (a few KB: chunks are small), where tasks do not contend
    * for the heap */
-  float scratch[(2 * chunk_rows + 2) * width + 16];
+  float scratch[(2 * chunk_rows + 2) * width + 48]; /* row_taps reads 48 floats */
   /* where tile t's top-left input lies in the scratch plane; lanes past the
    * chunk read its first value (their results are not stored) */
   int32_t corner[span + 16];
@@ -126,8 +191,19 @@ static void winograd_input_task(void *context, int64_t task) {
           for (int64_t x = last; x < width; ++x) line[x] = 0.0f;
         }
         float *v = job->v + c * job->ld + n * job->tiles_h * tiles_w + ty0 * tiles_w;
+        if (tiles_w >= WINOGRAD_ROW_TILES) {
+          for (int64_t ty = 0; ty < rows; ++ty)
+            for (int64_t tx0 = 0; tx0 < tiles_w; tx0 += 16) {
+              v16 in[16], out[16];
+              for (int a = 0; a < 4; ++a) row_taps(scratch + (2 * ty + a) * width + 2 * tx0, in + 4 * a);
+              input_transform(in, out);
+              store_points(v + ty * tiles_w + tx0, point_stride, out,
+                           tiles_w - tx0 < 16 ? tiles_w - tx0 : 16);
+            }
+          continue;
+        }
         for (int64_t t = 0; t < count; t += 16) {
-          v16 in[16], mid[16], out[16];
+          v16 in[16], out[16];
           if (tiles_w == 4 && count - t >= 16) {
             /* planes 8 wide: 16 tiles are 4 tile rows over 10 scratch rows of
              * 10 floats; each value picked out of two rows at a time by a
@@ -160,28 +236,8 @@ static void winograd_input_task(void *context, int64_t task) {
               for (int b = 0; b < 4; ++b)
                 in[4 * a + b] = gather_v16(scratch + a * width + b, corner + t);
           }
-          for (int b = 0; b < 4; ++b) { /* B^T d: rows a of d mixed, per column b */
-            mid[b] = in[b] - in[8 + b];
-            mid[4 + b] = in[4 + b] + in[8 + b];
-            mid[8 + b] = in[8 + b] - in[4 + b];
-            mid[12 + b] = in[4 + b] - in[12 + b];
-          }
-          for (int i = 0; i < 4; ++i) { /* . B: columns mixed, per row i */
-            const v16 *r = mid + 4 * i;
-            out[4 * i] = r[0] - r[2];
-            out[4 * i + 1] = r[1] + r[2];
-            out[4 * i + 2] = r[2] - r[1];
-            out[4 * i + 3] = r[1] - r[3];
-          }
-          if (count - t >= 16) {
-            for (int k = 0; k < 16; ++k) STORE(v16, v + k * point_stride + t, out[k]);
-          } else {
-            float lanes[16];
-            for (int k = 0; k < 16; ++k) {
-              STORE(v16, lanes, out[k]);
-              memcpy(v + k * point_stride + t, lanes, sizeof(float) * (count - t));
-            }
-          }
+          input_transform(in, out);
+          store_points(v + t, point_stride, out, count - t);
         }
       }
     }

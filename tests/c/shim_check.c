@@ -152,6 +152,9 @@ int main(int argc, char **argv) {
   failures += check_conv("winograd 7x7", 4, 16, 16, 7, 7, 3, 1, 1, 0);
   failures += check_conv("winograd 13x13", 2, 16, 16, 13, 13, 3, 1, 1, 0);
   failures += check_conv("winograd 34x34", 1, 16, 16, 34, 34, 3, 1, 1, 0);
+  failures += check_conv("winograd 56x56 (tile rows)", 1, 16, 16, 56, 56, 3, 1, 1, 0);
+  failures += check_conv("winograd 24x26 (tile rows)", 2, 16, 16, 24, 26, 3, 1, 1, 0);
+  failures += check_conv("winograd 27x25 (tile rows)", 1, 16, 16, 27, 25, 3, 1, 1, 0);
   failures += check_conv("winograd packed 14x14", 1, 64, 40, 14, 14, 3, 1, 1, 0);
   failures += check_conv("im2col stride 2", 2, 3, 8, 17, 17, 3, 2, 1, 0);
   failures += check_conv("strided 7x7 stem", 2, 3, 8, 64, 64, 7, 2, 3, 0);
