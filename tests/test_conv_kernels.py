@@ -90,8 +90,9 @@ class ResidualBlock(torch.nn.Module):
         return torch.relu(self.second(shortcut) + shortcut)
 
 
-@pytest.mark.parametrize("size, channels", [(16, 8), (7, 8), (10, 16), (8, 16), (5, 32)],
-                         ids=["direct", "im2col", "winograd", "winograd-8-wide", "packed"])
+@pytest.mark.parametrize("size, channels", [(16, 8), (7, 8), (10, 16), (8, 16), (26, 16), (5, 32)],
+                         ids=["direct", "im2col", "winograd", "winograd-8-wide",
+                              "winograd-tile-rows", "packed"])
 def test_residual_add_folds_into_the_call(size, channels):
     torch.manual_seed(3)
     compiled = _check(ResidualBlock(channels), 2, channels, size)

@@ -127,21 +127,23 @@ static inline void row_taps(const float *row, v16 taps[4]) {
                                     17);
 }
 
-/* Tile rows at least this long go by row_taps, a vector of tiles along one
- * tile row (the last one partial), instead of 16 gathers a vector: ResNet's
- * 56x56 (28 tiles a row) and 28x28 (14) layers. Shorter rows would leave
- * too many lanes empty (its 14x14 layers gather). */
-enum { WINOGRAD_ROW_TILES = 12 };
+/* Tile rows at least this long go a vector of tiles along one tile row at a
+ * time (the last one partial), in by row_taps and out by
+ * winograd_output_rows, instead of 16 gathers and 4 scatters a vector of
+ * tiles spanning rows: gathers and scatters are slow here (AMD Zen 5), so
+ * that even ResNet's 14x14 layers, 7 tiles a row and 9 lanes of 16 empty,
+ * gain (input 42 -> 26, output 34 -> 11 us; 56x56: 127 -> 53 and 55 -> 24;
+ * 28x28: 68 -> 29 and 42 -> 15; kernel harness, 2026-12-01). Planes 8 wide
+ * (4 tiles a row) have their own permutes. */
+enum { WINOGRAD_ROW_TILES = 5 };
 
 /* V for a block of channels, every image. A chunk of tile rows at a time:
  * the input rows under it are copied into a zero-bordered scratch plane,
  * from which the 16 input values of 16 tiles at once are taken, then
- * V = B^T d B for the 16 tiles (input_transform). Long tile rows take 16
- * tiles of one row by shuffles (row_taps: ResNet-50's 56x56 layer 127 ->
- * 53 us, 28x28 68 -> 29 us, kernel harness, 2026-12-01); planes 8 wide
- * take 4 rows of 4 tiles by permutes; other small planes (ResNet's 14x14,
- * 7 tiles a row) gather each value, so that a vector of tiles spans rows
- * and few lanes go empty. A task writes whole rows of V, which start on
+ * V = B^T d B for the 16 tiles (input_transform). Tile rows of
+ * WINOGRAD_ROW_TILES or more take up to 16 tiles of one row by shuffles
+ * (row_taps); planes 8 wide take 4 rows of 4 tiles by permutes; smaller
+ * planes gather each value. A task writes whole rows of V, which start on
  * cache lines: no two threads share one. */
 static void winograd_input_task(void *context, int64_t task) {
   const winograd_job *job = context;
@@ -273,6 +275,61 @@ static inline void scatter_outputs(const conv_shape *shape, float *out, const fl
 }
 #endif
 
+#ifdef __AVX512F__
+/* The epilogue on `lanes` of one vector of an output row, stored there:
+ * out = act(y + bias [+ residual]), or out += y without a bias. */
+static inline void store_output(const conv_shape *shape, float *out, const float *shortcut,
+                                float bias, v16 y, __mmask16 lanes) {
+  if (!shape->bias) {
+    y += (v16)_mm512_maskz_loadu_ps(lanes, out);
+  } else {
+    y += BROADCAST(bias);
+    if (shortcut) y += (v16)_mm512_maskz_loadu_ps(lanes, shortcut);
+    if (shape->relu) y = relu_v16(y);
+  }
+  _mm512_mask_storeu_ps(out, lanes, (__m512)y);
+}
+
+/* Y = A^T M A for `rows` tile rows from tile row ty0 of one filter's plane,
+ * 16 tiles of a row at a time: each tile's 2x2 outputs are interleaved into
+ * the plane's two output rows by shuffles and stored as whole vectors, with
+ * masks at the right edge (tile rows of WINOGRAD_ROW_TILES or more). */
+static void winograd_output_rows(const winograd_job *job, const float *m, int64_t f,
+                                 float *out, const float *shortcut, int64_t ty0, int64_t rows) {
+  const conv_shape *shape = job->shape;
+  int64_t tiles_w = job->tiles_w, ow = shape->ow, oh = shape->oh;
+  float bias = shape->bias ? shape->bias[f] : 0.0f;
+  for (int64_t ty = 0; ty < rows; ++ty)
+    for (int64_t tx0 = 0; tx0 < tiles_w; tx0 += 16) {
+      v16 p[16], top[4], bottom[4];
+      /* lanes past the row's tiles read the next row's M (or the slack
+       * after the last one): unused */
+      for (int k = 0; k < 16; ++k) p[k] = LOAD(v16, m + k * job->m_stride + ty * tiles_w + tx0);
+      for (int j = 0; j < 4; ++j) {
+        top[j] = p[j] + p[4 + j] + p[8 + j];
+        bottom[j] = p[4 + j] - p[8 + j] - p[12 + j];
+      }
+      v16 y[2][2] = {{top[0] + top[1] + top[2], top[1] - top[2] - top[3]},
+                     {bottom[0] + bottom[1] + bottom[2], bottom[1] - bottom[2] - bottom[3]}};
+      int64_t x0 = 2 * tx0, columns = ow - x0 < 32 ? ow - x0 : 32;
+      __mmask16 low = lanes_inside(0, columns), high = lanes_inside(16, columns);
+      for (int r = 0; r < 2; ++r) {
+        int64_t oy = 2 * (ty0 + ty) + r;
+        if (oy >= oh) break;
+        v16 left = __builtin_shufflevector(y[r][0], y[r][1], 0, 16, 1, 17, 2, 18, 3, 19, 4, 20,
+                                           5, 21, 6, 22, 7, 23);
+        v16 right = __builtin_shufflevector(y[r][0], y[r][1], 8, 24, 9, 25, 10, 26, 11, 27, 12,
+                                            28, 13, 29, 14, 30, 15, 31);
+        int64_t at = oy * ow + x0;
+        store_output(shape, out + at, shortcut ? shortcut + at : NULL, bias, left, low);
+        if (high)
+          store_output(shape, out + at + 16, shortcut ? shortcut + at + 16 : NULL, bias, right,
+                       high);
+      }
+    }
+}
+#endif
+
 /* Y = A^T M A for a block of filters, every image, A^T = [1 1 1 0; 0 1 -1 -1],
  * a chunk of tile rows at a time, then the convolution's epilogue on each
  * output row: out = act(Y + bias [+ residual]), or out += Y. Planes whose
@@ -308,6 +365,12 @@ static void winograd_output_task(void *context, int64_t task) {
         int64_t rows = job->tiles_h - ty0 < chunk_rows ? job->tiles_h - ty0 : chunk_rows;
         int64_t count = rows * tiles_w;
         const float *m = job->m + f * job->ld + n * job->tiles_h * tiles_w + ty0 * tiles_w;
+#ifdef __AVX512F__
+        if (tiles_w >= WINOGRAD_ROW_TILES) {
+          winograd_output_rows(job, m, f, out, shortcut, ty0, rows);
+          continue;
+        }
+#endif
         /* tile rows the 8-wide path below stored (a leading part of the chunk) */
         int64_t rows_stored = 0;
         /* reads past `count` stay inside M's row (ld) or the next one: unused lanes */
