@@ -16,10 +16,10 @@ static float *random_floats(int64_t count) {
   return data;
 }
 
-/* act(conv(x, w) + bias) at one output, in double */
+/* act(conv(x, w) + bias [+ *residual]) at one output, in double */
 static double naive_conv(const conv_shape *s, const float *x, const float *w, int64_t n,
-                         int64_t f, int64_t oy, int64_t ox) {
-  double sum = s->bias ? s->bias[f] : 0.0;
+                         int64_t f, int64_t oy, int64_t ox, const float *residual) {
+  double sum = (s->bias ? s->bias[f] : 0.0) + (residual ? *residual : 0.0);
   for (int64_t c = 0; c < s->channels; ++c)
     for (int64_t i = 0; i < s->kh; ++i)
       for (int64_t j = 0; j < s->kw; ++j) {
@@ -36,13 +36,14 @@ static double naive_conv(const conv_shape *s, const float *x, const float *w, in
  * a constant filter), or through the conv+pool entry's logic with `pool`. */
 static int check_conv(const char *name, int64_t images, int64_t channels, int64_t filters,
                       int64_t height, int64_t width, int64_t kernel, int64_t stride,
-                      int64_t pad, int pool) {
+                      int64_t pad, int pool, int with_residual) {
   int64_t oh = (height + 2 * pad - kernel) / stride + 1, ow = (width + 2 * pad - kernel) / stride + 1;
   int64_t ph = pool ? oh / 2 : oh, pw = pool ? ow / 2 : ow;
   float *x = random_floats(images * channels * height * width);
   float *w = random_floats(filters * channels * kernel * kernel);
   float *bias = random_floats(filters);
   float *out = random_floats(images * filters * ph * pw);
+  float *residual = with_residual ? random_floats(images * filters * oh * ow) : NULL;
   conv_shape shape = {channels, height, width, filters, kernel, kernel, oh, ow, stride, stride,
                       1, 1, pad, pad, bias, 1, pool};
   int64_t slot = 0;
@@ -59,7 +60,7 @@ static int check_conv(const char *name, int64_t images, int64_t channels, int64_
     free(full);
     shape.pool = 1;
   } else {
-    conv2d(&shape, images, x, channels * height * width, w, out, filters * oh * ow, NULL,
+    conv2d(&shape, images, x, channels * height * width, w, out, filters * oh * ow, residual,
            FILTER_WINOGRAD | FILTER_PACKED, &slot);
   }
   int64_t bad = 0;
@@ -72,7 +73,9 @@ static int check_conv(const char *name, int64_t images, int64_t channels, int64_
           for (int64_t dy = 0; dy < (pool ? 2 : 1); ++dy)
             for (int64_t dx = 0; dx < (pool ? 2 : 1); ++dx) {
               double value = naive_conv(&shape, x, w, n, f, (pool ? 2 : 1) * y + dy,
-                                        (pool ? 2 : 1) * xo + dx);
+                                        (pool ? 2 : 1) * xo + dx,
+                                        residual ? residual + ((n * filters + f) * oh + y) * ow + xo
+                                                 : NULL);
               if (value > want) want = value;
             }
           double error = fabs(out[((n * filters + f) * ph + y) * pw + xo] - want);
@@ -81,7 +84,7 @@ static int check_conv(const char *name, int64_t images, int64_t channels, int64_
         }
   printf("%-28s %s (%lld wrong, max error %.1e)\n", name, bad ? "FAIL" : "ok", (long long)bad,
          worst);
-  free(x), free(w), free(bias), free(out);
+  free(x), free(w), free(bias), free(out), free(residual);
   return bad != 0;
 }
 
@@ -140,27 +143,29 @@ int main(int argc, char **argv) {
   }
   srand(1);
   int failures = 0;
-  /* name, images, channels, filters, height, width, kernel, stride, pad, pool */
-  failures += check_conv("direct 3x3 16 rows", 2, 5, 8, 16, 48, 3, 1, 1, 0);
-  failures += check_conv("direct 3x3 8 rows x 2", 2, 5, 8, 8, 32, 3, 1, 1, 0);
-  failures += check_conv("direct 3x3 8 rows", 2, 5, 8, 24, 16, 3, 1, 1, 0);
-  failures += check_conv("direct 5x5", 1, 5, 4, 16, 16, 5, 1, 2, 0);
-  failures += check_conv("direct 3x3 + pool", 4, 16, 32, 16, 16, 3, 1, 1, 1);
-  failures += check_conv("winograd 8x8", 4, 32, 64, 8, 8, 3, 1, 1, 0);
-  failures += check_conv("winograd 8x8 + pool", 4, 32, 64, 8, 8, 3, 1, 1, 1);
-  failures += check_conv("winograd 10x8", 2, 16, 16, 10, 8, 3, 1, 1, 0);
-  failures += check_conv("winograd 7x7", 4, 16, 16, 7, 7, 3, 1, 1, 0);
-  failures += check_conv("winograd 13x13", 2, 16, 16, 13, 13, 3, 1, 1, 0);
-  failures += check_conv("winograd 34x34", 1, 16, 16, 34, 34, 3, 1, 1, 0);
-  failures += check_conv("winograd 56x56 (tile rows)", 1, 16, 16, 56, 56, 3, 1, 1, 0);
-  failures += check_conv("winograd 24x26 (tile rows)", 2, 16, 16, 24, 26, 3, 1, 1, 0);
-  failures += check_conv("winograd 27x25 (tile rows)", 1, 16, 16, 27, 25, 3, 1, 1, 0);
-  failures += check_conv("winograd packed 14x14", 1, 64, 40, 14, 14, 3, 1, 1, 0);
-  failures += check_conv("im2col stride 2", 2, 3, 8, 17, 17, 3, 2, 1, 0);
-  failures += check_conv("strided 7x7 stem", 2, 3, 8, 64, 64, 7, 2, 3, 0);
-  failures += check_conv("strided 3x3", 1, 5, 12, 32, 64, 3, 2, 1, 0);
-  failures += check_conv("packed 1x1", 2, 24, 64, 12, 12, 1, 1, 0, 0);
-  failures += check_conv("packed stride 2", 1, 8, 40, 15, 15, 3, 2, 1, 0);
+  /* name, images, channels, filters, height, width, kernel, stride, pad, pool, residual */
+  failures += check_conv("direct 3x3 16 rows", 2, 5, 8, 16, 48, 3, 1, 1, 0, 0);
+  failures += check_conv("direct 3x3 8 rows x 2", 2, 5, 8, 8, 32, 3, 1, 1, 0, 0);
+  failures += check_conv("direct 3x3 8 rows", 2, 5, 8, 24, 16, 3, 1, 1, 0, 0);
+  failures += check_conv("direct 5x5", 1, 5, 4, 16, 16, 5, 1, 2, 0, 0);
+  failures += check_conv("direct 3x3 + pool", 4, 16, 32, 16, 16, 3, 1, 1, 1, 0);
+  failures += check_conv("winograd 8x8", 4, 32, 64, 8, 8, 3, 1, 1, 0, 0);
+  failures += check_conv("winograd 8x8 + pool", 4, 32, 64, 8, 8, 3, 1, 1, 1, 0);
+  failures += check_conv("winograd 10x8", 2, 16, 16, 10, 8, 3, 1, 1, 0, 0);
+  failures += check_conv("winograd 7x7", 4, 16, 16, 7, 7, 3, 1, 1, 0, 0);
+  failures += check_conv("winograd 13x13", 2, 16, 16, 13, 13, 3, 1, 1, 0, 0);
+  failures += check_conv("winograd 34x34", 1, 16, 16, 34, 34, 3, 1, 1, 0, 0);
+  failures += check_conv("winograd 56x56 (tile rows)", 1, 16, 16, 56, 56, 3, 1, 1, 0, 0);
+  failures += check_conv("winograd 24x26 (tile rows)", 2, 16, 16, 24, 26, 3, 1, 1, 0, 0);
+  failures += check_conv("winograd 27x25 (tile rows)", 1, 16, 16, 27, 25, 3, 1, 1, 0, 0);
+  failures += check_conv("winograd packed 14x14", 1, 64, 40, 14, 14, 3, 1, 1, 0, 0);
+  failures += check_conv("im2col stride 2", 2, 3, 8, 17, 17, 3, 2, 1, 0, 0);
+  failures += check_conv("strided 7x7 stem", 2, 3, 8, 64, 64, 7, 2, 3, 0, 0);
+  failures += check_conv("strided 3x3", 1, 5, 12, 32, 64, 3, 2, 1, 0, 0);
+  failures += check_conv("packed 1x1", 2, 24, 64, 12, 12, 1, 1, 0, 0, 0);
+  failures += check_conv("packed 1x1 + residual", 2, 24, 64, 12, 12, 1, 1, 0, 0, 1);
+  failures += check_conv("winograd rows + residual", 1, 16, 16, 28, 28, 3, 1, 1, 0, 1);
+  failures += check_conv("packed stride 2", 1, 8, 40, 15, 15, 3, 2, 1, 0, 0);
   failures += check_packed_gemm("packed gemm", 32, 256, 512);
   failures += check_packed_gemm("packed gemm edges", 13, 70, 45);
   failures += check_maxpool("max pool 2x2", 3, 34, 2, 2, 0);
