@@ -156,13 +156,12 @@ static void winograd_input_task(void *context, int64_t task) {
   /* on the stack (a few KB: chunks are small), where tasks do not contend
    * for the heap */
   float scratch[(2 * chunk_rows + 2) * width + 48]; /* row_taps reads 48 floats */
-  /* where tile t's top-left input lies in the scratch plane; lanes past the
-   * chunk read its first value (their results are not stored) */
+  /* for the gathers of short tile rows: where tile t's top-left input lies
+   * in the scratch plane; lanes past the chunk read its first value (their
+   * results are not stored) */
   int32_t corner[span + 16];
-  for (int64_t ty = 0; ty < chunk_rows; ++ty)
-    for (int64_t tx = 0; tx < tiles_w; ++tx)
-      corner[ty * tiles_w + tx] = (int32_t)(2 * ty * width + 2 * tx);
-  for (int64_t t = span; t < span + 16; ++t) corner[t] = 0;
+  for (int64_t t = 0; t < span + 16 && tiles_w < WINOGRAD_ROW_TILES; ++t)
+    corner[t] = t < span ? (int32_t)(2 * (t / tiles_w) * width + 2 * (t % tiles_w)) : 0;
   /* planes 8 wide padded by one (the cnn's 8x8 layer): each scratch row is
    * one masked load of the input row, lanes 0 and 9 the padding, so the
    * rows are not copied at all (AVX-512 only: load_lanes): 17.3 -> 15.9 us
@@ -197,7 +196,8 @@ static void winograd_input_task(void *context, int64_t task) {
           for (int64_t ty = 0; ty < rows; ++ty)
             for (int64_t tx0 = 0; tx0 < tiles_w; tx0 += 16) {
               v16 in[16], out[16];
-              for (int a = 0; a < 4; ++a) row_taps(scratch + (2 * ty + a) * width + 2 * tx0, in + 4 * a);
+              for (int a = 0; a < 4; ++a)
+                row_taps(scratch + (2 * ty + a) * width + 2 * tx0, in + 4 * a);
               input_transform(in, out);
               store_points(v + ty * tiles_w + tx0, point_stride, out,
                            tiles_w - tx0 < 16 ? tiles_w - tx0 : 16);

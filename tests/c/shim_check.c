@@ -37,7 +37,8 @@ static double naive_conv(const conv_shape *s, const float *x, const float *w, in
 static int check_conv(const char *name, int64_t images, int64_t channels, int64_t filters,
                       int64_t height, int64_t width, int64_t kernel, int64_t stride,
                       int64_t pad, int pool, int with_residual) {
-  int64_t oh = (height + 2 * pad - kernel) / stride + 1, ow = (width + 2 * pad - kernel) / stride + 1;
+  int64_t oh = (height + 2 * pad - kernel) / stride + 1;
+  int64_t ow = (width + 2 * pad - kernel) / stride + 1;
   int64_t ph = pool ? oh / 2 : oh, pw = pool ? ow / 2 : ow;
   float *x = random_floats(images * channels * height * width);
   float *w = random_floats(filters * channels * kernel * kernel);
@@ -91,7 +92,8 @@ static int check_conv(const char *name, int64_t images, int64_t channels, int64_
 static int check_maxpool(const char *name, int64_t planes, int64_t size, int64_t kernel,
                          int64_t stride, int64_t pad) {
   int64_t out_size = (size + 2 * pad - kernel) / stride + 1;
-  float *x = random_floats(planes * size * size), *out = random_floats(planes * out_size * out_size);
+  float *x = random_floats(planes * size * size);
+  float *out = random_floats(planes * out_size * out_size);
   maxpool_job job = {x, out, planes * size * size, size * size, planes * out_size * out_size,
                      out_size * out_size, planes, size, size, out_size, out_size, kernel, kernel,
                      stride, stride, 1, 1, pad, pad, 0, 0, 0};
@@ -104,8 +106,8 @@ static int check_maxpool(const char *name, int64_t planes, int64_t size, int64_t
         for (int64_t i = 0; i < kernel; ++i)
           for (int64_t j = 0; j < kernel; ++j) {
             int64_t iy = y * stride + i - pad, ix = xo * stride + j - pad;
-            if (iy >= 0 && iy < size && ix >= 0 && ix < size && x[(p * size + iy) * size + ix] > want)
-              want = x[(p * size + iy) * size + ix];
+            if (iy < 0 || iy >= size || ix < 0 || ix >= size) continue;
+            if (x[(p * size + iy) * size + ix] > want) want = x[(p * size + iy) * size + ix];
           }
         if (out[(p * out_size + y) * out_size + xo] != want) ++bad;
       }
