@@ -17,7 +17,9 @@
  * When the convolution pads, its input may be its output buffer itself (the
  * pass folds the padded copy of a buffer that the call then overwrites):
  * every path that pads reads an image's input (into a padded copy, im2col
- * columns or Winograd's V) before it writes any of that image's output.
+ * columns, Winograd's V or the strided kernel's split rows) before it
+ * writes any of that image's output; the direct 3x3 tile reads its input in
+ * place only when the two buffers are apart (direct_reads_unpadded).
  * Each ends with `filter_cache` (FILTER_WINOGRAD | FILTER_PACKED: the filter
  * is a constant that the shim may keep transformed or packed) and the call
  * site's slot for that copy. */
@@ -31,9 +33,10 @@ typedef struct {
 } conv_shape;
 
 /* Direct convolution for stride 1 without dilation, when an output row is a
- * whole number of 16-float vectors: each output tile of 4 filters x 4 rows x
- * one vector stays in registers while the loop runs over input channels and
- * kernel taps, one broadcast weight times one input row vector per FMA. For
+ * whole number of 16-float vectors: each output tile (generic kernel sizes:
+ * 4 filters x 4 rows x one vector; 3x3 has its own tile below) stays in
+ * registers while the loop runs over input channels and kernel taps, one
+ * broadcast weight times one input row vector per FMA. For
  * the small channel counts of little CNNs it is as fast as im2col + GEMM
  * without the column copy (the cnn's 32x32 and 16x16 layers: 38/93 us
  * against 38/90 us, 2026-12-01, OpenBLAS SkylakeX kernels); for rows of 8
