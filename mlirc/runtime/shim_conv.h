@@ -291,22 +291,21 @@ static void direct_conv(const conv_shape *shape, int64_t images, const float *in
                         int64_t image_stride, const float *weights, float *output,
                         int64_t out_stride, const float *residual) {
   conv_shape padded = *shape;
-  float *scratch = NULL;
   if ((shape->pad_h || shape->pad_w) &&
       !direct_reads_unpadded(shape, images, input, image_stride, output, out_stride)) {
     padded.in_h += 2 * shape->pad_h;
     padded.in_w += 2 * shape->pad_w;
     padded.pad_h = padded.pad_w = 0;
-    scratch = malloc(sizeof(float) * images * shape->channels * padded.in_h * padded.in_w);
-    pad_job padding = {shape, input, scratch, image_stride, padded.in_h, padded.in_w};
+    float *padded_input =
+        scratch(SCRATCH_INPUT, images * shape->channels * padded.in_h * padded.in_w);
+    pad_job padding = {shape, input, padded_input, image_stride, padded.in_h, padded.in_w};
     parallel_for(images, pad_task, &padding);
-    input = scratch;
+    input = padded_input;
     image_stride = shape->channels * padded.in_h * padded.in_w;
   }
   direct_job job = {&padded, input, weights, residual, output, image_stride, out_stride,
                     shape->oh / direct_rows(shape)};
   parallel_for(images * job.blocks, direct_task, &job);
-  free(scratch);
 }
 
 /* Row (c, i, j) of one image's im2col matrix holds, for every output pixel,
@@ -422,7 +421,7 @@ static void gemm_conv(const conv_shape *shape, int64_t images, const float *inpu
   if (slot && packed_conv_fits(shape, cols, group)) {
     /* W^T: row k of B is column k of the filter matrix */
     const float *panels = packed_panels(slot, weights, rows, shape->filters, 1, rows);
-    float *columns = copy_free ? NULL : malloc(sizeof(float) * rows * cols);
+    float *columns = copy_free ? NULL : scratch(SCRATCH_COLUMNS, rows * cols);
     for (int64_t n = 0; n < images; ++n) {
       const float *matrix = input + n * image_stride;
       if (columns) {
@@ -433,11 +432,10 @@ static void gemm_conv(const conv_shape *shape, int64_t images, const float *inpu
       packed_conv(shape, matrix, panels, output + n * out_stride,
                   residual ? residual + n * out_stride : NULL);
     }
-    free(columns);
     return;
   }
-  float *columns = copy_free && group == 1 ? NULL : malloc(sizeof(float) * rows * group * cols);
-  float *product = group > 1 ? malloc(sizeof(float) * shape->filters * group * cols) : NULL;
+  float *columns = copy_free && group == 1 ? NULL : scratch(SCRATCH_COLUMNS, rows * group * cols);
+  float *product = group > 1 ? scratch(SCRATCH_PRODUCT, shape->filters * group * cols) : NULL;
   for (int64_t first = 0; first < images; first += group) {
     int64_t count = images - first < group ? images - first : group, ld = count * cols;
     const float *matrix = input + first * image_stride;
@@ -456,8 +454,6 @@ static void gemm_conv(const conv_shape *shape, int64_t images, const float *inpu
                    (int)ld, product || shape->bias ? 0.0f : 1.0f, product ? product : out,
                    (int)ld, product || shape->bias ? &epilogue : NULL);
   }
-  free(columns);
-  free(product);
 }
 
 #include "shim_winograd.h"
@@ -548,11 +544,10 @@ void mlirc_conv2d_nchw_bias_pool_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out),
   }
   shape.pool = 0;
   int64_t conv_image = out_c * conv_h * conv_w;
-  float *full = malloc(sizeof(float) * in_n * conv_image);
+  float *full = scratch(SCRATCH_UNPOOLED, in_n * conv_image);
   conv2d(&shape, in_n, input, in_s0, weights, full, conv_image, NULL, filter_cache,
          (int64_t *)slot_aligned + slot_offset);
   maxpool_job job = {full, output, conv_image, conv_h * conv_w, out_s0, out_s1, out_c,
                      conv_h, conv_w, out_h, out_w, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 0};
   run_maxpool(&job, in_n);
-  free(full);
 }

@@ -129,9 +129,8 @@ static void strided_conv(const conv_shape *shape, int64_t images, const float *i
   int64_t rows = 2 * (shape->oh - 1) + shape->kh;
   int64_t half = shape->ow + (shape->kw - 1) / 2;
   split_job split = {shape, input, NULL, image_stride, rows, half};
-  split.halves = aligned_alloc(64, sizeof(float) * images * shape->channels * rows * 2 * half);
+  split.halves = scratch(SCRATCH_INPUT, images * shape->channels * rows * 2 * half);
   parallel_for(images * shape->channels, split_task, &split);
   strided_job job = {&split, weights, residual, output, out_stride, shape->oh / STRIDED_ROWS};
   parallel_for(images * job.blocks, strided_task, &job);
-  free(split.halves);
 }

@@ -547,8 +547,8 @@ static void winograd_conv(const conv_shape *shape, int64_t images, const float *
   /* a cache line between points: with strides of whole pages, the 16 rows a
    * transform writes together would alias in the L1 cache (4K aliasing) */
   int64_t v_stride = shape->channels * ld + 16, m_stride = shape->filters * ld + 16;
-  float *v = aligned_alloc(64, sizeof(float) * WINOGRAD_POINTS * v_stride);
-  float *m = aligned_alloc(64, sizeof(float) * WINOGRAD_POINTS * m_stride);
+  float *v = scratch(SCRATCH_WINOGRAD_V, WINOGRAD_POINTS * v_stride);
+  float *m = scratch(SCRATCH_WINOGRAD_M, WINOGRAD_POINTS * m_stride);
   winograd_job job = {shape, input, u, residual, v, m, output, image_stride, out_stride,
                       tiles_h, tiles_w, tiles, ld, v_stride, m_stride, 0};
   blas_single_threaded();
@@ -569,6 +569,4 @@ static void winograd_conv(const conv_shape *shape, int64_t images, const float *
   }
   job.block = task_block(shape->filters);
   parallel_for(block_count(shape->filters, job.block), winograd_output_task, &job);
-  free(v);
-  free(m);
 }
