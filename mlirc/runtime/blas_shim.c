@@ -229,6 +229,16 @@ static inline v16 max_v16(v16 a, v16 b) {
   __typeof__(a < b) take = (b > a) | (b != b);
   return (v16)((take & (__typeof__(take))b) | (~take & (__typeof__(take))a));
 }
+
+/* The even (odd) lanes of a then of b: of 32 consecutive floats loaded as
+ * a and b, the even (odd) ones, for stride-2 windows. */
+static inline v16 even_lanes(v16 a, v16 b) {
+  return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+}
+
+static inline v16 odd_lanes(v16 a, v16 b) {
+  return __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+}
 GEMM(sgemm, f32, sgemm_fn, "cblas_sgemm")
 GEMM(dgemm, f64, dgemm_fn, "cblas_dgemm")
 

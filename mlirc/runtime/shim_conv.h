@@ -62,9 +62,7 @@ static inline __attribute__((always_inline)) void store_rows(const v16 *acc, int
   }
   for (int r = 0; r < rows; r += 2) {
     v16 down = max_v16(acc[r], acc[r + 1]);
-    v16 pooled = max_v16(
-        __builtin_shufflevector(down, down, 0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14),
-        __builtin_shufflevector(down, down, 1, 3, 5, 7, 9, 11, 13, 15, 1, 3, 5, 7, 9, 11, 13, 15));
+    v16 pooled = max_v16(even_lanes(down, down), odd_lanes(down, down)); /* 8 lanes kept */
     float lanes[16];
     STORE(v16, lanes, relu ? relu_v16(pooled) : pooled);
     memcpy(plane_out + (y0 + r) / 2 * (ow / 2) + x0 / 2, lanes, 8 * sizeof(float));

@@ -35,11 +35,7 @@ static void maxpool_row_2x2(const float *top, const float *bottom, float *out, i
   for (; x + 16 <= ow; x += 16) {
     v16 low = max_v16(LOAD(v16, top + 2 * x), LOAD(v16, bottom + 2 * x));
     v16 high = max_v16(LOAD(v16, top + 2 * x + 16), LOAD(v16, bottom + 2 * x + 16));
-    v16 even = __builtin_shufflevector(low, high, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
-                                       24, 26, 28, 30);
-    v16 odd = __builtin_shufflevector(low, high, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25,
-                                      27, 29, 31);
-    v16 result = max_v16(even, odd);
+    v16 result = max_v16(even_lanes(low, high), odd_lanes(low, high));
     STORE(v16, out + x, accumulate ? max_v16(LOAD(v16, out + x), result) : result);
   }
   for (; x < ow; ++x) {
@@ -70,10 +66,7 @@ static void maxpool_row_3x3_stride2(const float *const rows[3], int count, int64
       low = max_v16(low, (v16)_mm512_mask_loadu_ps(padding, low_lanes, rows[k] + first));
       high = max_v16(high, (v16)_mm512_mask_loadu_ps(padding, high_lanes, rows[k] + first + 16));
     }
-    v16 even = __builtin_shufflevector(low, high, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
-                                       24, 26, 28, 30);
-    v16 odd = __builtin_shufflevector(low, high, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25,
-                                      27, 29, 31);
+    v16 even = even_lanes(low, high), odd = odd_lanes(low, high);
     v16 before = __builtin_shufflevector(carry, odd, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
                                          26, 27, 28, 29, 30);
     v16 result = max_v16(max_v16(before, even), odd);

@@ -115,10 +115,7 @@ static inline void store_points(float *v, int64_t point_stride, const v16 out[16
  * (48 floats read; lanes past the row's tiles are not stored). */
 static inline void row_taps(const float *row, v16 taps[4]) {
   v16 v0 = LOAD(v16, row), v1 = LOAD(v16, row + 16), v2 = LOAD(v16, row + 32);
-  v16 even = __builtin_shufflevector(v0, v1, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
-                                     28, 30);
-  v16 odd = __builtin_shufflevector(v0, v1, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27,
-                                    29, 31);
+  v16 even = even_lanes(v0, v1), odd = odd_lanes(v0, v1);
   taps[0] = even;
   taps[1] = odd;
   taps[2] = __builtin_shufflevector(even, v2, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
