@@ -1,7 +1,7 @@
 """The BLAS shim's convolution paths, checked against PyTorch: the direct
 kernel (rows of 16 floats and rows of 8, one image and a batch spread over
 threads), the strided direct kernel of image stems, Winograd F(2x2, 3x3)
-(even and odd sizes), im2col + GEMM (strided, other widths), the copy-free
+(even and odd sizes) and F(4x4, 3x3) (AVX-512), im2col + GEMM (strided, other widths), the copy-free
 1x1 GEMM, each with the bias and ReLU folded into the call and without
 them."""
 
@@ -37,6 +37,9 @@ SHAPES = {
     "winograd-odd": (1, 16, 16, 3, 1, 13),    # a half tile at the bottom and the right
     "winograd-wide": (1, 16, 16, 3, 1, 34),   # 17 tiles a row: rows written, not scattered
     "winograd-packed": (1, 64, 40, 3, 1, 14),  # >= 64 channels: point GEMMs on packed panels
+    # AVX-512 only: F(4x4, 3x3) on packed panels (sides of 4k, >= 5 tiles a row)
+    "winograd4": (2, 64, 40, 3, 1, 20),
+    "winograd4-two-vectors": (1, 64, 32, 3, 1, 72),  # 18 tiles a row
     "winograd-8-wide": (4, 16, 16, 3, 1, 8),   # 4 tiles a row: permutes, rows interleaved
     "winograd-7-wide": (4, 16, 16, 3, 1, 7),
     "strided-stem": (1, 3, 8, 7, 2, 64),      # stride 2, few channels, rows of 16k: split rows

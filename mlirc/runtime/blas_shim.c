@@ -13,7 +13,8 @@
  * One translation unit, several files: this one (GEMMs: BLAS slices and the
  * packed-weights kernel), shim_pool.h (the thread pool), shim_maxpool.h (max
  * pooling) and shim_conv.h (convolution: direct, im2col + GEMM), which
- * includes shim_packed_conv.h (the packed-filter GEMM) and shim_winograd.h.
+ * includes shim_packed_conv.h (the packed-filter GEMM), shim_winograd.h and
+ * shim_winograd4.h (Winograd F(2x2, 3x3) and F(4x4, 3x3)).
  * blas.SHIM_INCLUDES lists them all: they are part of the build's hash.
  */
 #define _GNU_SOURCE

@@ -455,6 +455,7 @@ static void gemm_conv(const conv_shape *shape, int64_t images, const float *inpu
 }
 
 #include "shim_winograd.h"
+#include "shim_winograd4.h"
 #include "shim_strided_conv.h"
 
 /* `filter_cache`: the filter is a constant that the shim may keep in
@@ -475,9 +476,13 @@ static void conv2d(const conv_shape *shape, int64_t images, const float *input,
     strided_conv(shape, images, input, image_stride, weights, output, out_stride, residual);
   else if ((filter_cache & FILTER_WINOGRAD) && winograd_fits(shape, images)) {
     int packed = winograd_packed(shape, filter_cache & FILTER_PACKED);
-    winograd_conv(shape, images, input, image_stride,
-                  winograd_weights(slot, weights, shape, packed), packed, output, out_stride,
-                  residual);
+    if (winograd4_fits(shape, packed))
+      winograd4_conv(shape, images, input, image_stride, slot, weights, output, out_stride,
+                     residual);
+    else
+      winograd_conv(shape, images, input, image_stride,
+                    winograd_weights(slot, weights, shape, packed), packed, output, out_stride,
+                    residual);
   }
   else
     gemm_conv(shape, images, input, image_stride, weights, output, out_stride, residual,

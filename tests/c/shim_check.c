@@ -161,6 +161,9 @@ int main(int argc, char **argv) {
   failures += check_conv("winograd 24x26 (tile rows)", 2, 16, 16, 24, 26, 3, 1, 1, 0, 0);
   failures += check_conv("winograd 27x25 (tile rows)", 1, 16, 16, 27, 25, 3, 1, 1, 0, 0);
   failures += check_conv("winograd packed 14x14", 1, 64, 40, 14, 14, 3, 1, 1, 0, 0);
+  failures += check_conv("winograd4 20x20 + residual", 2, 64, 40, 20, 20, 3, 1, 1, 0, 1);
+  failures += check_conv("winograd4 28x72", 1, 64, 32, 28, 72, 3, 1, 1, 0, 0);
+  failures += check_conv("winograd4 unpadded 22x22", 1, 64, 32, 22, 22, 3, 1, 0, 0, 0);
   failures += check_conv("im2col stride 2", 2, 3, 8, 17, 17, 3, 2, 1, 0, 0);
   failures += check_conv("strided 7x7 stem", 2, 3, 8, 64, 64, 7, 2, 3, 0, 0);
   failures += check_conv("strided 3x3", 1, 5, 12, 32, 64, 3, 2, 1, 0, 0);
