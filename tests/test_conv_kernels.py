@@ -131,6 +131,17 @@ def test_im2col_reads_zeros_outside_the_unpadded_input(stride, dilation):
     assert "memref.copy" not in compiled.ir["blas"]
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_packed_gemm_reads_taps_in_place(stride, dilation):
+    """>= 32 filters and a kernel larger than 1x1: the packed-filter GEMM
+    reads each tap from the input padded once (no im2col columns), strided
+    and dilated (kernel 5, padding 2 or 4, 4 images)."""
+    torch.manual_seed(5)
+    block = ConvBlock(8, 40, 5, stride=stride, dilation=dilation)
+    _check(block, 4, 8, 13)
+
+
 class ResidualStack(torch.nn.Module):
     """Two residual blocks: the first block's ReLU output is the second's
     shortcut, so bufferization writes it to a fresh buffer (ResNet's case)."""

@@ -266,7 +266,7 @@ static pthread_mutex_t slot_lock = PTHREAD_MUTEX_INITIALIZER;
  * and is freed when its thread ends. Kinds in use at the same time differ. */
 enum {
   SCRATCH_WINOGRAD_V, SCRATCH_WINOGRAD_M, SCRATCH_COLUMNS, SCRATCH_PRODUCT, SCRATCH_INPUT,
-  SCRATCH_UNPOOLED, SCRATCH_KINDS
+  SCRATCH_UNPOOLED, SCRATCH_TAPS, SCRATCH_KINDS
 };
 
 typedef struct {

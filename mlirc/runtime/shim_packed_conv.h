@@ -23,6 +23,11 @@ typedef struct {
    * and the strides between their X, panels and outputs */
   int64_t batches, batch_x, batch_panels, batch_out;
   int accumulate; /* without a bias: out += X^T W^T (1) or out = (0) */
+  /* X read in place (implicit im2col), when `taps` is set: X's row k for
+   * pixel p = (oy, ox) lies at columns + oy * row_step + ox * column_step
+   * + taps[k], `columns` being the (padded) input image */
+  const int32_t *taps;
+  int64_t ow, row_step, column_step;
 } packed_conv_job;
 
 /* Stores an 8 x 16 block of out^T (a[r]: pixel r, 16 filters) into 16
@@ -136,12 +141,30 @@ static inline void prefetch_outputs(const packed_conv_job *job, float *output, i
     for (int f = 0; f < PACK_COLUMNS; ++f) __builtin_prefetch(job->residual + at + f * job->plane);
 }
 
+/* panel_steps with X read in place: pixel r's value of tap p at
+ * pixel[r][taps[p]], a broadcast from the input image itself. */
+static inline __attribute__((always_inline)) void panel_steps_at_taps(
+    v16 acc[PACK_ROWS][2], int rows, const float *const pixel[PACK_ROWS], const int32_t *taps,
+    const float *panel, int64_t k0, int64_t k1) {
+  for (int64_t p = k0; p < k1; ++p) {
+    __builtin_prefetch(panel + (p + PREFETCH_AHEAD) * PACK_COLUMNS);
+    __builtin_prefetch(panel + (p + PREFETCH_AHEAD) * PACK_COLUMNS + 16);
+    v16 low = LOAD(v16, panel + p * PACK_COLUMNS), high = LOAD(v16, panel + p * PACK_COLUMNS + 16);
+    int64_t tap = taps[p];
+    for (int r = 0; r < rows; ++r) {
+      v16 scalar = BROADCAST(pixel[r][tap]);
+      acc[r][0] += scalar * low;
+      acc[r][1] += scalar * high;
+    }
+  }
+}
+
 /* One tile: `rows` pixels from p0 (a constant where it is inlined, so that
  * the 16 accumulators stay in registers) x 32 filters, over taps [k0, k1):
  * starting from zero or from `partial`, ending in `partial` or, with the
  * last taps, in the output. */
 static inline __attribute__((always_inline)) void packed_conv_tile(
-    const packed_conv_job *job, const float *x, float *output, int rows, int64_t p0,
+    const packed_conv_job *job, const float *columns, float *output, int rows, int64_t p0,
     const float *panel, int64_t k0, int64_t k1, v16 (*partial)[2], int64_t filters,
     int64_t f0) {
   v16 acc[PACK_ROWS][2];
@@ -150,7 +173,15 @@ static inline __attribute__((always_inline)) void packed_conv_tile(
     acc[r][1] = k0 ? partial[r][1] : (v16){};
   }
   if (k1 == job->k) prefetch_outputs(job, output, f0, p0);
-  panel_steps(acc, rows, x, 1, job->x_stride, panel, k0, k1); /* X^T: rows are pixels */
+  if (job->taps) {
+    const float *pixel[PACK_ROWS];
+    for (int r = 0; r < rows; ++r)
+      pixel[r] = columns + (p0 + r) / job->ow * job->row_step +
+                 (p0 + r) % job->ow * job->column_step;
+    panel_steps_at_taps(acc, rows, pixel, job->taps, panel, k0, k1);
+  } else {
+    panel_steps(acc, rows, columns + p0, 1, job->x_stride, panel, k0, k1); /* X^T */
+  }
   if (k1 == job->k) {
     packed_conv_store(job, output, acc, rows, filters, f0, p0);
     return;
@@ -184,10 +215,10 @@ static void packed_conv_pixels(const packed_conv_job *job, const float *columns,
     for (int64_t p0 = first; p0 < last; p0 += PACK_ROWS) {
       v16 (*sums)[2] = partial ? partial[(p0 - first) / PACK_ROWS] : NULL;
       if (last - p0 >= PACK_ROWS)
-        packed_conv_tile(job, columns + p0, output, PACK_ROWS, p0, panel_data, k0, k1, sums,
+        packed_conv_tile(job, columns, output, PACK_ROWS, p0, panel_data, k0, k1, sums,
                          filters, f0);
       else
-        packed_conv_tile(job, columns + p0, output, (int)(last - p0), p0, panel_data, k0, k1,
+        packed_conv_tile(job, columns, output, (int)(last - p0), p0, panel_data, k0, k1,
                          sums, filters, f0);
     }
   }

@@ -171,6 +171,8 @@ int main(int argc, char **argv) {
   failures += check_conv("packed 1x1 + residual", 2, 24, 64, 12, 12, 1, 1, 0, 0, 1);
   failures += check_conv("winograd rows + residual", 1, 16, 16, 28, 28, 3, 1, 1, 0, 1);
   failures += check_conv("packed stride 2", 1, 8, 40, 15, 15, 3, 2, 1, 0, 0);
+  failures += check_conv("packed 3x3 unpadded + residual", 2, 40, 48, 11, 13, 3, 1, 0, 0, 1);
+  failures += check_conv("packed 5x5 taps in place", 2, 24, 32, 12, 12, 5, 2, 2, 0, 0);
   failures += check_packed_gemm("packed gemm", 32, 256, 512);
   failures += check_packed_gemm("packed gemm edges", 13, 70, 45);
   failures += check_maxpool("max pool 2x2", 3, 34, 2, 2, 0);
