@@ -32,6 +32,22 @@ typedef struct {
   int pool; /* the output is max-pooled 2x2, stride 2 (bias, no residual) */
 } conv_shape;
 
+#ifdef __AVX512F__
+/* The epilogue on `lanes` of one vector of an output row, stored there:
+ * out = act(y + bias [+ residual]), or out += y without a bias. */
+static inline void store_output(const conv_shape *shape, float *out, const float *shortcut,
+                                float bias, v16 y, __mmask16 lanes) {
+  if (!shape->bias) {
+    y += (v16)_mm512_maskz_loadu_ps(lanes, out);
+  } else {
+    y += BROADCAST(bias);
+    if (shortcut) y += (v16)_mm512_maskz_loadu_ps(lanes, shortcut);
+    if (shape->relu) y = relu_v16(y);
+  }
+  _mm512_mask_storeu_ps(out, lanes, (__m512)y);
+}
+#endif
+
 /* Direct convolution for stride 1 without dilation, when an output row is a
  * whole number of 16-float vectors: each output tile (generic kernel sizes:
  * 4 filters x 4 rows x one vector; 3x3 has its own tile below) stays in

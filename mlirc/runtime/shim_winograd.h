@@ -273,20 +273,6 @@ static inline void scatter_outputs(const conv_shape *shape, float *out, const fl
 #endif
 
 #ifdef __AVX512F__
-/* The epilogue on `lanes` of one vector of an output row, stored there:
- * out = act(y + bias [+ residual]), or out += y without a bias. */
-static inline void store_output(const conv_shape *shape, float *out, const float *shortcut,
-                                float bias, v16 y, __mmask16 lanes) {
-  if (!shape->bias) {
-    y += (v16)_mm512_maskz_loadu_ps(lanes, out);
-  } else {
-    y += BROADCAST(bias);
-    if (shortcut) y += (v16)_mm512_maskz_loadu_ps(lanes, shortcut);
-    if (shape->relu) y = relu_v16(y);
-  }
-  _mm512_mask_storeu_ps(out, lanes, (__m512)y);
-}
-
 /* Y = A^T M A for `rows` tile rows from tile row ty0 of one filter's plane,
  * 16 tiles of a row at a time: each tile's 2x2 outputs are interleaved into
  * the plane's two output rows by shuffles and stored as whole vectors, with

@@ -169,6 +169,8 @@ int main(int argc, char **argv) {
   failures += check_conv("strided 3x3", 1, 5, 12, 32, 64, 3, 2, 1, 0, 0);
   failures += check_conv("packed 1x1", 2, 24, 64, 12, 12, 1, 1, 0, 0, 0);
   failures += check_conv("packed 1x1 + residual", 2, 24, 64, 12, 12, 1, 1, 0, 0, 1);
+  failures += check_conv("pixel rows 1x1, 40 filters", 2, 48, 40, 10, 10, 1, 1, 0, 0, 1);
+  failures += check_conv("packed 1x1, 72 taps", 1, 72, 40, 10, 10, 1, 1, 0, 0, 1);
   failures += check_conv("winograd rows + residual", 1, 16, 16, 28, 28, 3, 1, 1, 0, 1);
   failures += check_conv("packed stride 2", 1, 8, 40, 15, 15, 3, 2, 1, 0, 0);
   failures += check_conv("packed 3x3 unpadded + residual", 2, 40, 48, 11, 13, 3, 1, 0, 0, 1);
