@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -257,6 +258,35 @@ enum { PACK_COLUMNS = 32, PACK_ROWS = 8, PREFETCH_AHEAD = 48 };
 
 static pthread_mutex_t slot_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Packed and transformed weights live as long as the process. They are
+ * carved out of chunks aligned to 2 MB that the kernel may back with huge
+ * pages (MADV_HUGEPAGE; transparent huge pages are `madvise` here): the
+ * weights stream from memory at every call, ResNet-50's 124 MB through
+ * 62 TLB entries instead of 31,000, and the model ran 1% faster (A/B in
+ * one process). A chunk's pages that no weights reach are never touched.
+ * Called under slot_lock (by the slots' make functions). */
+enum { HUGE_PAGE = 2 << 20, WEIGHT_CHUNK = 32 << 20 };
+
+static struct {
+  char *next, *end;
+} weight_arena;
+
+static void *lasting_alloc(size_t bytes) {
+  bytes = (bytes + 63) / 64 * 64;
+  if ((size_t)(weight_arena.end - weight_arena.next) < bytes) {
+    size_t chunk = bytes > WEIGHT_CHUNK ? (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE
+                                        : WEIGHT_CHUNK;
+    char *start = aligned_alloc(HUGE_PAGE, chunk);
+    if (!start) return NULL;
+    madvise(start, chunk, MADV_HUGEPAGE); /* advice: no harm where it is refused */
+    weight_arena.next = start;
+    weight_arena.end = start + chunk;
+  }
+  void *data = weight_arena.next;
+  weight_arena.next += bytes;
+  return data;
+}
+
 /* Scratch buffers of one call (Winograd's V and M, im2col columns, padded
  * or split input), kept per calling thread and reused from call to call:
  * allocated and freed each call, a buffer of megabytes can be handed back
@@ -335,7 +365,7 @@ static void pack_panels_into(float *data, const float *b, int64_t k, int64_t n,
 static float *pack_panels(const void *args) {
   const panel_source *source = args;
   int64_t panels = (source->n + PACK_COLUMNS - 1) / PACK_COLUMNS;
-  float *data = aligned_alloc(64, sizeof(float) * panels * source->k * PACK_COLUMNS);
+  float *data = lasting_alloc(sizeof(float) * panels * source->k * PACK_COLUMNS);
   pack_panels_into(data, source->b, source->k, source->n, source->stride0, source->stride1);
   return data;
 }

@@ -504,7 +504,7 @@ static float *transform_filters(const void *args) {
   winograd_filters(source->weights, filters, channels, u);
   if (!source->packed) return u;
   int64_t panels = (filters + PACK_COLUMNS - 1) / PACK_COLUMNS;
-  float *packed = aligned_alloc(64, sizeof(float) * WINOGRAD_POINTS * panels * channels *
+  float *packed = lasting_alloc(sizeof(float) * WINOGRAD_POINTS * panels * channels *
                                         PACK_COLUMNS);
   for (int64_t point = 0; point < WINOGRAD_POINTS; ++point) /* B = U[p]^T: (c, f) at f*C + c */
     pack_panels_into(packed + point * panels * channels * PACK_COLUMNS,

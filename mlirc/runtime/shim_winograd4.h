@@ -213,7 +213,7 @@ static float *transform_filters4(const void *args) {
   int64_t panels = (filters + PACK_COLUMNS - 1) / PACK_COLUMNS;
   float *u = aligned_alloc(64, sizeof(float) * WINOGRAD4_POINTS * filters * channels);
   winograd4_filters(source->weights, filters, channels, u);
-  float *packed = aligned_alloc(64, sizeof(float) * WINOGRAD4_POINTS * panels * channels *
+  float *packed = lasting_alloc(sizeof(float) * WINOGRAD4_POINTS * panels * channels *
                                         PACK_COLUMNS);
   for (int64_t point = 0; point < WINOGRAD4_POINTS; ++point)
     pack_panels_into(packed + point * panels * channels * PACK_COLUMNS,
