@@ -522,34 +522,52 @@ static const float *winograd_weights(int64_t *slot, const float *weights,
 
 /* The convolution with U ready (transform_filters; `packed` as it was
  * given there). */
+/* The job of a Winograd convolution with `points` points and tiles_h x
+ * tiles_w tiles an image, V and M in the calling thread's scratch (rows of
+ * whole cache lines, and a cache line between points: with strides of
+ * whole pages, the rows a transform writes together would alias in the L1
+ * cache). `block` is set per phase. */
+static winograd_job winograd_setup(const conv_shape *shape, int64_t images, const float *input,
+                                   int64_t image_stride, const float *u, float *output,
+                                   int64_t out_stride, const float *residual, int64_t tiles_h,
+                                   int64_t tiles_w, int64_t points) {
+  int64_t tiles = images * tiles_h * tiles_w, ld = (tiles + 15) / 16 * 16;
+  int64_t v_stride = shape->channels * ld + 16, m_stride = shape->filters * ld + 16;
+  float *v = scratch(SCRATCH_WINOGRAD_V, points * v_stride);
+  float *m = scratch(SCRATCH_WINOGRAD_M, points * m_stride);
+  winograd_job job = {shape, input, u, residual, v, m, output, image_stride, out_stride,
+                      tiles_h, tiles_w, tiles, ld, v_stride, m_stride, 0};
+  return job;
+}
+
+/* M[p] (F x T) = U[p] (F x C) * V[p] (C x T) on the packed-weights kernel,
+ * the points one batch, U packed by transform_filters (or its F(4x4, 3x3)
+ * twin). */
+static void winograd_packed_gemms(const winograd_job *job, int64_t points) {
+  const conv_shape *shape = job->shape;
+  conv_shape product = *shape;
+  product.bias = NULL;
+  product.relu = 0;
+  int64_t panels = (shape->filters + PACK_COLUMNS - 1) / PACK_COLUMNS;
+  packed_conv_job gemm = {&product, job->v, job->u, NULL, job->m, shape->channels, job->tiles,
+                          1, job->ld, job->ld, points, job->v_stride,
+                          panels * shape->channels * PACK_COLUMNS, job->m_stride, 0};
+  run_packed_conv(&gemm);
+}
+
 static void winograd_conv(const conv_shape *shape, int64_t images, const float *input,
                           int64_t image_stride, const float *u, int packed, float *output,
                           int64_t out_stride, const float *residual) {
-  int64_t tiles_h = (shape->oh + 1) / 2, tiles_w = (shape->ow + 1) / 2;
-  int64_t tiles = images * tiles_h * tiles_w, ld = (tiles + 15) / 16 * 16;
-  /* a cache line between points: with strides of whole pages, the 16 rows a
-   * transform writes together would alias in the L1 cache (4K aliasing) */
-  int64_t v_stride = shape->channels * ld + 16, m_stride = shape->filters * ld + 16;
-  float *v = scratch(SCRATCH_WINOGRAD_V, WINOGRAD_POINTS * v_stride);
-  float *m = scratch(SCRATCH_WINOGRAD_M, WINOGRAD_POINTS * m_stride);
-  winograd_job job = {shape, input, u, residual, v, m, output, image_stride, out_stride,
-                      tiles_h, tiles_w, tiles, ld, v_stride, m_stride, 0};
+  winograd_job job = winograd_setup(shape, images, input, image_stride, u, output, out_stride,
+                                    residual, (shape->oh + 1) / 2, (shape->ow + 1) / 2,
+                                    WINOGRAD_POINTS);
   blas_single_threaded();
   job.block = task_block(shape->channels);
   parallel_for(block_count(shape->channels, job.block), winograd_input_task, &job);
-  if (packed) {
-    /* M[p] (F x T) = U[p] (F x C) * V[p] (C x T), the 16 points one batch */
-    conv_shape product = *shape;
-    product.bias = NULL;
-    product.relu = 0;
-    int64_t panels = (shape->filters + PACK_COLUMNS - 1) / PACK_COLUMNS;
-    packed_conv_job gemm = {&product, v, u, NULL, m, shape->channels, tiles, 1, ld, ld,
-                            WINOGRAD_POINTS, v_stride, panels * shape->channels * PACK_COLUMNS,
-                            m_stride, 0};
-    run_packed_conv(&gemm);
-  } else {
+  if (packed)
+    winograd_packed_gemms(&job, WINOGRAD_POINTS);
+  else
     parallel_for(WINOGRAD_POINTS, winograd_gemm_task, &job);
-  }
   job.block = task_block(shape->filters);
   parallel_for(block_count(shape->filters, job.block), winograd_output_task, &job);
 }

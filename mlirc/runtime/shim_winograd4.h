@@ -227,23 +227,11 @@ static void winograd4_conv(const conv_shape *shape, int64_t images, const float 
                            float *output, int64_t out_stride, const float *residual) {
   filter_source source = {shape, weights, shape->filters, shape->channels, 1};
   const float *u = slot_data(slot, transform_filters4, &source);
-  int64_t tiles_h = shape->oh / 4, tiles_w = shape->ow / 4;
-  int64_t tiles = images * tiles_h * tiles_w, ld = (tiles + 15) / 16 * 16;
-  int64_t v_stride = shape->channels * ld + 16, m_stride = shape->filters * ld + 16;
-  float *v = scratch(SCRATCH_WINOGRAD_V, WINOGRAD4_POINTS * v_stride);
-  float *m = scratch(SCRATCH_WINOGRAD_M, WINOGRAD4_POINTS * m_stride);
-  winograd_job job = {shape, input, u, residual, v, m, output, image_stride, out_stride,
-                      tiles_h, tiles_w, tiles, ld, v_stride, m_stride, 0};
+  winograd_job job = winograd_setup(shape, images, input, image_stride, u, output, out_stride,
+                                    residual, shape->oh / 4, shape->ow / 4, WINOGRAD4_POINTS);
   job.block = task_block(shape->channels);
   parallel_for(block_count(shape->channels, job.block), winograd4_input_task, &job);
-  conv_shape product = *shape;
-  product.bias = NULL;
-  product.relu = 0;
-  int64_t panels = (shape->filters + PACK_COLUMNS - 1) / PACK_COLUMNS;
-  packed_conv_job gemm = {&product, v, u, NULL, m, shape->channels, tiles, 1, ld, ld,
-                          WINOGRAD4_POINTS, v_stride, panels * shape->channels * PACK_COLUMNS,
-                          m_stride, 0};
-  run_packed_conv(&gemm);
+  winograd_packed_gemms(&job, WINOGRAD4_POINTS);
   job.block = task_block(shape->filters);
   parallel_for(block_count(shape->filters, job.block), winograd4_output_task, &job);
 }
