@@ -107,6 +107,20 @@ static inline void row_taps6(const float *row, int64_t x0, int64_t width, v16 ta
                                      _mm512_castps_si512((__m512)taps[1]), 1);
 }
 
+/* V = B^T d B for 16 tiles of tile row ty from tile tx0, of one channel's
+ * input plane: their 6x6 inputs taken from the 6 input rows by permutes. */
+static inline void winograd4_input_tiles(const conv_shape *shape, const float *plane,
+                                         int64_t ty, int64_t tx0, v16 out[36]) {
+  v16 d[36], column[36];
+  for (int r = 0; r < 6; ++r) {
+    int64_t y = 4 * ty + r - shape->pad_h;
+    row_taps6(y >= 0 && y < shape->in_h ? plane + y * shape->in_w : NULL,
+              4 * tx0 - shape->pad_w, shape->in_w, d + 6 * r);
+  }
+  for (int j = 0; j < 6; ++j) winograd4_b(d + j, 6, column + j, 6);        /* B^T d */
+  for (int i = 0; i < 6; ++i) winograd4_b(column + 6 * i, 1, out + 6 * i, 1); /* . B */
+}
+
 /* V for a block of channels, every image: 16 tiles of a tile row at a
  * time, their 6x6 inputs taken from the 6 input rows by permutes
  * (row_taps6), V = B^T d B, 36 rows of V written. */
@@ -122,14 +136,8 @@ static void winograd4_input_task(void *context, int64_t task) {
       for (int64_t ty = 0; ty < job->tiles_h; ++ty) {
         float *v = job->v + c * job->ld + n * job->tiles_h * tiles_w + ty * tiles_w;
         for (int64_t tx0 = 0; tx0 < tiles_w; tx0 += 16) {
-          v16 d[36], column[36], out[36];
-          for (int r = 0; r < 6; ++r) {
-            int64_t y = 4 * ty + r - shape->pad_h;
-            row_taps6(y >= 0 && y < in_h ? plane + y * in_w : NULL, 4 * tx0 - shape->pad_w, in_w,
-                      d + 6 * r);
-          }
-          for (int j = 0; j < 6; ++j) winograd4_b(d + j, 6, column + j, 6);  /* B^T d */
-          for (int i = 0; i < 6; ++i) winograd4_b(column + 6 * i, 1, out + 6 * i, 1); /* . B */
+          v16 out[36];
+          winograd4_input_tiles(shape, plane, ty, tx0, out);
           int64_t count = tiles_w - tx0 < 16 ? tiles_w - tx0 : 16;
           __mmask16 lanes = (__mmask16)((1u << count) - 1);
           for (int p = 0; p < WINOGRAD4_POINTS; ++p)
@@ -158,6 +166,26 @@ static inline void interleave4(const v16 y[4], v16 out[4]) {
   out[3] = (v16)_mm512_shuffle_f32x4(r2, r3, 0xDD);
 }
 
+/* Y = A^T M A for 16 tiles of tile row ty from tile tx0 of one filter's
+ * plane (p: their 36 points), each of the 4 output rows interleaved
+ * (interleave4) and stored with the convolution's epilogue. */
+static inline void winograd4_output_tiles(const conv_shape *shape, const v16 p[36], float *out,
+                                          const float *shortcut, float bias, int64_t ty,
+                                          int64_t tx0) {
+  v16 column[24], y[16];
+  for (int j = 0; j < 6; ++j) winograd4_a(p + j, 6, column + j, 6);        /* A^T M */
+  for (int i = 0; i < 4; ++i) winograd4_a(column + 6 * i, 1, y + 4 * i, 1); /* . A */
+  int64_t ow = shape->ow, x0 = 4 * tx0, columns = ow - x0 < 64 ? ow - x0 : 64;
+  for (int r = 0; r < 4 && 4 * ty + r < shape->oh; ++r) {
+    v16 row[4];
+    interleave4(y + 4 * r, row);
+    int64_t at = (4 * ty + r) * ow + x0;
+    for (int q = 0; q < 4 && 16 * q < columns; ++q)
+      store_output(shape, out + at + 16 * q, shortcut ? shortcut + at + 16 * q : NULL, bias,
+                   row[q], lanes_inside(16 * q, columns));
+  }
+}
+
 /* Y = A^T M A for a block of filters, every image, 16 tiles of a tile row
  * at a time, each of the 4 output rows interleaved (interleave4) and
  * stored with the convolution's epilogue (store_output). */
@@ -178,20 +206,10 @@ static void winograd4_output_task(void *context, int64_t task) {
         for (int64_t tx0 = 0; tx0 < tiles_w; tx0 += 16) {
           /* lanes past the row's tiles read the next row's M (or the slack
            * after the last): unused */
-          v16 p[36], column[24], y[16];
+          v16 p[36];
           for (int k = 0; k < WINOGRAD4_POINTS; ++k)
             p[k] = LOAD(v16, m + k * job->m_stride + ty * tiles_w + tx0);
-          for (int j = 0; j < 6; ++j) winograd4_a(p + j, 6, column + j, 6);    /* A^T M */
-          for (int i = 0; i < 4; ++i) winograd4_a(column + 6 * i, 1, y + 4 * i, 1); /* . A */
-          int64_t x0 = 4 * tx0, columns = ow - x0 < 64 ? ow - x0 : 64;
-          for (int r = 0; r < 4; ++r) {
-            v16 row[4];
-            interleave4(y + 4 * r, row);
-            int64_t at = (4 * ty + r) * ow + x0;
-            for (int q = 0; q < 4 && 16 * q < columns; ++q)
-              store_output(shape, out + at + 16 * q, shortcut ? shortcut + at + 16 * q : NULL,
-                           bias, row[q], lanes_inside(16 * q, columns));
-          }
+          winograd4_output_tiles(shape, p, out, shortcut, bias, ty, tx0);
         }
     }
 }
