@@ -17,6 +17,7 @@ from .passes.blas_offload import BlasOffload
 from .passes.pool_offload import PoolOffload
 from .passes.c_interface import EmitCInterface
 from .passes.dead_results import DropUnusedResults
+from .passes.early_free import FreeAfterLastUse
 from .passes.float8 import ExpandFloat8Casts, OnnxCastToFloat8
 from .passes.math_approx import ApproximateMath
 from .passes.reassociate import ReassociateReductions
@@ -150,18 +151,20 @@ def _native_stages(blas: bool = True, vectorize: bool = False) -> list[Stage]:
                  "and ReLU, folded into them",
                  [BlasOffload(), PoolOffload(), MlirPass("func.func(canonicalize)")])]
           if blas else []),
-        Stage("loops", "scf loops over memrefs: linalg, tm_tensor and affine lowered",
-              _mlir("func.func(tm-tensor-to-loops)",
-                    # memref.copy of strided views would call the runtime's
-                    # memrefCopy; as linalg.copy it becomes plain loops.
-                    "func.func(refback-munge-memref-copy)",
-                    "func.func(convert-linalg-to-loops)",
-                    # vector code from the vectorized stage: multi-dimensional
-                    # reductions and transfers down to 1-D vector ops
-                    "func.func(lower-vector-multi-reduction)",
-                    "convert-vector-to-scf",
-                    "func.func(lower-affine)",
-                    "func.func(canonicalize)")),
+        Stage("loops", "scf loops over memrefs: linalg, tm_tensor and affine lowered; "
+              "buffers freed after their last use",
+              [FreeAfterLastUse(),
+               *_mlir("func.func(tm-tensor-to-loops)",
+                      # memref.copy of strided views would call the runtime's
+                      # memrefCopy; as linalg.copy it becomes plain loops.
+                      "func.func(refback-munge-memref-copy)",
+                      "func.func(convert-linalg-to-loops)",
+                      # vector code from the vectorized stage: multi-dimensional
+                      # reductions and transfers down to 1-D vector ops
+                      "func.func(lower-vector-multi-reduction)",
+                      "convert-vector-to-scf",
+                      "func.func(lower-affine)",
+                      "func.func(canonicalize)")]),
         Stage("llvm", "LLVM dialect, with _mlir_ciface_ wrappers for C callers",
               [EmitCInterface(),
                *_mlir("convert-scf-to-cf",

@@ -155,3 +155,36 @@ def test_stage_timings_and_op_counts_are_recorded():
     assert linalg.name == "linalg" and linalg.seconds > 0
     assert linalg.op_counts["linalg"] >= 1
     assert compiled.stages[-1].op_counts.keys() == {"llvm"}
+
+
+class Chain(torch.nn.Module):
+    """Three layers whose temporaries each die at the next layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.ReLU(),
+                                          torch.nn.Linear(64, 64), torch.nn.Tanh(),
+                                          torch.nn.Linear(64, 8))
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+def _frees_and_return(text: str) -> tuple[list[int], int]:
+    lines = [line.strip() for line in text.splitlines()]
+    frees = [i for i, line in enumerate(lines) if line.startswith("memref.dealloc")]
+    return frees, max(i for i, line in enumerate(lines) if line.startswith("return"))
+
+
+def test_buffers_are_freed_after_their_last_use():
+    """MLIR's deallocation frees a block's buffers at its end; the loops
+    stage's mlirc-free-after-last-use moves each free up to the buffer's last
+    use, so later allocations of the call reuse memory still in the caches."""
+    torch.manual_seed(0)
+    model, x = Chain().eval(), torch.randn(4, 16)
+    compiled = mlirc.compile(model, (x,), cache=False)
+    frees, end = _frees_and_return(compiled.ir["bufferized"])
+    assert frees and all(end - i <= len(frees) for i in frees)  # piled up before the return
+    frees, end = _frees_and_return(compiled.ir["loops"])
+    assert any(end - i > len(frees) for i in frees)
+    torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-5)
