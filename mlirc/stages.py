@@ -176,7 +176,9 @@ def _native_stages(blas: bool = True, vectorize: bool = False) -> list[Stage]:
                       "convert-ub-to-llvm",
                       "expand-strided-metadata",
                       "lower-affine",
-                      "finalize-memref-to-llvm",
+                      # with BLAS, allocations go to the shim's buffer cache
+                      # (shim_buffers.h), which hands out memory freed last
+                      "finalize-memref-to-llvm" + ("{use-generic-functions}" if blas else ""),
                       "func.func(convert-arith-to-llvm)",
                       "convert-func-to-llvm",
                       "convert-cf-to-llvm",

@@ -188,3 +188,17 @@ def test_buffers_are_freed_after_their_last_use():
     frees, end = _frees_and_return(compiled.ir["loops"])
     assert any(end - i > len(frees) for i in frees)
     torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_allocations_go_to_the_shims_buffer_cache_with_blas():
+    """With BLAS offload the llvm stage allocates through the shim
+    (shim_buffers.h hands out the block freed last); without it, malloc."""
+    torch.manual_seed(0)
+    model, x = Chain().eval(), torch.randn(4, 16)
+    with_blas = mlirc.compile(model, (x,), cache=False)
+    without = mlirc.compile(model, (x,), cache=False, blas=False)
+    assert "_mlir_memref_to_llvm_alloc" in with_blas.ir["llvm"]
+    assert "_mlir_memref_to_llvm_alloc" not in without.ir["llvm"]
+    for compiled in (with_blas, without):
+        for _ in range(3):  # reused blocks: the same results every call
+            torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-5)

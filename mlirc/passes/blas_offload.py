@@ -39,7 +39,8 @@ from .call_folding import (CONV, CONV_BIAS_CALL, match_epilogue, match_gemm_bias
 
 SHIM_PREFIX = "mlirc_"
 # the shim's entry points (a module calling one needs the shim loaded)
-SHIM_FUNCTIONS = ("mlirc_gemm_", "mlirc_conv2d_", "mlirc_maxpool2d_", "mlirc_sum_planes_")
+SHIM_FUNCTIONS = ("mlirc_gemm_", "mlirc_conv2d_", "mlirc_maxpool2d_", "mlirc_sum_planes_",
+                  "_mlir_memref_to_llvm_")  # the llvm stage's allocations, with BLAS on
 _OPS = {"linalg.matmul": 2, "linalg.batch_matmul": 3}
 # The packed-weights kernel: rows of A it is meant for (it re-reads A once per
 # 32 columns of B) and the fewest columns of B worth a panel of 32.

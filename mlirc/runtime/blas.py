@@ -24,7 +24,7 @@ SHIM_INCLUDES = tuple(SHIM_SOURCE.with_name(name)
                       for name in ("shim_pool.h", "shim_maxpool.h", "shim_conv.h",
                                    "shim_packed_conv.h", "shim_winograd.h",
                                    "shim_strided_conv.h",
-                                   "shim_winograd4.h"))
+                                   "shim_winograd4.h", "shim_buffers.h"))
 # For the host, like the code the JIT and AOT backends generate: the direct
 # convolution's register tiles are GCC vectors that need the host's widths.
 SHIM_FLAGS = ("-O3", "-march=native")

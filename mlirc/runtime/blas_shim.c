@@ -14,8 +14,8 @@
  * packed-weights kernel), shim_pool.h (the thread pool), shim_maxpool.h (max
  * pooling) and shim_conv.h (convolution: direct, im2col + GEMM), which
  * includes shim_packed_conv.h (the packed-filter GEMM), shim_winograd.h and
- * shim_winograd4.h (Winograd F(2x2, 3x3) and F(4x4, 3x3)).
- * blas.SHIM_INCLUDES lists them all: they are part of the build's hash.
+ * shim_winograd4.h (Winograd F(2x2, 3x3) and F(4x4, 3x3)); shim_buffers.h
+ * (the compiled code's allocations). blas.SHIM_INCLUDES lists them all: they are part of the build's hash.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -487,3 +487,4 @@ void mlirc_gemm_f32_packed_bias(MEMREF2(a), MEMREF2(b), MEMREF2(c), MEMREF1(bias
 
 #include "shim_maxpool.h"
 #include "shim_conv.h"
+#include "shim_buffers.h"

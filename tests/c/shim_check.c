@@ -138,6 +138,28 @@ static int check_packed_gemm(const char *name, int64_t m, int64_t k, int64_t n) 
   return bad != 0;
 }
 
+/* The compiled code's allocations (shim_buffers.h): aligned, writable,
+ * and a large block freed last handed to the next allocation it fits. */
+static int check_buffer_cache(void) {
+  char *small = _mlir_memref_to_llvm_alloc(100);
+  char *large = _mlir_memref_to_llvm_alloc(1 << 20);
+  int bad = ((uintptr_t)small % 64) || ((uintptr_t)large % 64);
+  memset(small, 1, 100);
+  memset(large, 2, 1 << 20);
+  _mlir_memref_to_llvm_free(small);
+  _mlir_memref_to_llvm_free(large);
+  char *other = _mlir_memref_to_llvm_alloc(100 << 10); /* 1 MB is too large for it */
+  char *again = _mlir_memref_to_llvm_alloc(900 << 10); /* fits: 1 MB <= 2 x 900 KB */
+  bad |= again != large || other == large;
+  memset(again, 3, 900 << 10);
+  memset(other, 4, 100 << 10);
+  _mlir_memref_to_llvm_free(again);
+  _mlir_memref_to_llvm_free(other);
+  _mlir_memref_to_llvm_free(NULL);
+  printf("%-28s %s\n", "buffer cache", bad ? "FAIL" : "ok");
+  return bad;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2 || !dlopen(argv[1], RTLD_NOW | RTLD_GLOBAL)) {
     fprintf(stderr, "usage: shim_check BLAS_LIBRARY (a loadable BLAS)\n");
@@ -175,6 +197,7 @@ int main(int argc, char **argv) {
   failures += check_conv("packed stride 2", 1, 8, 40, 15, 15, 3, 2, 1, 0, 0);
   failures += check_conv("packed 3x3 unpadded + residual", 2, 40, 48, 11, 13, 3, 1, 0, 0, 1);
   failures += check_conv("packed 5x5 taps in place", 2, 24, 32, 12, 12, 5, 2, 2, 0, 0);
+  failures += check_buffer_cache();
   failures += check_packed_gemm("packed gemm", 32, 256, 512);
   failures += check_packed_gemm("packed gemm edges", 13, 70, 45);
   failures += check_maxpool("max pool 2x2", 3, 34, 2, 2, 0);
