@@ -15,7 +15,8 @@
  * pooling) and shim_conv.h (convolution: direct, im2col + GEMM), which
  * includes shim_packed_conv.h (the packed-filter GEMM), shim_winograd.h and
  * shim_winograd4.h (Winograd F(2x2, 3x3) and F(4x4, 3x3)); shim_buffers.h
- * (the compiled code's allocations). blas.SHIM_INCLUDES lists them all: they are part of the build's hash.
+ * (the buffer cache: the compiled code's allocations and the convolutions'
+ * scratch). blas.SHIM_INCLUDES lists them all: they are part of the build's hash.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -287,48 +288,39 @@ static void *lasting_alloc(size_t bytes) {
   return data;
 }
 
-/* Scratch buffers of one call (Winograd's V and M, im2col columns, padded
- * or split input), kept per calling thread and reused from call to call:
- * allocated and freed each call, a buffer of megabytes can be handed back
- * to the system by malloc's trimming and fault in again, page by page, at
- * the next call (ResNet-50's 56x56 Winograd layer run alone in a loop: 2.0
- * instead of 0.41 ms). A kind's buffer grows to the largest size asked for
- * and is freed when its thread ends. Kinds in use at the same time differ. */
+#include "shim_buffers.h"
+
+/* Scratch buffers of one convolution call (Winograd's V and M, im2col
+ * columns and products, padded or split input, tap offsets, the unpooled
+ * output) come from the buffer cache (shim_buffers.h) and go back into it
+ * when the call returns (release_call_scratch, at the end of every entry
+ * point): a call then works in memory the model used just before, still in
+ * the caches, where buffers kept per thread from call to call had been
+ * pushed out to memory by the layers between (ResNet-50's first 56x56
+ * Winograd layer: its transforms 84 and its point GEMMs 64 us slower than
+ * the next two; the model 1% faster, A/B in one process). Freed each call
+ * back to malloc, megabytes were trimmed and faulted in again page by page
+ * (the 56x56 Winograd layer alone in a loop: 2.0 instead of 0.41 ms); the
+ * cache keeps them. Kinds in use at the same time differ. */
 enum {
   SCRATCH_WINOGRAD_V, SCRATCH_WINOGRAD_M, SCRATCH_COLUMNS, SCRATCH_PRODUCT, SCRATCH_INPUT,
   SCRATCH_UNPOOLED, SCRATCH_TAPS, SCRATCH_KINDS
 };
 
-typedef struct {
-  float *data[SCRATCH_KINDS];
-  size_t floats[SCRATCH_KINDS];
-} scratch_set;
+static __thread char *call_scratch[SCRATCH_KINDS];
 
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-
-static void scratch_release(void *set_pointer) {
-  scratch_set *set = set_pointer;
-  for (int kind = 0; kind < SCRATCH_KINDS; ++kind) free(set->data[kind]);
-  free(set);
+static void release_call_scratch(void) {
+  for (int kind = SCRATCH_KINDS - 1; kind >= 0; --kind) {
+    cached_free(call_scratch[kind]);
+    call_scratch[kind] = NULL;
+  }
 }
 
-static void scratch_key_create(void) { pthread_key_create(&scratch_key, scratch_release); }
-
-/* At least `floats` floats, 64-byte aligned, for this thread's `kind`. */
+/* At least `floats` floats, 64-byte aligned, of `kind` for this call. */
 static float *scratch(int kind, size_t floats) {
-  pthread_once(&scratch_once, scratch_key_create);
-  scratch_set *set = pthread_getspecific(scratch_key);
-  if (!set) {
-    set = calloc(1, sizeof *set);
-    pthread_setspecific(scratch_key, set);
-  }
-  if (set->floats[kind] < floats) {
-    free(set->data[kind]);
-    set->data[kind] = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
-    set->floats[kind] = floats;
-  }
-  return set->data[kind];
+  cached_free(call_scratch[kind]);
+  call_scratch[kind] = cached_alloc(floats * sizeof(float));
+  return (float *)call_scratch[kind];
 }
 
 /* The data a call site keeps in its slot (a zero-initialised i64 global that
@@ -487,4 +479,3 @@ void mlirc_gemm_f32_packed_bias(MEMREF2(a), MEMREF2(b), MEMREF2(c), MEMREF1(bias
 
 #include "shim_maxpool.h"
 #include "shim_conv.h"
-#include "shim_buffers.h"

@@ -1,5 +1,5 @@
-/* mlirc's BLAS shim: the compiled code's own buffers. Included by
- * blas_shim.c.
+/* mlirc's BLAS shim: the buffer cache, for the compiled code's own buffers
+ * and the convolutions' scratch. Included by blas_shim.c.
  *
  * With BLAS offload on, the llvm stage lowers memref.alloc and
  * memref.dealloc to _mlir_memref_to_llvm_alloc / _free (MLIR's
@@ -40,7 +40,7 @@ static char *cached_block(size_t size) {
   return found;
 }
 
-void *_mlir_memref_to_llvm_alloc(size_t size) {
+static char *cached_alloc(size_t size) {
   size_t capacity = size < CACHED_MIN_BYTES ? 0 : (size + 63) / 64 * 64;
   char *block = capacity ? cached_block(size) : NULL;
   if (!block) {
@@ -51,9 +51,9 @@ void *_mlir_memref_to_llvm_alloc(size_t size) {
   return block + BUFFER_HEADER;
 }
 
-void _mlir_memref_to_llvm_free(void *pointer) {
+static void cached_free(char *pointer) {
   if (!pointer) return;
-  char *block = (char *)pointer - BUFFER_HEADER, *evicted = NULL;
+  char *block = pointer - BUFFER_HEADER, *evicted = NULL;
   if (!block_capacity(block)) {
     free(block);
     return;
@@ -68,3 +68,7 @@ void _mlir_memref_to_llvm_free(void *pointer) {
   pthread_mutex_unlock(&buffer_cache.lock);
   free(evicted);
 }
+
+void *_mlir_memref_to_llvm_alloc(size_t size) { return cached_alloc(size); }
+
+void _mlir_memref_to_llvm_free(void *pointer) { cached_free(pointer); }

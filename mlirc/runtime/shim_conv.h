@@ -588,6 +588,7 @@ void mlirc_conv2d_nchw_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out), int64_t s
   conv2d(&shape, in_n, (const float *)in_aligned + in_offset, in_s0,
          (const float *)filter_aligned + filter_offset, (float *)out_aligned + out_offset, out_s0,
          NULL, filter_cache, (int64_t *)slot_aligned + slot_offset);
+  release_call_scratch();
 }
 
 void mlirc_conv2d_nchw_bias_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out), MEMREF1(bias),
@@ -598,6 +599,7 @@ void mlirc_conv2d_nchw_bias_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out), MEMR
   conv2d(&shape, in_n, (const float *)in_aligned + in_offset, in_s0,
          (const float *)filter_aligned + filter_offset, (float *)out_aligned + out_offset, out_s0,
          NULL, filter_cache, (int64_t *)slot_aligned + slot_offset);
+  release_call_scratch();
 }
 
 void mlirc_conv2d_nchw_bias_residual_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out),
@@ -610,6 +612,7 @@ void mlirc_conv2d_nchw_bias_residual_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(o
          (const float *)filter_aligned + filter_offset, (float *)out_aligned + out_offset, out_s0,
          (const float *)residual_aligned + residual_offset, filter_cache,
          (int64_t *)slot_aligned + slot_offset);
+  release_call_scratch();
 }
 
 /* out = maxpool2x2(act(conv(in, filter) + bias[f])): a MaxPool2d(2) after
@@ -631,6 +634,7 @@ void mlirc_conv2d_nchw_bias_pool_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out),
   float *output = (float *)out_aligned + out_offset;
   if (direct_conv_fits(&shape)) { /* rows of 16k pixels, 4k rows: whole 2x2 windows */
     direct_conv(&shape, in_n, input, in_s0, weights, output, out_s0, NULL);
+    release_call_scratch();
     return;
   }
   shape.pool = 0;
@@ -641,4 +645,5 @@ void mlirc_conv2d_nchw_bias_pool_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out),
   maxpool_job job = {full, output, conv_image, conv_h * conv_w, out_s0, out_s1, out_c,
                      conv_h, conv_w, out_h, out_w, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 0};
   run_maxpool(&job, in_n);
+  release_call_scratch();
 }
