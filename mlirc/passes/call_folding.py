@@ -31,8 +31,9 @@ CONV = "linalg.conv_2d_nchw_fchw"
 # blas-offload's call for relu(conv + bias): a pool after it may fold in
 CONV_BIAS_CALL = "mlirc_conv2d_nchw_bias_f32"
 
-_VIEWS = ("memref.cast", "memref.subview", "memref.reinterpret_cast", "memref.expand_shape",
-          "memref.collapse_shape", "memref.transpose")
+# operations whose result is their first operand's memory seen another way
+VIEWS = ("memref.cast", "memref.subview", "memref.reinterpret_cast", "memref.expand_shape",
+         "memref.collapse_shape", "memref.transpose")
 
 
 @dataclass
@@ -263,7 +264,7 @@ def redirect_after_add(epilogue, output) -> bool:
         owner = use.owner.operation
         if owner.block != epilogue.add.operation.block:
             return False
-        if owner.name in _VIEWS:
+        if owner.name in VIEWS:
             # a view used after the add would still read the old buffer
             if any(view_use.owner.operation.block != owner.block or
                    position(block, view_use.owner.operation) > add_index
@@ -362,7 +363,7 @@ def _aliases(block, value) -> list:
     """`value` and the views of it made in `block`."""
     aliases = [value]
     for candidate in block:
-        if candidate.operation.name in _VIEWS and candidate.operation.operands[0] in aliases:
+        if candidate.operation.name in VIEWS and candidate.operation.operands[0] in aliases:
             aliases.append(candidate.operation.results[0])
     return aliases
 
@@ -448,8 +449,6 @@ def _is_relu(op, source, target) -> bool:
             and _is_zero(select.operands[2]) and yielded.operands[0] == select.result)
 
 
-
-
 def match_conv_before_pool(pool, initializer):
     """The shim call `relu(conv + bias)` (blas-offload's) whose output only
     `pool` reads, when the call may write the pooled output instead: the
@@ -468,7 +467,7 @@ def match_conv_before_pool(pool, initializer):
         return None
     # Nothing but the call, the pool and deallocations uses the buffer.
     readers = [use.owner.operation for alias in aliases for use in alias.uses]
-    if any(op.name not in _VIEWS + ("memref.dealloc", "func.call", pool.name) or
+    if any(op.name not in VIEWS + ("memref.dealloc", "func.call", pool.name) or
            (op.name == "func.call" and op != call) or (op.name == pool.name and op != pool)
            for op in readers):
         return None

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 from .. import ir
 from .base import PythonPass, register_pass
+from .call_folding import VIEWS, position
 
-# Operations whose result is the operand's memory seen another way.
-_VIEWS = ("memref.cast", "memref.subview", "memref.reinterpret_cast", "memref.expand_shape",
-          "memref.collapse_shape", "memref.transpose", "memref.extract_strided_metadata")
+# extract_strided_metadata's first result is the base buffer of its operand
+_VIEWS = VIEWS + ("memref.extract_strided_metadata",)
 
 
 def _root_allocation(value):
@@ -64,25 +64,22 @@ def _move_up(dealloc) -> bool:
     if allocation is None or allocation.block != block:
         return False
     operations = [op.operation for op in block.operations]
-    start = next(i for i, op in enumerate(operations) if op == allocation)
-    end = next(i for i, op in enumerate(operations) if op == dealloc)
-    derived, last = list(allocation.results), allocation
-    for op in operations[start + 1:end]:
-        if _uses_any(op, derived):
-            last = op
-            derived.extend(op.results)
+    start, end = position(operations, allocation), position(operations, dealloc)
+    derived, last = list(allocation.results), start
+    for index in range(start + 1, end):
+        if _uses_any(operations[index], derived):
+            last = index
+            derived.extend(operations[index].results)
     # Every use of the buffer and of what came from it lies in [alloc, last].
-    users = operations[start:operations.index(last) + 1]
+    users = operations[start:last + 1]
     for value in derived:
         for use in value.uses:
             owner = use.owner.operation
-            if owner == dealloc:
-                continue
-            if not any(_nested_in(owner, op) for op in users):
+            if owner != dealloc and not any(_nested_in(owner, op) for op in users):
                 return False
-    if operations.index(last) + 1 == end:
+    if last + 1 == end:
         return False
-    dealloc.move_after(last)
+    dealloc.move_after(operations[last])
     return True
 
 

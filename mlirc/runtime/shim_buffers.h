@@ -41,10 +41,10 @@ static char *cached_block(size_t size) {
 }
 
 static char *cached_alloc(size_t size) {
-  size_t capacity = size < CACHED_MIN_BYTES ? 0 : (size + 63) / 64 * 64;
+  size_t rounded = (size + 63) / 64 * 64, capacity = size < CACHED_MIN_BYTES ? 0 : rounded;
   char *block = capacity ? cached_block(size) : NULL;
   if (!block) {
-    block = aligned_alloc(64, BUFFER_HEADER + (size + 63) / 64 * 64);
+    block = aligned_alloc(64, BUFFER_HEADER + rounded);
     if (!block) return NULL;
     *(size_t *)block = capacity;
   }

@@ -260,8 +260,11 @@ static void direct_task(void *context, int64_t task) {
 #undef ROWS_CASE
 }
 
-/* The padded copy of one image for the direct kernel's generic tile (and
- * the 3x3 one without AVX-512, or when the input is the output buffer). */
+/* The input padded by the convolution's border, a task per plane (image n,
+ * channel c at n * channels + c, in the input and in `padded` alike):
+ * the direct kernel's generic tile (and the 3x3 one without AVX-512, or
+ * when the input is the output buffer) and the packed GEMM reading taps in
+ * place (packed_conv_at_taps, one image at a time) read it. */
 typedef struct {
   const conv_shape *shape;
   const float *input;
@@ -269,17 +272,33 @@ typedef struct {
   int64_t image_stride, padded_h, padded_w;
 } pad_job;
 
-static void pad_task(void *context, int64_t n) {
+static void pad_task(void *context, int64_t task) {
   const pad_job *job = context;
   const conv_shape *shape = job->shape;
-  int64_t plane = job->padded_h * job->padded_w;
-  float *target = job->padded + n * shape->channels * plane;
-  memset(target, 0, sizeof(float) * shape->channels * plane);
-  for (int64_t c = 0; c < shape->channels; ++c)
-    for (int64_t y = 0; y < shape->in_h; ++y)
-      memcpy(target + c * plane + (y + shape->pad_h) * job->padded_w + shape->pad_w,
-             job->input + n * job->image_stride + (c * shape->in_h + y) * shape->in_w,
-             sizeof(float) * shape->in_w);
+  int64_t pad_h = shape->pad_h, pad_w = shape->pad_w, width = job->padded_w;
+  int64_t in_h = shape->in_h, in_w = shape->in_w;
+  int64_t n = task / shape->channels, c = task % shape->channels;
+  float *target = job->padded + task * job->padded_h * width;
+  const float *source = job->input + n * job->image_stride + c * in_h * in_w;
+  memset(target, 0, sizeof(float) * pad_h * width);
+  for (int64_t y = 0; y < in_h; ++y) {
+    float *row = target + (pad_h + y) * width;
+    memset(row, 0, sizeof(float) * pad_w);
+    memcpy(row + pad_w, source + y * in_w, sizeof(float) * in_w);
+    memset(row + pad_w + in_w, 0, sizeof(float) * (width - pad_w - in_w));
+  }
+  memset(target + (pad_h + in_h) * width, 0,
+         sizeof(float) * (job->padded_h - pad_h - in_h) * width);
+}
+
+/* Whether a call's input and output buffers do not overlap: the pass folds
+ * the padded copy of a buffer that the call then overwrites, and a kernel
+ * that reads the input in place must not read what its own tiles wrote. */
+static int buffers_apart(const float *input, int64_t images, int64_t image_stride,
+                         const float *output, int64_t out_stride) {
+  const float *input_end = input + images * image_stride;
+  const float *output_end = output + images * out_stride;
+  return input_end <= output || output_end <= input;
 }
 
 /* Whether the 3x3 tile reads this convolution's input unpadded, the
@@ -292,9 +311,8 @@ static int direct_reads_unpadded(const conv_shape *shape, int64_t images, const 
                                  int64_t image_stride, const float *output,
                                  int64_t out_stride) {
 #ifdef __AVX512F__
-  const float *input_end = input + images * image_stride;
-  const float *output_end = output + images * out_stride;
-  return tile3x3_shape(shape).rows && (input_end <= output || output_end <= input);
+  return tile3x3_shape(shape).rows &&
+         buffers_apart(input, images, image_stride, output, out_stride);
 #else
   (void)shape, (void)images, (void)input, (void)image_stride, (void)output, (void)out_stride;
   return 0;
@@ -313,7 +331,7 @@ static void direct_conv(const conv_shape *shape, int64_t images, const float *in
     float *padded_input =
         scratch(SCRATCH_INPUT, images * shape->channels * padded.in_h * padded.in_w);
     pad_job padding = {shape, input, padded_input, image_stride, padded.in_h, padded.in_w};
-    parallel_for(images, pad_task, &padding);
+    parallel_for(images * shape->channels, pad_task, &padding);
     input = padded_input;
     image_stride = shape->channels * padded.in_h * padded.in_w;
   }
@@ -423,32 +441,6 @@ static void run_epilogue(const epilogue_job *job, int64_t row0, int64_t row1, in
  * epilogue scatters back to NCHW. */
 enum { GROUP_COLUMNS = 1024 };
 
-/* One image's input with its zero border, a task per channel. */
-typedef struct {
-  const conv_shape *shape;
-  const float *input;
-  float *padded;
-  int64_t padded_h, padded_w;
-} border_job;
-
-static void border_task(void *context, int64_t c) {
-  const border_job *job = context;
-  const conv_shape *shape = job->shape;
-  int64_t pad_h = shape->pad_h, pad_w = shape->pad_w, width = job->padded_w;
-  int64_t in_h = shape->in_h, in_w = shape->in_w;
-  float *target = job->padded + c * job->padded_h * width;
-  const float *source = job->input + c * in_h * in_w;
-  memset(target, 0, sizeof(float) * pad_h * width);
-  for (int64_t y = 0; y < in_h; ++y) {
-    float *row = target + (pad_h + y) * width;
-    memset(row, 0, sizeof(float) * pad_w);
-    memcpy(row + pad_w, source + y * in_w, sizeof(float) * in_w);
-    memset(row + pad_w + in_w, 0, sizeof(float) * (width - pad_w - in_w));
-  }
-  memset(target + (pad_h + in_h) * width, 0,
-         sizeof(float) * (job->padded_h - pad_h - in_h) * width);
-}
-
 /* The packed-filter GEMM reading the input in place (implicit im2col): tap
  * k = (c, i, j) of output pixel (oy, ox) is the input at channel c, row
  * oy * stride_h + i * dilation_h, column ox * stride_w + j * dilation_w of
@@ -464,11 +456,9 @@ static void packed_conv_at_taps(const conv_shape *shape, int64_t images, const f
   int64_t padded_h = shape->in_h + 2 * shape->pad_h, padded_w = shape->in_w + 2 * shape->pad_w;
   int64_t plane = padded_h * padded_w, pixels = shape->oh * shape->ow;
   int64_t k = shape->channels * shape->kh * shape->kw;
-  /* copied also without a border when the output overwrites the input
-   * (the pass folds such copies): tiles would read what others wrote */
-  const float *input_end = input + images * image_stride;
-  const float *output_end = output + images * out_stride;
-  int padding = shape->pad_h || shape->pad_w || !(input_end <= output || output_end <= input);
+  /* copied also without a border when the output overwrites the input */
+  int padding = shape->pad_h || shape->pad_w ||
+                !buffers_apart(input, images, image_stride, output, out_stride);
   float *padded = padding ? scratch(SCRATCH_INPUT, shape->channels * plane) : NULL;
   int32_t *taps = (int32_t *)scratch(SCRATCH_TAPS, k);
   for (int64_t c = 0; c < shape->channels; ++c)
@@ -479,8 +469,8 @@ static void packed_conv_at_taps(const conv_shape *shape, int64_t images, const f
   for (int64_t n = 0; n < images; ++n) {
     const float *image = input + n * image_stride;
     if (padding) {
-      border_job border = {shape, image, padded, padded_h, padded_w};
-      parallel_for(shape->channels, border_task, &border);
+      pad_job border = {shape, image, padded, image_stride, padded_h, padded_w};
+      parallel_for(shape->channels, pad_task, &border); /* this image's planes */
       image = padded;
     }
     packed_conv_job job = {shape, image, panels, residual ? residual + n * out_stride : NULL,
