@@ -18,6 +18,7 @@ from .passes.pool_offload import PoolOffload
 from .passes.c_interface import EmitCInterface
 from .passes.dead_results import DropUnusedResults
 from .passes.early_free import FreeAfterLastUse
+from .passes.residual_in_place import ResidualInPlace
 from .passes.float8 import ExpandFloat8Casts, OnnxCastToFloat8
 from .passes.math_approx import ApproximateMath
 from .passes.reassociate import ReassociateReductions
@@ -152,8 +153,9 @@ def _native_stages(blas: bool = True, vectorize: bool = False) -> list[Stage]:
                  [BlasOffload(), PoolOffload(), MlirPass("func.func(canonicalize)")])]
           if blas else []),
         Stage("loops", "scf loops over memrefs: linalg, tm_tensor and affine lowered; "
-              "buffers freed after their last use",
-              [FreeAfterLastUse(),
+              "buffers freed after their last use, a residual convolution writing over its "
+              "dead residual",
+              [FreeAfterLastUse(), ResidualInPlace(),
                *_mlir("func.func(tm-tensor-to-loops)",
                       # memref.copy of strided views would call the runtime's
                       # memrefCopy; as linalg.copy it becomes plain loops.

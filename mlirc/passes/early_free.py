@@ -29,7 +29,7 @@ from .call_folding import VIEWS, position
 _VIEWS = VIEWS + ("memref.extract_strided_metadata",)
 
 
-def _root_allocation(value):
+def root_allocation(value):
     """The memref.alloc under `value`'s views, or None."""
     while True:
         name = ir.defining_op_name(value)
@@ -59,7 +59,7 @@ def _nested_in(op, ancestor) -> bool:
 
 def _move_up(dealloc) -> bool:
     """Moves `dealloc` after the last use of its buffer in its block."""
-    allocation = _root_allocation(dealloc.operands[0])
+    allocation = root_allocation(dealloc.operands[0])
     block = dealloc.block
     if allocation is None or allocation.block != block:
         return False

@@ -511,7 +511,12 @@ static void gemm_conv(const conv_shape *shape, int64_t images, const float *inpu
     return;
   }
   float *columns = copy_free && group == 1 ? NULL : scratch(SCRATCH_COLUMNS, rows * group * cols);
-  float *product = group > 1 ? scratch(SCRATCH_PRODUCT, shape->filters * group * cols) : NULL;
+  /* a scratch product also when the output is the residual's buffer
+   * (mlirc-residual-in-place): the GEMM would overwrite the residual before
+   * the epilogue reads it */
+  float *product = group > 1 || (residual && residual == output)
+                       ? scratch(SCRATCH_PRODUCT, shape->filters * group * cols)
+                       : NULL;
   for (int64_t first = 0; first < images; first += group) {
     int64_t count = images - first < group ? images - first : group, ld = count * cols;
     const float *matrix = input + first * image_stride;

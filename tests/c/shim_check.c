@@ -34,6 +34,8 @@ static double naive_conv(const conv_shape *s, const float *x, const float *w, in
 
 /* One convolution through conv2d (with Winograd and packing allowed, as for
  * a constant filter), or through the conv+pool entry's logic with `pool`. */
+enum { RESIDUAL_IN_PLACE = 2 };
+
 static int check_conv(const char *name, int64_t images, int64_t channels, int64_t filters,
                       int64_t height, int64_t width, int64_t kernel, int64_t stride,
                       int64_t pad, int pool, int with_residual) {
@@ -45,6 +47,13 @@ static int check_conv(const char *name, int64_t images, int64_t channels, int64_
   float *bias = random_floats(filters);
   float *out = random_floats(images * filters * ph * pw);
   float *residual = with_residual ? random_floats(images * filters * oh * ow) : NULL;
+  /* RESIDUAL_IN_PLACE: the output buffer holds the residual (as after
+   * mlirc-residual-in-place); `residual` keeps a copy for the reference */
+  float *shortcut = residual;
+  if (with_residual == RESIDUAL_IN_PLACE) {
+    memcpy(out, residual, sizeof(float) * images * filters * oh * ow);
+    shortcut = out;
+  }
   conv_shape shape = {channels, height, width, filters, kernel, kernel, oh, ow, stride, stride,
                       1, 1, pad, pad, bias, 1, pool};
   int64_t slot = 0;
@@ -61,7 +70,7 @@ static int check_conv(const char *name, int64_t images, int64_t channels, int64_
     free(full);
     shape.pool = 1;
   } else {
-    conv2d(&shape, images, x, channels * height * width, w, out, filters * oh * ow, residual,
+    conv2d(&shape, images, x, channels * height * width, w, out, filters * oh * ow, shortcut,
            FILTER_WINOGRAD | FILTER_PACKED, &slot);
   }
   int64_t bad = 0;
@@ -167,7 +176,8 @@ int main(int argc, char **argv) {
   }
   srand(1);
   int failures = 0;
-  /* name, images, channels, filters, height, width, kernel, stride, pad, pool, residual */
+  /* name, images, channels, filters, height, width, kernel, stride, pad, pool, residual
+   * (1, or RESIDUAL_IN_PLACE: the output buffer is the residual) */
   failures += check_conv("direct 3x3 16 rows", 2, 5, 8, 16, 48, 3, 1, 1, 0, 0);
   failures += check_conv("direct 3x3 8 rows x 2", 2, 5, 8, 8, 32, 3, 1, 1, 0, 0);
   failures += check_conv("direct 3x3 8 rows", 2, 5, 8, 24, 16, 3, 1, 1, 0, 0);
@@ -197,6 +207,13 @@ int main(int argc, char **argv) {
   failures += check_conv("packed stride 2", 1, 8, 40, 15, 15, 3, 2, 1, 0, 0);
   failures += check_conv("packed 3x3 unpadded + residual", 2, 40, 48, 11, 13, 3, 1, 0, 0, 1);
   failures += check_conv("packed 5x5 taps in place", 2, 24, 32, 12, 12, 5, 2, 2, 0, 0);
+  failures += check_conv("pixel rows over residual", 2, 48, 40, 10, 10, 1, 1, 0, 0, 2);
+  failures += check_conv("packed 1x1 over residual", 1, 72, 40, 10, 10, 1, 1, 0, 0, 2);
+  failures += check_conv("winograd4 over residual", 2, 64, 40, 20, 20, 3, 1, 1, 0, 2);
+  failures += check_conv("winograd rows over residual", 1, 16, 16, 28, 28, 3, 1, 1, 0, 2);
+  failures += check_conv("direct 3x3 over residual", 2, 5, 8, 16, 48, 3, 1, 1, 0, 2);
+  failures += check_conv("BLAS 1x1 over residual", 1, 24, 16, 32, 40, 1, 1, 0, 0, 2);
+  failures += check_conv("im2col stride 2 over residual", 2, 3, 8, 17, 17, 3, 2, 1, 0, 2);
   failures += check_buffer_cache();
   failures += check_packed_gemm("packed gemm", 32, 256, 512);
   failures += check_packed_gemm("packed gemm edges", 13, 70, 45);
