@@ -374,7 +374,7 @@ static const float *packed_panels(int64_t *slot, const float *b, int64_t k, int6
  * packed kernels: `rows` is a constant where it is inlined, so that the
  * accumulators stay in registers. */
 static inline __attribute__((always_inline)) void panel_steps(
-    v16 acc[PACK_ROWS][2], int rows, const float *a, int64_t a_row, int64_t a_col,
+    v16 acc[][2], int rows, const float *a, int64_t a_row, int64_t a_col,
     const float *panel, int64_t k0, int64_t k1) {
   for (int64_t p = k0; p < k1; ++p) {
     __builtin_prefetch(panel + (p + PREFETCH_AHEAD) * PACK_COLUMNS);

@@ -86,18 +86,33 @@ static inline void store_transposed(const v16 a[8], float *out, int64_t plane,
 }
 #endif
 
+/* A task's last tile takes up to 4 leftover pixels with it (up to 12 rows,
+ * 24 accumulators: the registers still hold them), where a tile of their
+ * own cost about as much as a full one: 49 pixels (the 7x7 layers, and the
+ * 14x14 and 28x28 Winograd layers' 7x7 tiles per point) ran as 7 tiles for
+ * 6 1/8 tiles' work. */
+enum { PACK_ROWS_MAX = 12 };
+
+/* Rows of the tile at `left` pixels before the task's end: whole tiles,
+ * the tail folded into the last one where it fits. */
+static inline int packed_tile_rows(int64_t left) {
+  return left <= PACK_ROWS_MAX ? (int)left : PACK_ROWS;
+}
+
 /* The finished tile of `rows` pixels x `filters` into the NCHW output, with
- * the epilogue. */
+ * the epilogue: its first 8 rows transposed in registers when the tile is
+ * 32 filters wide, the rest through a buffer. */
 static inline __attribute__((always_inline)) void packed_conv_store(
-    const packed_conv_job *job, float *output, v16 acc[PACK_ROWS][2], int rows,
-    int64_t filters, int64_t f0, int64_t p0) {
+    const packed_conv_job *job, float *output, v16 acc[][2], int rows, int64_t filters,
+    int64_t f0, int64_t p0) {
   const conv_shape *shape = job->shape;
   int64_t plane = job->plane;
   const float *bias = shape->bias ? shape->bias + f0 : NULL;
   float *out = output + f0 * plane + p0;
   const float *residual = job->residual ? job->residual + f0 * plane + p0 : NULL;
+  int stored = 0;
 #ifdef __AVX512F__
-  if (rows == PACK_ROWS && filters == PACK_COLUMNS) {
+  if (rows >= PACK_ROWS && filters == PACK_COLUMNS) {
     for (int half = 0; half < 2; ++half) {
       v16 block_rows[PACK_ROWS];
       for (int r = 0; r < PACK_ROWS; ++r) block_rows[r] = acc[r][half];
@@ -105,16 +120,17 @@ static inline __attribute__((always_inline)) void packed_conv_store(
                        residual ? residual + 16 * half * plane : NULL,
                        bias ? bias + 16 * half : NULL, shape->relu, job->accumulate);
     }
-    return;
+    stored = PACK_ROWS;
+    if (rows == PACK_ROWS) return;
   }
 #endif
-  float tile[PACK_ROWS][PACK_COLUMNS];
-  for (int r = 0; r < rows; ++r) {
+  float tile[PACK_ROWS_MAX][PACK_COLUMNS];
+  for (int r = stored; r < rows; ++r) {
     STORE(v16, tile[r], acc[r][0]);
     STORE(v16, tile[r] + 16, acc[r][1]);
   }
   for (int64_t f = 0; f < filters; ++f)
-    for (int r = 0; r < rows; ++r) {
+    for (int r = stored; r < rows; ++r) {
       float *target = out + f * plane + r;
       if (!bias) {
         *target = job->accumulate ? *target + tile[r][f] : tile[r][f];
@@ -146,7 +162,7 @@ static inline void prefetch_outputs(const packed_conv_job *job, float *output, i
 /* panel_steps with X read in place: pixel r's value of tap p at
  * pixel[r][taps[p]], a broadcast from the input image itself. */
 static inline __attribute__((always_inline)) void panel_steps_at_taps(
-    v16 acc[PACK_ROWS][2], int rows, const float *const pixel[PACK_ROWS], const int32_t *taps,
+    v16 acc[][2], int rows, const float *const pixel[], const int32_t *taps,
     const float *panel, int64_t k0, int64_t k1) {
   for (int64_t p = k0; p < k1; ++p) {
     __builtin_prefetch(panel + (p + PREFETCH_AHEAD) * PACK_COLUMNS);
@@ -169,14 +185,14 @@ static inline __attribute__((always_inline)) void packed_conv_tile(
     const packed_conv_job *job, const float *columns, float *output, int rows, int64_t p0,
     const float *panel, int64_t k0, int64_t k1, v16 (*partial)[2], int64_t filters,
     int64_t f0) {
-  v16 acc[PACK_ROWS][2];
+  v16 acc[PACK_ROWS_MAX][2];
   for (int r = 0; r < rows; ++r) {
     acc[r][0] = k0 ? partial[r][0] : (v16){};
     acc[r][1] = k0 ? partial[r][1] : (v16){};
   }
   if (k1 == job->k) prefetch_outputs(job, output, f0, p0);
   if (job->taps) {
-    const float *pixel[PACK_ROWS];
+    const float *pixel[PACK_ROWS_MAX];
     for (int r = 0; r < rows; ++r)
       pixel[r] = columns + (p0 + r) / job->ow * job->row_step +
                  (p0 + r) % job->ow * job->column_step;
@@ -214,14 +230,21 @@ static void packed_conv_pixels(const packed_conv_job *job, const float *columns,
       step < k ? aligned_alloc(64, sizeof(v16) * 2 * (last - first + PACK_ROWS)) : NULL;
   for (int64_t k0 = 0; k0 < k; k0 += step) {
     int64_t k1 = k0 + step < k ? k0 + step : k;
-    for (int64_t p0 = first; p0 < last; p0 += PACK_ROWS) {
+    for (int64_t p0 = first; p0 < last;) {
+      /* the tail tile's partial sums run on into the next slot: the buffer
+       * has a tile's rows to spare */
       v16 (*sums)[2] = partial ? partial[(p0 - first) / PACK_ROWS] : NULL;
-      if (last - p0 >= PACK_ROWS)
-        packed_conv_tile(job, columns, output, PACK_ROWS, p0, panel_data, k0, k1, sums,
-                         filters, f0);
-      else
-        packed_conv_tile(job, columns, output, (int)(last - p0), p0, panel_data, k0, k1,
-                         sums, filters, f0);
+      int rows = packed_tile_rows(last - p0);
+      switch (rows) { /* constant row counts: the accumulators stay in registers */
+#define ROWS_CASE(R)                                                                    \
+  case R:                                                                               \
+    packed_conv_tile(job, columns, output, R, p0, panel_data, k0, k1, sums, filters, f0); \
+    break;
+        ROWS_CASE(1) ROWS_CASE(2) ROWS_CASE(3) ROWS_CASE(4) ROWS_CASE(5) ROWS_CASE(6)
+        ROWS_CASE(7) ROWS_CASE(8) ROWS_CASE(9) ROWS_CASE(10) ROWS_CASE(11) ROWS_CASE(12)
+#undef ROWS_CASE
+      }
+      p0 += rows;
     }
   }
   free(partial);
