@@ -255,3 +255,30 @@ def test_direct_3x3_tiles_read_the_input_unpadded(height, width, padding):
     assert "call @mlirc_conv2d_nchw_bias_f32" in compiled.ir["blas"]
     np.testing.assert_allclose(np.asarray(compiled(x)), block(x).detach().numpy(),
                                rtol=1e-4, atol=1e-4)
+
+
+class StemWithPool(torch.nn.Module):
+    """ResNet's stem: relu(conv(x)) then MaxPool2d(3, 2, padding=1)."""
+
+    def __init__(self, channels, filters, kernel, stride):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(channels, filters, kernel, stride=stride,
+                                    padding=kernel // 2)
+        self.pool = torch.nn.MaxPool2d(3, 2, padding=1)
+
+    def forward(self, x):
+        return self.pool(torch.relu(self.conv(x)))
+
+
+@pytest.mark.parametrize("channels, filters, kernel, stride, size",
+                         [(3, 8, 7, 2, 64), (3, 8, 7, 2, 66), (8, 16, 3, 1, 12)],
+                         ids=["strided-stem", "stem-rows-not-16k", "other-paths"])
+def test_stem_pool_folds_into_the_convolution(channels, filters, kernel, stride, size):
+    """The pool and its -inf padded copy fold into the convolution's call:
+    the strided stem kernel pools the rows it computed (AVX-512, rows of 16k
+    floats); other shapes and paths pool a scratch copy of the convolution."""
+    torch.manual_seed(7)
+    compiled = _check(StemWithPool(channels, filters, kernel, stride), 2, channels, size)
+    blas = compiled.ir["blas"]
+    assert "call @mlirc_conv2d_nchw_bias_pool3x3s2_f32" in blas
+    assert "linalg.pooling_nchw_max" not in blas and "mlirc_maxpool2d" not in blas

@@ -449,26 +449,32 @@ def _is_relu(op, source, target) -> bool:
             and _is_zero(select.operands[2]) and yielded.operands[0] == select.result)
 
 
-def match_conv_before_pool(pool, initializer):
+def match_conv_before_pool(pool, initializer, padding: PaddedInput | None = None):
     """The shim call `relu(conv + bias)` (blas-offload's) whose output only
     `pool` reads, when the call may write the pooled output instead: the
     convolution's buffer is then never needed. `initializer` is the -inf
-    fill of the pool's output, which goes with the pool."""
+    fill of the pool's output, which goes with the pool. With `padding`
+    (the pool's -inf padded copy of its input, which goes too) the copy is
+    the one reader of the call's output."""
     source, output = pool.operands[0], pool.operands[2]
+    reader = pool
+    if padding is not None:
+        source, reader = padding.source, padding.operations[0]  # the memref.copy
     if ir.defining_op_name(source) != "memref.alloc":
         return None
     block = list(pool.block.operations)
     aliases = _aliases(block, source)
-    call = _first_toucher(reversed(block[:position(block, pool)]), aliases)
+    call = _first_toucher(reversed(block[:position(block, reader)]), aliases)
     if call is None or call.name != "func.call" or \
             ir.FlatSymbolRefAttr(call.attributes["callee"]).value != CONV_BIAS_CALL or \
             call.operands[2] not in aliases[1:] or \
             any(operand in aliases for i, operand in enumerate(call.operands) if i != 2):
         return None
-    # Nothing but the call, the pool and deallocations uses the buffer.
+    # Nothing but the call, the pool (or its padded copy) and deallocations
+    # uses the buffer.
     readers = [use.owner.operation for alias in aliases for use in alias.uses]
-    if any(op.name not in VIEWS + ("memref.dealloc", "func.call", pool.name) or
-           (op.name == "func.call" and op != call) or (op.name == pool.name and op != pool)
+    if any(op.name not in VIEWS + ("memref.dealloc", "func.call", reader.name) or
+           (op.name == "func.call" and op != call) or (op.name == reader.name and op != reader)
            for op in readers):
         return None
     # The call writes the pooled output earlier than the pool did: the call
@@ -482,7 +488,8 @@ def match_conv_before_pool(pool, initializer):
     if maker is not None and maker.block == pool.block and maker.name != "memref.alloc" and \
             position(block, maker) > start:
         return None
-    between = [op for op in block[start + 1:end] if op.operation != initializer]
+    folded = [initializer] + (padding.operations if padding is not None else [])
+    between = [op for op in block[start + 1:end] if op.operation not in folded]
     if _first_toucher(between, _aliases(block, output)) is not None or \
             any(_hides_uses(op) for op in between):
         return None

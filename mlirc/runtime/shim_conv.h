@@ -642,3 +642,36 @@ void mlirc_conv2d_nchw_bias_pool_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out),
   run_maxpool(&job, in_n);
   release_call_scratch();
 }
+
+/* out = maxpool3x3(act(conv(in, filter) + bias[f])), the pool of stride 2
+ * and padding 1 (ResNet's stem pool) folded into the call by the
+ * pool-offload pass, `out` the pooled shape. The strided stem kernel pools
+ * the rows each task computed (strided_conv_pooled); other paths write the
+ * convolution to a scratch buffer and pool that. */
+void mlirc_conv2d_nchw_bias_pool3x3s2_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out),
+                                          MEMREF1(bias), int64_t stride_h, int64_t stride_w,
+                                          int64_t dilation_h, int64_t dilation_w,
+                                          int64_t pad_h, int64_t pad_w, int64_t relu,
+                                          int64_t filter_cache, MEMREF1(slot)) {
+  int64_t conv_h = (in_h + 2 * pad_h - dilation_h * (filter_h - 1) - 1) / stride_h + 1;
+  int64_t conv_w = (in_w + 2 * pad_w - dilation_w * (filter_w - 1) - 1) / stride_w + 1;
+  conv_shape shape = {in_c, in_h, in_w, out_c, filter_h, filter_w, conv_h, conv_w,
+                      stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w,
+                      (const float *)bias_aligned + bias_offset, (int)relu, 0};
+  const float *input = (const float *)in_aligned + in_offset;
+  const float *weights = (const float *)filter_aligned + filter_offset;
+  float *output = (float *)out_aligned + out_offset;
+  if (strided_conv_pooled_fits(&shape)) {
+    strided_conv_pooled(&shape, in_n, input, in_s0, weights, output, out_s0);
+    release_call_scratch();
+    return;
+  }
+  int64_t conv_image = out_c * conv_h * conv_w;
+  float *full = scratch(SCRATCH_UNPOOLED, in_n * conv_image);
+  conv2d(&shape, in_n, input, in_s0, weights, full, conv_image, NULL, filter_cache,
+         (int64_t *)slot_aligned + slot_offset);
+  maxpool_job job = {full, output, conv_image, conv_h * conv_w, out_s0, out_s1, out_c,
+                     conv_h, conv_w, out_h, out_w, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0, 0};
+  run_maxpool(&job, in_n);
+  release_call_scratch();
+}

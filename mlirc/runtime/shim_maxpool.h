@@ -54,7 +54,7 @@ static void maxpool_row_2x2(const float *top, const float *bottom, float *out, i
  * 2x - 1 the odd one before (from the previous block: `carry`). Columns
  * outside the row read as -inf. ResNet-50's pool (64 x 112 x 112): 171-188
  * -> 97 us against the separable path (kernel harness, 2026-12-01). */
-static void maxpool_row_3x3_stride2(const float *const rows[3], int count, int64_t in_w,
+static void maxpool_row_3x3_stride2(const float *const rows[], int count, int64_t in_w,
                                     float *out, int64_t ow, int accumulate) {
   const __m512 padding = _mm512_set1_ps(-__builtin_inff());
   v16 carry = (v16)padding; /* lane 15: input column -1 */

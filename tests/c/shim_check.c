@@ -98,6 +98,45 @@ static int check_conv(const char *name, int64_t images, int64_t channels, int64_
   return bad != 0;
 }
 
+/* The stem's 3x3, stride-2, padding-1 max pool folded into the strided
+ * convolution (strided_conv_pooled) against the convolution's own output,
+ * pooled here. */
+static int check_stem_pool(const char *name, int64_t images, int64_t channels, int64_t filters,
+                           int64_t size) {
+  int64_t conv = (size + 2 * 3 - 7) / 2 + 1, pooled = (conv + 2 - 3) / 2 + 1;
+  float *x = random_floats(images * channels * size * size);
+  float *w = random_floats(filters * channels * 49);
+  float *bias = random_floats(filters);
+  float *full = random_floats(images * filters * conv * conv);
+  float *out = random_floats(images * filters * pooled * pooled);
+  conv_shape shape = {channels, size, size, filters, 7, 7, conv, conv, 2, 2, 1, 1, 3, 3, bias,
+                      1, 0};
+  if (!strided_conv_pooled_fits(&shape)) {
+    printf("%-28s skipped (no AVX-512)\n", name);
+    free(x), free(w), free(bias), free(full), free(out);
+    return 0;
+  }
+  strided_conv(&shape, images, x, channels * size * size, w, full, filters * conv * conv, NULL);
+  strided_conv_pooled(&shape, images, x, channels * size * size, w, out,
+                      filters * pooled * pooled);
+  release_call_scratch();
+  int64_t bad = 0;
+  for (int64_t p = 0; p < images * filters; ++p)
+    for (int64_t y = 0; y < pooled; ++y)
+      for (int64_t xo = 0; xo < pooled; ++xo) {
+        float want = -INFINITY;
+        for (int64_t iy = 2 * y - 1; iy <= 2 * y + 1; ++iy)
+          for (int64_t ix = 2 * xo - 1; ix <= 2 * xo + 1; ++ix)
+            if (iy >= 0 && iy < conv && ix >= 0 && ix < conv &&
+                full[(p * conv + iy) * conv + ix] > want)
+              want = full[(p * conv + iy) * conv + ix];
+        if (out[(p * pooled + y) * pooled + xo] != want) ++bad;
+      }
+  printf("%-28s %s (%lld wrong)\n", name, bad ? "FAIL" : "ok", (long long)bad);
+  free(x), free(w), free(bias), free(full), free(out);
+  return bad != 0;
+}
+
 static int check_maxpool(const char *name, int64_t planes, int64_t size, int64_t kernel,
                          int64_t stride, int64_t pad) {
   int64_t out_size = (size + 2 * pad - kernel) / stride + 1;
@@ -217,6 +256,8 @@ int main(int argc, char **argv) {
   failures += check_conv("direct 3x3 over residual", 2, 5, 8, 16, 48, 3, 1, 1, 0, 2);
   failures += check_conv("BLAS 1x1 over residual", 1, 24, 16, 32, 40, 1, 1, 0, 0, 2);
   failures += check_conv("im2col stride 2 over residual", 2, 3, 8, 17, 17, 3, 2, 1, 0, 2);
+  failures += check_stem_pool("stem 7x7/2 + pool 3x3/2", 2, 3, 8, 64);
+  failures += check_stem_pool("stem, 4 channels, 48 rows", 1, 4, 12, 96);
   failures += check_buffer_cache();
   failures += check_packed_gemm("packed gemm", 32, 256, 512);
   failures += check_packed_gemm("packed gemm edges", 13, 70, 45);

@@ -106,6 +106,45 @@ func.func @conv_then_pool(%in: memref<1x3x8x8xf32>, %f: memref<4x3x3x3xf32>, %bi
   return
 }
 
+// The same with ResNet's stem pool, MaxPool2d(3, 2, padding=1): its -inf
+// padded copy of the conv's output folds too, into
+// mlirc_conv2d_nchw_bias_pool3x3s2_f32.
+// CHECK-LABEL: func.func @conv_then_padded_pool
+// CHECK-NOT: linalg.fill
+// CHECK-NOT: memref.copy
+// CHECK: %[[POOLED:.*]] = memref.cast %arg3 : memref<1x4x4x4xf32> to memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>
+// CHECK: call @mlirc_conv2d_nchw_bias_pool3x3s2_f32(%{{.*}}, %{{.*}}, %[[POOLED]],
+// CHECK-NOT: call @mlirc_conv2d_nchw_bias_f32
+// CHECK-NOT: mlirc_maxpool2d
+// CHECK-NOT: linalg.pooling_nchw_max
+func.func @conv_then_padded_pool(%in: memref<1x3x8x8xf32>, %f: memref<4x3x3x3xf32>, %bias: memref<4xf32>,
+                                 %pooled: memref<1x4x4x4xf32>, %slot: memref<1xi64>) {
+  %ninf = arith.constant 0xFF800000 : f32
+  %one = arith.constant 1 : i64
+  %zero = arith.constant 0 : i64
+  %out = memref.alloc() : memref<1x4x8x8xf32>
+  %a = memref.cast %in : memref<1x3x8x8xf32> to memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>
+  %b = memref.cast %f : memref<4x3x3x3xf32> to memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>
+  %c = memref.cast %out : memref<1x4x8x8xf32> to memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>
+  %d = memref.cast %bias : memref<4xf32> to memref<?xf32, strided<[?], offset: ?>>
+  %s = memref.cast %slot : memref<1xi64> to memref<?xi64, strided<[?], offset: ?>>
+  call @mlirc_conv2d_nchw_bias_f32(%a, %b, %c, %d, %one, %one, %one, %one, %one, %one, %one, %zero, %s)
+    : (memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, i64, i64, i64, i64, i64, i64, i64, i64, memref<?xi64, strided<[?], offset: ?>>) -> ()
+  %padded = memref.alloc() {alignment = 64 : i64} : memref<1x4x10x10xf32>
+  linalg.fill ins(%ninf : f32) outs(%padded : memref<1x4x10x10xf32>)
+  %interior = memref.subview %padded[0, 0, 1, 1] [1, 4, 8, 8] [1, 1, 1, 1]
+    : memref<1x4x10x10xf32> to memref<1x4x8x8xf32, strided<[400, 100, 10, 1], offset: 11>>
+  memref.copy %out, %interior : memref<1x4x8x8xf32> to memref<1x4x8x8xf32, strided<[400, 100, 10, 1], offset: 11>>
+  linalg.fill ins(%ninf : f32) outs(%pooled : memref<1x4x4x4xf32>)
+  %window = memref.alloc() : memref<3x3xf32>
+  linalg.pooling_nchw_max {dilations = dense<1> : vector<2xi64>, strides = dense<2> : vector<2xi64>}
+    ins(%padded, %window : memref<1x4x10x10xf32>, memref<3x3xf32>) outs(%pooled : memref<1x4x4x4xf32>)
+  memref.dealloc %window : memref<3x3xf32>
+  memref.dealloc %padded : memref<1x4x10x10xf32>
+  memref.dealloc %out : memref<1x4x8x8xf32>
+  return
+}
+
 // A global average pool's sum (into NxCx1x1, after a zero fill) becomes the
 // shim's plane sum, the fill folded (accumulate = 0); the division stays.
 // CHECK-LABEL: func.func @plane_sum
