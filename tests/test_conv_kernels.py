@@ -37,6 +37,7 @@ SHAPES = {
     "winograd-odd": (1, 16, 16, 3, 1, 13),    # a half tile at the bottom and the right
     "winograd-wide": (1, 16, 16, 3, 1, 34),   # 17 tiles a row: rows written, not scattered
     "winograd-packed": (1, 64, 40, 3, 1, 14),  # >= 64 channels: point GEMMs on packed panels
+    "winograd-packed-7x7": (1, 64, 32, 3, 1, 7),  # 16 tiles: enough on packed panels
     # AVX-512 only: F(4x4, 3x3) on packed panels (sides of 4k, >= 5 tiles a row)
     "winograd4": (2, 64, 40, 3, 1, 20),
     "winograd4-two-vectors": (1, 64, 32, 3, 1, 72),  # 18 tiles a row

@@ -557,7 +557,8 @@ static void conv2d(const conv_shape *shape, int64_t images, const float *input,
     direct_conv(shape, images, input, image_stride, weights, output, out_stride, residual);
   else if (strided_conv_fits(shape))
     strided_conv(shape, images, input, image_stride, weights, output, out_stride, residual);
-  else if ((filter_cache & FILTER_WINOGRAD) && winograd_fits(shape, images)) {
+  else if ((filter_cache & FILTER_WINOGRAD) &&
+           winograd_fits(shape, images, winograd_packed(shape, filter_cache & FILTER_PACKED))) {
     int packed = winograd_packed(shape, filter_cache & FILTER_PACKED);
     if (winograd4_fits(shape, packed))
       winograd4_conv(shape, images, input, image_stride, slot, weights, output, out_stride,

@@ -457,29 +457,6 @@ static void winograd_output_task(void *context, int64_t task) {
     }
 }
 
-/* Whether the Winograd path takes this convolution: 3x3, stride 1, no
- * dilation, and enough channels, filters and tiles for the point GEMMs to
- * be worth their transforms. With few tiles the GEMMs are as slow as
- * im2col's: ResNet-50's 7x7 layers (16 tiles, 512 channels) take 0.91 ms
- * either way, the transformed filter being 16/9 as large; with 49 tiles
- * (14x14) Winograd takes 0.41 ms against 0.64. */
-enum { WINOGRAD_MIN_TILES = 32, WINOGRAD_MIN_CHANNELS = 16 };
-
-static int winograd_fits(const conv_shape *shape, int64_t images) {
-  int64_t tiles = images * ((shape->oh + 1) / 2) * ((shape->ow + 1) / 2);
-  return shape->kh == 3 && shape->kw == 3 && shape->stride_h == 1 && shape->stride_w == 1 &&
-         shape->dilation_h == 1 && shape->dilation_w == 1 &&
-         shape->channels >= WINOGRAD_MIN_CHANNELS && shape->filters >= WINOGRAD_MIN_CHANNELS &&
-         tiles >= WINOGRAD_MIN_TILES;
-}
-
-typedef struct {
-  const conv_shape *shape;
-  const float *weights;
-  int64_t filters, channels;
-  int packed; /* panels for the packed kernel (winograd_packed) */
-} filter_source;
-
 /* Whether the point GEMMs run on the packed-weights kernel (shim_conv.h's
  * packed_conv, the 16 points as one batch) rather than BLAS: with AVX-512,
  * a panel's worth of filters and taps enough to pay for the transposing
@@ -493,6 +470,32 @@ static int winograd_packed(const conv_shape *shape, int allowed) {
   return 0;
 #endif
 }
+
+/* Whether the Winograd path takes this convolution: 3x3, stride 1, no
+ * dilation, and enough channels, filters and tiles for the point GEMMs to
+ * be worth their transforms (`packed`: on the packed kernel, winograd_packed).
+ * With few tiles BLAS's GEMMs are as slow as im2col's: ResNet-50's 7x7
+ * layers (16 tiles, 512 channels) took 0.91 ms either way; with 49 tiles
+ * (14x14) Winograd took 0.41 ms against 0.64. The packed kernel runs 16
+ * tiles as two whole 8-row tiles: the 7x7 layers 0.55 ms on packed
+ * panels, faster on Winograd though its transformed filter is 16/9 as
+ * large (ResNet-50 1.4%, A/B in one process, 2026-12-01). */
+enum { WINOGRAD_MIN_TILES = 32, WINOGRAD_PACKED_MIN_TILES = 16, WINOGRAD_MIN_CHANNELS = 16 };
+
+static int winograd_fits(const conv_shape *shape, int64_t images, int packed) {
+  int64_t tiles = images * ((shape->oh + 1) / 2) * ((shape->ow + 1) / 2);
+  return shape->kh == 3 && shape->kw == 3 && shape->stride_h == 1 && shape->stride_w == 1 &&
+         shape->dilation_h == 1 && shape->dilation_w == 1 &&
+         shape->channels >= WINOGRAD_MIN_CHANNELS && shape->filters >= WINOGRAD_MIN_CHANNELS &&
+         tiles >= (packed ? WINOGRAD_PACKED_MIN_TILES : WINOGRAD_MIN_TILES);
+}
+
+typedef struct {
+  const conv_shape *shape;
+  const float *weights;
+  int64_t filters, channels;
+  int packed; /* panels for the packed kernel (winograd_packed) */
+} filter_source;
 
 /* U as the point GEMMs read it: U[p][f][c] for BLAS, or for the packed
  * kernel each U[p]^T in 32-filter panels (c rows of 32 filters, zero past

@@ -247,7 +247,8 @@ int main(int argc, char **argv) {
   failures += check_conv("packed 3x3 unpadded + residual", 2, 40, 48, 11, 13, 3, 1, 0, 0, 1);
   failures += check_conv("packed 5x5 taps in place", 2, 24, 32, 12, 12, 5, 2, 2, 0, 0);
   /* 49 and 100 pixels: tail tiles of 9 and 12 rows, 32 filters a panel */
-  failures += check_conv("packed 7x7, 9-row tail", 1, 64, 64, 7, 7, 3, 1, 1, 0, 1);
+  failures += check_conv("packed 1x1 7x7, 9-row tail", 1, 96, 64, 7, 7, 1, 1, 0, 0, 1);
+  failures += check_conv("winograd packed 7x7", 1, 64, 64, 7, 7, 3, 1, 1, 0, 1);
   failures += check_conv("packed 1x1, 12-row tail", 1, 96, 64, 10, 10, 1, 1, 0, 0, 1);
   failures += check_conv("pixel rows over residual", 2, 48, 40, 10, 10, 1, 1, 0, 0, 2);
   failures += check_conv("packed 1x1 over residual", 1, 72, 40, 10, 10, 1, 1, 0, 0, 2);
