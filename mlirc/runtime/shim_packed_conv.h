@@ -30,6 +30,7 @@ typedef struct {
   const int32_t *taps;
   int64_t ow, row_step, column_step;
   int64_t filter_tasks; /* pixel_rows_task: tasks across the filters */
+  int64_t units;        /* consecutive (batch, panel, row block) units a task */
 } packed_conv_job;
 
 /* Stores an 8 x 16 block of out^T (a[r]: pixel r, 16 filters) into 16
@@ -250,13 +251,13 @@ static void packed_conv_pixels(const packed_conv_job *job, const float *columns,
   free(partial);
 }
 
-static void packed_conv_task(void *context, int64_t task) {
-  const packed_conv_job *job = context;
+/* Unit (batch, panel, row block) of the job. */
+static void packed_conv_unit(const packed_conv_job *job, int64_t unit) {
   const conv_shape *shape = job->shape;
   int64_t panels_count = (shape->filters + PACK_COLUMNS - 1) / PACK_COLUMNS;
-  int64_t batch = task / (panels_count * job->row_blocks);
-  task %= panels_count * job->row_blocks;
-  int64_t panel = task / job->row_blocks, block = task % job->row_blocks;
+  int64_t batch = unit / (panels_count * job->row_blocks);
+  unit %= panels_count * job->row_blocks;
+  int64_t panel = unit / job->row_blocks, block = unit % job->row_blocks;
   int64_t pixels = job->pixels, k = job->k;
   int64_t span = (pixels + job->row_blocks - 1) / job->row_blocks;
   span = (span + PACK_ROWS - 1) / PACK_ROWS * PACK_ROWS;
@@ -267,6 +268,14 @@ static void packed_conv_task(void *context, int64_t task) {
                      job->output + batch * job->batch_out,
                      job->panels + batch * job->batch_panels + panel * k * PACK_COLUMNS,
                      filters, f0, first, last);
+}
+
+static void packed_conv_task(void *context, int64_t task) {
+  const packed_conv_job *job = context;
+  int64_t units = job->batches * ((job->shape->filters + PACK_COLUMNS - 1) / PACK_COLUMNS) *
+                  job->row_blocks;
+  for (int64_t unit = task * job->units; unit < (task + 1) * job->units && unit < units; ++unit)
+    packed_conv_unit(job, unit);
 }
 
 /* Whether a convolution's GEMM takes the packed kernel: a constant filter
@@ -286,7 +295,14 @@ static int packed_conv_fits(const conv_shape *shape, int64_t pixels, int64_t gro
 }
 
 /* Runs a job whose shape, operands and batch fields are set: about four
- * tasks a thread, whole panels or rows of pixels within them. */
+ * tasks a thread, rows of pixels within a panel when the panels are few,
+ * else runs of consecutive panels. A run is one stream through the packed
+ * weights, which lie panel after panel (and point after point): a task of
+ * one panel each started a stream from memory where the thread's last one
+ * had ended a panel or two back, the other thread having taken the panels
+ * between. ResNet-50 4.2% faster (A/B in one process: its Winograd point
+ * GEMMs, 128 panels a layer in stage 3, and its 7x7 layers'; 8 tasks as
+ * good as 4, 16 0.9% slower). */
 static void run_packed_conv(packed_conv_job *job) {
   int64_t panels_count = (job->shape->filters + PACK_COLUMNS - 1) / PACK_COLUMNS;
   int64_t want = balanced_tasks(), tasks = job->batches * panels_count;
@@ -294,7 +310,8 @@ static void run_packed_conv(packed_conv_job *job) {
   while (tasks * job->row_blocks < want &&
          job->pixels / (job->row_blocks * 2) >= 4 * PACK_ROWS)
     job->row_blocks *= 2;
-  parallel_for(tasks * job->row_blocks, packed_conv_task, job);
+  job->units = tasks > want ? (tasks + want - 1) / want : 1;
+  parallel_for((tasks * job->row_blocks + job->units - 1) / job->units, packed_conv_task, job);
 }
 
 #ifdef __AVX512F__
