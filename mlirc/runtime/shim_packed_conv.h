@@ -166,8 +166,9 @@ static inline __attribute__((always_inline)) void panel_steps_at_taps(
     v16 acc[][2], int rows, const float *const pixel[], const int32_t *taps,
     const float *panel, int64_t k0, int64_t k1) {
   for (int64_t p = k0; p < k1; ++p) {
-    __builtin_prefetch(panel + (p + CONV_PREFETCH_AHEAD) * PACK_COLUMNS);
-    __builtin_prefetch(panel + (p + CONV_PREFETCH_AHEAD) * PACK_COLUMNS + 16);
+    __builtin_prefetch(panel + (p + CONV_PREFETCH_AHEAD) * PACK_COLUMNS, 0, CONV_PREFETCH_LOCALITY);
+    __builtin_prefetch(panel + (p + CONV_PREFETCH_AHEAD) * PACK_COLUMNS + 16, 0,
+                       CONV_PREFETCH_LOCALITY);
     v16 low = LOAD(v16, panel + p * PACK_COLUMNS), high = LOAD(v16, panel + p * PACK_COLUMNS + 16);
     int64_t tap = taps[p];
     for (int r = 0; r < rows; ++r) {
