@@ -25,10 +25,13 @@ class Bottleneck(nn.Module):
                 nn.BatchNorm2d(out_channels))
 
     def forward(self, x):
-        identity = x if self.downsample is None else self.downsample(x)
+        # torchvision's order: the shortcut's downsample after conv3, next to
+        # the add that reads it
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        return self.relu(self.bn3(self.conv3(out)) + identity)
+        out = self.bn3(self.conv3(out))
+        identity = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + identity)
 
 
 class ResNet50(nn.Module):
