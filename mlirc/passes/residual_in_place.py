@@ -56,8 +56,7 @@ def _used_before(allocation, call, operations) -> bool:
         if not any(operand == allocation.results[0] or operand in views
                    for operand in op.operands):
             continue
-        if op.name in VIEWS and all(use.owner.operation == call
-                                         for use in op.results[0].uses):
+        if op.name in VIEWS and all(use.owner.operation == call for use in op.results[0].uses):
             views.add(op.results[0])
             continue
         return True

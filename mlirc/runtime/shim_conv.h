@@ -611,68 +611,76 @@ void mlirc_conv2d_nchw_bias_residual_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(o
   release_call_scratch();
 }
 
+/* The output size of a convolution along one axis. */
+static int64_t conv_output_size(int64_t in, int64_t pad, int64_t dilation, int64_t kernel,
+                                int64_t stride) {
+  return (in + 2 * pad - dilation * (kernel - 1) - 1) / stride + 1;
+}
+
+/* The pooled entry points' general path: the convolution into a scratch
+ * buffer, then its max pool (window `kernel`, `stride` and `pad` both ways)
+ * into the output (image and plane strides out_image and out_plane). */
+static void conv_then_pool(conv_shape *shape, int64_t images, const float *input,
+                           int64_t image_stride, const float *weights, float *output,
+                           int64_t out_image, int64_t out_plane, int64_t out_h, int64_t out_w,
+                           int64_t filter_cache, int64_t *slot, int64_t kernel, int64_t stride,
+                           int64_t pad) {
+  shape->pool = 0;
+  int64_t conv_image = shape->filters * shape->oh * shape->ow;
+  float *full = scratch(SCRATCH_UNPOOLED, images * conv_image);
+  conv2d(shape, images, input, image_stride, weights, full, conv_image, NULL, filter_cache, slot);
+  maxpool_job job = {full, output, conv_image, shape->oh * shape->ow, out_image, out_plane,
+                     shape->filters, shape->oh, shape->ow, out_h, out_w, kernel, kernel,
+                     stride, stride, 1, 1, pad, pad, 0, 0, 0};
+  run_maxpool(&job, images);
+}
+
+#define POOLED_CONV_SHAPE(pool_)                                                           \
+  {in_c, in_h, in_w, out_c, filter_h, filter_w,                                            \
+   conv_output_size(in_h, pad_h, dilation_h, filter_h, stride_h),                          \
+   conv_output_size(in_w, pad_w, dilation_w, filter_w, stride_w), stride_h, stride_w,      \
+   dilation_h, dilation_w, pad_h, pad_w, (const float *)bias_aligned + bias_offset,        \
+   (int)relu, pool_}
+
 /* out = maxpool2x2(act(conv(in, filter) + bias[f])): a MaxPool2d(2) after
  * the convolution folded into the call (the pool-offload pass), `out` the
  * pooled shape. The direct kernel pools its tiles as it stores them; other
- * paths write the convolution to a scratch buffer and pool that. */
+ * paths pool a scratch copy of the convolution. */
 void mlirc_conv2d_nchw_bias_pool_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out),
                                      MEMREF1(bias), int64_t stride_h, int64_t stride_w,
                                      int64_t dilation_h, int64_t dilation_w, int64_t pad_h,
                                      int64_t pad_w, int64_t relu, int64_t filter_cache,
                                      MEMREF1(slot)) {
-  int64_t conv_h = (in_h + 2 * pad_h - dilation_h * (filter_h - 1) - 1) / stride_h + 1;
-  int64_t conv_w = (in_w + 2 * pad_w - dilation_w * (filter_w - 1) - 1) / stride_w + 1;
-  conv_shape shape = {in_c, in_h, in_w, out_c, filter_h, filter_w, conv_h, conv_w,
-                      stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w,
-                      (const float *)bias_aligned + bias_offset, (int)relu, 1};
+  conv_shape shape = POOLED_CONV_SHAPE(1);
   const float *input = (const float *)in_aligned + in_offset;
   const float *weights = (const float *)filter_aligned + filter_offset;
   float *output = (float *)out_aligned + out_offset;
-  if (direct_conv_fits(&shape)) { /* rows of 16k pixels, 4k rows: whole 2x2 windows */
+  if (direct_conv_fits(&shape)) /* rows of 16k pixels, 4k rows: whole 2x2 windows */
     direct_conv(&shape, in_n, input, in_s0, weights, output, out_s0, NULL);
-    release_call_scratch();
-    return;
-  }
-  shape.pool = 0;
-  int64_t conv_image = out_c * conv_h * conv_w;
-  float *full = scratch(SCRATCH_UNPOOLED, in_n * conv_image);
-  conv2d(&shape, in_n, input, in_s0, weights, full, conv_image, NULL, filter_cache,
-         (int64_t *)slot_aligned + slot_offset);
-  maxpool_job job = {full, output, conv_image, conv_h * conv_w, out_s0, out_s1, out_c,
-                     conv_h, conv_w, out_h, out_w, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 0};
-  run_maxpool(&job, in_n);
+  else
+    conv_then_pool(&shape, in_n, input, in_s0, weights, output, out_s0, out_s1, out_h, out_w,
+                   filter_cache, (int64_t *)slot_aligned + slot_offset, 2, 2, 0);
   release_call_scratch();
 }
 
 /* out = maxpool3x3(act(conv(in, filter) + bias[f])), the pool of stride 2
  * and padding 1 (ResNet's stem pool) folded into the call by the
  * pool-offload pass, `out` the pooled shape. The strided stem kernel pools
- * the rows each task computed (strided_conv_pooled); other paths write the
- * convolution to a scratch buffer and pool that. */
+ * the rows each task computed (strided_conv_pooled); other paths pool a
+ * scratch copy of the convolution. */
 void mlirc_conv2d_nchw_bias_pool3x3s2_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out),
                                           MEMREF1(bias), int64_t stride_h, int64_t stride_w,
                                           int64_t dilation_h, int64_t dilation_w,
                                           int64_t pad_h, int64_t pad_w, int64_t relu,
                                           int64_t filter_cache, MEMREF1(slot)) {
-  int64_t conv_h = (in_h + 2 * pad_h - dilation_h * (filter_h - 1) - 1) / stride_h + 1;
-  int64_t conv_w = (in_w + 2 * pad_w - dilation_w * (filter_w - 1) - 1) / stride_w + 1;
-  conv_shape shape = {in_c, in_h, in_w, out_c, filter_h, filter_w, conv_h, conv_w,
-                      stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w,
-                      (const float *)bias_aligned + bias_offset, (int)relu, 0};
+  conv_shape shape = POOLED_CONV_SHAPE(0);
   const float *input = (const float *)in_aligned + in_offset;
   const float *weights = (const float *)filter_aligned + filter_offset;
   float *output = (float *)out_aligned + out_offset;
-  if (strided_conv_pooled_fits(&shape)) {
+  if (strided_conv_pooled_fits(&shape))
     strided_conv_pooled(&shape, in_n, input, in_s0, weights, output, out_s0);
-    release_call_scratch();
-    return;
-  }
-  int64_t conv_image = out_c * conv_h * conv_w;
-  float *full = scratch(SCRATCH_UNPOOLED, in_n * conv_image);
-  conv2d(&shape, in_n, input, in_s0, weights, full, conv_image, NULL, filter_cache,
-         (int64_t *)slot_aligned + slot_offset);
-  maxpool_job job = {full, output, conv_image, conv_h * conv_w, out_s0, out_s1, out_c,
-                     conv_h, conv_w, out_h, out_w, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0, 0};
-  run_maxpool(&job, in_n);
+  else
+    conv_then_pool(&shape, in_n, input, in_s0, weights, output, out_s0, out_s1, out_h, out_w,
+                   filter_cache, (int64_t *)slot_aligned + slot_offset, 3, 2, 1);
   release_call_scratch();
 }
