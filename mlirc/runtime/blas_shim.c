@@ -379,22 +379,33 @@ static const float *packed_panels(int64_t *slot, const float *b, int64_t k, int6
   return slot_data(slot, pack_panels, &source);
 }
 
+/* The prefetch for step p of a panel: a convolution's weights (`streamed`,
+ * a constant where inlined) CONV_PREFETCH_AHEAD steps on and non-temporal,
+ * a GEMM's B PREFETCH_AHEAD steps on. */
+static inline __attribute__((always_inline)) void prefetch_panel_step(const float *panel,
+                                                                      int64_t p, int streamed) {
+  if (streamed) {
+    __builtin_prefetch(panel + (p + CONV_PREFETCH_AHEAD) * PACK_COLUMNS, 0,
+                       CONV_PREFETCH_LOCALITY);
+    __builtin_prefetch(panel + (p + CONV_PREFETCH_AHEAD) * PACK_COLUMNS + 16, 0,
+                       CONV_PREFETCH_LOCALITY);
+  } else {
+    __builtin_prefetch(panel + (p + PREFETCH_AHEAD) * PACK_COLUMNS);
+    __builtin_prefetch(panel + (p + PREFETCH_AHEAD) * PACK_COLUMNS + 16);
+  }
+}
+
 /* acc (rows x 32) += A's rows times one panel over steps [k0, k1): per
  * step two vector loads of the panel and one broadcast of A per row, A's
- * element (r, p) at a[r * a_row + p * a_col], the panel prefetched `ahead`
- * steps on. The register tile of both packed kernels: `rows` is a constant
- * where it is inlined, so that the accumulators stay in registers. */
+ * element (r, p) at a[r * a_row + p * a_col], the panel prefetched as
+ * prefetch_panel_step says. The register tile of both packed kernels:
+ * `rows` is a constant where it is inlined, so that the accumulators stay
+ * in registers. */
 static inline __attribute__((always_inline)) void panel_steps(
     v16 acc[][2], int rows, const float *a, int64_t a_row, int64_t a_col,
-    const float *panel, int64_t k0, int64_t k1, int64_t ahead) {
+    const float *panel, int64_t k0, int64_t k1, int streamed) {
   for (int64_t p = k0; p < k1; ++p) {
-    if (ahead == CONV_PREFETCH_AHEAD) { /* a constant where inlined */
-      __builtin_prefetch(panel + (p + ahead) * PACK_COLUMNS, 0, CONV_PREFETCH_LOCALITY);
-      __builtin_prefetch(panel + (p + ahead) * PACK_COLUMNS + 16, 0, CONV_PREFETCH_LOCALITY);
-    } else {
-      __builtin_prefetch(panel + (p + ahead) * PACK_COLUMNS);
-      __builtin_prefetch(panel + (p + ahead) * PACK_COLUMNS + 16);
-    }
+    prefetch_panel_step(panel, p, streamed);
     v16 low = LOAD(v16, panel + p * PACK_COLUMNS), high = LOAD(v16, panel + p * PACK_COLUMNS + 16);
     for (int r = 0; r < rows; ++r) {
       v16 scalar = BROADCAST(a[r * a_row + p * a_col]);
@@ -411,7 +422,7 @@ static inline __attribute__((always_inline)) void packed_tile(
     float *c, int64_t c_row, int64_t columns, int accumulate, const float *bias, int relu) {
   v16 acc[PACK_ROWS][2];
   for (int r = 0; r < rows; ++r) acc[r][0] = acc[r][1] = (v16){};
-  panel_steps(acc, rows, a, a_row, a_col, panel, 0, k, PREFETCH_AHEAD);
+  panel_steps(acc, rows, a, a_row, a_col, panel, 0, k, 0);
   for (int r = 0; r < rows; ++r) {
     float *target = c + r * c_row;
     if (columns == PACK_COLUMNS) {

@@ -553,13 +553,12 @@ static void conv2d(const conv_shape *shape, int64_t images, const float *input,
                    int64_t image_stride, const float *weights, float *output,
                    int64_t out_stride, const float *residual, int64_t filter_cache,
                    int64_t *slot) {
+  int packed = winograd_packed(shape, filter_cache & FILTER_PACKED);
   if (direct_conv_fits(shape))
     direct_conv(shape, images, input, image_stride, weights, output, out_stride, residual);
   else if (strided_conv_fits(shape))
     strided_conv(shape, images, input, image_stride, weights, output, out_stride, residual);
-  else if ((filter_cache & FILTER_WINOGRAD) &&
-           winograd_fits(shape, images, winograd_packed(shape, filter_cache & FILTER_PACKED))) {
-    int packed = winograd_packed(shape, filter_cache & FILTER_PACKED);
+  else if ((filter_cache & FILTER_WINOGRAD) && winograd_fits(shape, images, packed)) {
     if (winograd4_fits(shape, packed))
       winograd4_conv(shape, images, input, image_stride, slot, weights, output, out_stride,
                      residual);

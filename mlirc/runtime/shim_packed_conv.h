@@ -166,9 +166,7 @@ static inline __attribute__((always_inline)) void panel_steps_at_taps(
     v16 acc[][2], int rows, const float *const pixel[], const int32_t *taps,
     const float *panel, int64_t k0, int64_t k1) {
   for (int64_t p = k0; p < k1; ++p) {
-    __builtin_prefetch(panel + (p + CONV_PREFETCH_AHEAD) * PACK_COLUMNS, 0, CONV_PREFETCH_LOCALITY);
-    __builtin_prefetch(panel + (p + CONV_PREFETCH_AHEAD) * PACK_COLUMNS + 16, 0,
-                       CONV_PREFETCH_LOCALITY);
+    prefetch_panel_step(panel, p, 1);
     v16 low = LOAD(v16, panel + p * PACK_COLUMNS), high = LOAD(v16, panel + p * PACK_COLUMNS + 16);
     int64_t tap = taps[p];
     for (int r = 0; r < rows; ++r) {
@@ -200,8 +198,7 @@ static inline __attribute__((always_inline)) void packed_conv_tile(
                  (p0 + r) % job->ow * job->column_step;
     panel_steps_at_taps(acc, rows, pixel, job->taps, panel, k0, k1);
   } else {
-    panel_steps(acc, rows, columns + p0, 1, job->x_stride, panel, k0, k1, /* X^T */
-                CONV_PREFETCH_AHEAD);
+    panel_steps(acc, rows, columns + p0, 1, job->x_stride, panel, k0, k1, 1); /* X^T */
   }
   if (k1 == job->k) {
     packed_conv_store(job, output, acc, rows, filters, f0, p0);

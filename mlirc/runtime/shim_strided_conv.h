@@ -115,6 +115,18 @@ static inline __attribute__((always_inline)) void strided_tile(
                0);
 }
 
+/* strided_tile with the kernel width a constant for the 7-wide stems (the
+ * loop over a kernel row's taps unrolls), `kw` otherwise. */
+static inline __attribute__((always_inline)) void strided_tile_any(
+    const strided_job *job, int64_t n, int64_t f0, int64_t y0, int64_t x0, float *target,
+    int64_t target_plane, int64_t target_row, const float *residual, int relu) {
+  int64_t kw = job->split->shape->kw;
+  if (kw == 7)
+    strided_tile(job, 7, n, f0, y0, x0, target, target_plane, target_row, residual, relu);
+  else
+    strided_tile(job, kw, n, f0, y0, x0, target, target_plane, target_row, residual, relu);
+}
+
 /* One block of STRIDED_ROWS output rows of one image, every filter. */
 static void strided_task(void *context, int64_t task) {
   const strided_job *job = context;
@@ -125,12 +137,8 @@ static void strided_task(void *context, int64_t task) {
   const float *residual = job->residual ? job->residual + n * job->out_stride : NULL;
   int relu = shape->bias && shape->relu;
   for (int64_t f0 = 0; f0 < shape->filters; f0 += STRIDED_FILTERS)
-    for (int64_t x0 = 0; x0 < shape->ow; x0 += 16) {
-      if (shape->kw == 7)
-        strided_tile(job, 7, n, f0, y0, x0, out + f0 * plane, plane, y0, residual, relu);
-      else
-        strided_tile(job, shape->kw, n, f0, y0, x0, out + f0 * plane, plane, y0, residual, relu);
-    }
+    for (int64_t x0 = 0; x0 < shape->ow; x0 += 16)
+      strided_tile_any(job, n, f0, y0, x0, out + f0 * plane, plane, y0, residual, relu);
 }
 
 /* The input split into even and odd half-rows for the strided tiles
@@ -174,12 +182,8 @@ static void strided_pooled_task(void *context, int64_t task) {
   float rows[STRIDED_FILTERS][STRIDED_ROWS * ow]; /* this block's rows, 4 filters at a time */
   int relu = shape->bias && shape->relu;
   for (int64_t f0 = 0; f0 < shape->filters; f0 += STRIDED_FILTERS) {
-    for (int64_t x0 = 0; x0 < ow; x0 += 16) {
-      if (shape->kw == 7)
-        strided_tile(job, 7, n, f0, y0, x0, rows[0], STRIDED_ROWS * ow, 0, NULL, relu);
-      else
-        strided_tile(job, shape->kw, n, f0, y0, x0, rows[0], STRIDED_ROWS * ow, 0, NULL, relu);
-    }
+    for (int64_t x0 = 0; x0 < ow; x0 += 16)
+      strided_tile_any(job, n, f0, y0, x0, rows[0], STRIDED_ROWS * ow, 0, NULL, relu);
     for (int f = 0; f < STRIDED_FILTERS; ++f) {
       const float *row[STRIDED_ROWS];
       for (int r = 0; r < STRIDED_ROWS; ++r) row[r] = rows[f] + r * ow;
@@ -213,11 +217,11 @@ static void pooled_tails_task(void *context, int64_t task) {
 #endif
 
 /* Whether strided_conv_pooled takes a convolution with a 3x3, stride-2,
- * padding-1 max pool after it: rows in whole blocks, pooled rows of
- * half the width. */
+ * padding-1 max pool after it: the strided kernel's (rows in whole
+ * blocks), pooled rows of half the width. */
 static int strided_conv_pooled_fits(const conv_shape *shape) {
 #ifdef __AVX512F__
-  return strided_conv_fits(shape) && shape->oh % STRIDED_ROWS == 0 && shape->ow % 2 == 0;
+  return strided_conv_fits(shape) && shape->ow % 2 == 0;
 #else
   (void)shape;
   return 0;

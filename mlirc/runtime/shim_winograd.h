@@ -497,23 +497,27 @@ typedef struct {
   int packed; /* panels for the packed kernel (winograd_packed) */
 } filter_source;
 
+/* Each U[p] (`points` of them, U[p][f][c]) transposed into 32-filter
+ * panels for the packed kernel (c rows of 32 filters, zero past the last
+ * filter), in lasting memory; `u` is freed. */
+static float *pack_points(float *u, int64_t points, int64_t filters, int64_t channels) {
+  int64_t panels = (filters + PACK_COLUMNS - 1) / PACK_COLUMNS;
+  float *packed = lasting_alloc(sizeof(float) * points * panels * channels * PACK_COLUMNS);
+  for (int64_t point = 0; point < points; ++point) /* B = U[p]^T: (c, f) at f*C + c */
+    pack_panels_into(packed + point * panels * channels * PACK_COLUMNS,
+                     u + point * filters * channels, channels, filters, 1, channels);
+  free(u);
+  return packed;
+}
+
 /* U as the point GEMMs read it: U[p][f][c] for BLAS, or for the packed
- * kernel each U[p]^T in 32-filter panels (c rows of 32 filters, zero past
- * the last filter). */
+ * kernel pack_points'. */
 static float *transform_filters(const void *args) {
   const filter_source *source = args;
   int64_t filters = source->filters, channels = source->channels;
   float *u = aligned_alloc(64, sizeof(float) * WINOGRAD_POINTS * filters * channels);
   winograd_filters(source->weights, filters, channels, u);
-  if (!source->packed) return u;
-  int64_t panels = (filters + PACK_COLUMNS - 1) / PACK_COLUMNS;
-  float *packed = lasting_alloc(sizeof(float) * WINOGRAD_POINTS * panels * channels *
-                                        PACK_COLUMNS);
-  for (int64_t point = 0; point < WINOGRAD_POINTS; ++point) /* B = U[p]^T: (c, f) at f*C + c */
-    pack_panels_into(packed + point * panels * channels * PACK_COLUMNS,
-                     u + point * filters * channels, channels, filters, 1, channels);
-  free(u);
-  return packed;
+  return source->packed ? pack_points(u, WINOGRAD_POINTS, filters, channels) : u;
 }
 
 /* U for a call site's constant filter: transformed at its first call. */
@@ -523,12 +527,10 @@ static const float *winograd_weights(int64_t *slot, const float *weights,
   return slot_data(slot, transform_filters, &source);
 }
 
-/* The convolution with U ready (transform_filters; `packed` as it was
- * given there). */
 /* The job of a Winograd convolution with `points` points and tiles_h x
- * tiles_w tiles an image, V and M in the calling thread's scratch (rows of
- * whole cache lines, and a cache line between points: with strides of
- * whole pages, the rows a transform writes together would alias in the L1
+ * tiles_w tiles an image, V and M in the call's scratch (rows of whole
+ * cache lines, and a cache line between points: with strides of whole
+ * pages, the rows a transform writes together would alias in the L1
  * cache). `block` is set per phase. */
 static winograd_job winograd_setup(const conv_shape *shape, int64_t images, const float *input,
                                    int64_t image_stride, const float *u, float *output,
@@ -558,6 +560,8 @@ static void winograd_packed_gemms(const winograd_job *job, int64_t points) {
   run_packed_conv(&gemm);
 }
 
+/* The convolution with U ready (transform_filters; `packed` as it was
+ * given there). */
 static void winograd_conv(const conv_shape *shape, int64_t images, const float *input,
                           int64_t image_stride, const float *u, int packed, float *output,
                           int64_t out_stride, const float *residual) {

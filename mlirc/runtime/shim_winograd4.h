@@ -228,16 +228,9 @@ static int winograd4_fits(const conv_shape *shape, int packed) {
 static float *transform_filters4(const void *args) {
   const filter_source *source = args;
   int64_t filters = source->filters, channels = source->channels;
-  int64_t panels = (filters + PACK_COLUMNS - 1) / PACK_COLUMNS;
   float *u = aligned_alloc(64, sizeof(float) * WINOGRAD4_POINTS * filters * channels);
   winograd4_filters(source->weights, filters, channels, u);
-  float *packed = lasting_alloc(sizeof(float) * WINOGRAD4_POINTS * panels * channels *
-                                        PACK_COLUMNS);
-  for (int64_t point = 0; point < WINOGRAD4_POINTS; ++point)
-    pack_panels_into(packed + point * panels * channels * PACK_COLUMNS,
-                     u + point * filters * channels, channels, filters, 1, channels);
-  free(u);
-  return packed;
+  return pack_points(u, WINOGRAD4_POINTS, filters, channels);
 }
 
 static void winograd4_conv(const conv_shape *shape, int64_t images, const float *input,
