@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from .artifact import tool_versions
-from .runtime import blas
+from .kernels import library as blas
 from .errors import ArtifactError
 from .passes import PythonPass
 

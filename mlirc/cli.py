@@ -179,7 +179,7 @@ def cmd_bench(args) -> int:
     results = bench.benchmark(model, inputs, args.runners.split(","), args.rounds, args.calls)
     print(table(bench.HEADERS, bench.table(Path(args.source).stem, results), "llrrrrl"))
     if any(r.name in ("mlirc-jit", "mlirc-aot") and not r.error for r in results):
-        from .runtime import blas
+        from .kernels import library as blas
         try:
             print(f"BLAS: {blas.describe()}")
         except BackendError:  # no BLAS installed: the models ran without it

@@ -26,17 +26,14 @@ import numpy as np
 from . import compiler
 from . import ir
 from .passes.profile import LABELS_ATTR, ProfileOps
-from .runtime import c_library
+from .kernels import library as kernel_library
 from .runtime import inputs as input_checks
 from .stages import default_pipeline
-
-RUNTIME_SOURCE = Path(__file__).with_name("runtime") / "profile_runtime.c"
-
 
 @functools.cache
 def runtime_library() -> str:
     """Builds and loads (globally, for the JIT to resolve) the timer runtime."""
-    path = c_library.build(RUNTIME_SOURCE, "mlirc_profile")
+    path = kernel_library.profile_library()
     ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
     return str(path)
 

@@ -217,7 +217,7 @@ class TestArtifactErrors:
 
 
 def test_mkl_blas_is_named_when_missing(monkeypatch, tmp_path):
-    from mlirc.runtime import blas
+    from mlirc.kernels import library as blas
     monkeypatch.setenv("MLIRC_BLAS", "mkl")
     monkeypatch.setattr("sys.prefix", str(tmp_path))
     with pytest.raises(mlirc.BackendError, match="pip install mkl"):

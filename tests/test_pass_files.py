@@ -12,7 +12,7 @@ FILES = sorted((Path(__file__).parent / "passes").glob("*.mlir"))
 
 
 def run_lines(path: Path) -> list[str]:
-    return [line.split("RUN:", 1)[1].strip().replace("%s", str(path))
+    return [line.split("RUN:", 1)[1].strip().replace("%s", str(path)).replace("%S", str(path.parent))
             for line in path.read_text().splitlines() if line.startswith("// RUN:")]
 
 

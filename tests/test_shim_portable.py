@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mlirc.runtime import blas
+from mlirc.kernels import library
 
 CHECK = Path(__file__).parent / "c" / "shim_check.c"
 
@@ -35,9 +35,10 @@ def test_shim_paths_match_naive_loops(march, tmp_path):
     if march == "x86-64-v3" and not _host_has("avx2", "fma"):
         pytest.skip("the host cannot run AVX2 code")
     binary = tmp_path / "shim_check"
-    build = subprocess.run([compiler, "-O2", f"-march={march}", "-o", str(binary), str(CHECK),
+    build = subprocess.run([compiler, "-O2", f"-march={march}", f"-I{library.HEADER.parent}",
+                            "-o", str(binary), str(CHECK),
                             "-ldl", "-lpthread", "-lm"], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr[-2000:]
-    run = subprocess.run([str(binary), str(blas.blas_library())], capture_output=True,
+    run = subprocess.run([str(binary), str(library.blas_library())], capture_output=True,
                          text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr

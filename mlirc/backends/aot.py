@@ -22,7 +22,8 @@ from .. import ir
 from ..version import __version__
 from ..errors import BackendError
 from ..passes.blas_offload import uses_blas
-from ..runtime import blas, memref
+from ..kernels import library as blas
+from ..runtime import memref
 from ..runtime.signature import Signature
 from . import c_sources, weights
 

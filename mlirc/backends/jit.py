@@ -12,7 +12,8 @@ from .. import ir
 from ..errors import BackendError
 from ..passes.blas_offload import uses_blas
 from ..passes.profile import uses_timers
-from ..runtime import blas, memref
+from ..kernels import library as blas
+from ..runtime import memref
 from . import weights
 from ..runtime.signature import Signature
 

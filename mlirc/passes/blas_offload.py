@@ -1,5 +1,5 @@
 """BLAS offload: linalg.matmul and linalg.batch_matmul on memrefs become calls
-to mlirc's GEMM shim (runtime/blas_shim.c), which calls cblas_{s,d}gemm (with
+to mlirc's GEMM shim (kernels/src/blas_shim.c), which calls cblas_{s,d}gemm (with
 beta = 0 when a zero fill of the output came just before: the fill goes);
 linalg.conv_2d_nchw_fchw (f32) becomes a call to the shim's convolution
 (a direct kernel for small channel counts, else im2col + SGEMM). The per-channel
@@ -33,6 +33,8 @@ import re
 from dataclasses import dataclass
 
 from .. import ir
+from ..errors import InputError
+from ..kernels import choice
 from .base import PythonPass, register_pass
 from .call_folding import (CONV, CONV_BIAS_CALL, match_epilogue, match_gemm_bias,
                            match_padding, redirect_after_add, zero_fill_before)
@@ -47,9 +49,8 @@ _OPS = {"linalg.matmul": 2, "linalg.batch_matmul": 3}
 PACKED_MAX_ROWS = 512
 PACKED_MIN_COLUMNS = 32
 PACKING_SLOT_PREFIX = "__mlirc_packed_weights_"
-# A convolution's filter_cache flags (shim_conv.h): its constant filter may be
-# kept transformed for Winograd, or packed for the packed-weights GEMM.
-FILTER_WINOGRAD, FILTER_PACKED = 1, 2
+# The kernel each call runs (mlirc/kernels/choice.py), on the call for all to see.
+KERNEL_ATTR = "mlirc.kernel"
 
 
 def memref_info(value) -> tuple[int, str, bool] | None:
@@ -129,8 +130,12 @@ class BlasOffload(PythonPass):
     pack_weights: bool = True
     fold_into_gemm: bool = True
     winograd: bool = True
+    # per-op kernel choices: JSON text or a JSON file (kernels/choice.py)
+    kernels: str = ""
 
     def run(self, module_op) -> None:
+        overrides = choice.KernelOverrides(self.kernels)
+        counts = {"conv2d": 0, "gemm": 0}
         memref, func = ir.dialects.memref, ir.dialects.func
         module_body = module_op.regions[0].blocks[0]
         declared = declared_functions(module_body)
@@ -144,13 +149,19 @@ class BlasOffload(PythonPass):
                  .startswith(PACKING_SLOT_PREFIX)]
         with module_op.context, ir.Location.unknown():
             for op in candidates:
-                if op.name == CONV:
-                    self._offload_conv(op, module_body, declared, constants, slots)
+                kind = "conv2d" if op.name == CONV else "gemm"
+                override, strict = overrides.get(kind, counts[kind])
+                site = f"{kind}:{counts[kind]}"
+                counts[kind] += 1
+                if kind == "conv2d":
+                    self._offload_conv(op, module_body, declared, constants, slots,
+                                       (override, strict), site)
                 else:
-                    self._offload_gemm(op, module_body, declared, constants, slots)
+                    self._offload_gemm(op, module_body, declared, constants, slots,
+                                       (override, strict), site)
 
     def _offload_gemm(self, op, module_body, declared: set[str], constants: set[str],
-                      slots: list) -> None:
+                      slots: list, override: tuple[str | None, bool], site: str) -> None:
         memref, func = ir.dialects.memref, ir.dialects.func
         rank = _OPS[op.name]
         infos = [memref_info(v) for v in op.operands]
@@ -169,8 +180,17 @@ class BlasOffload(PythonPass):
                 operands[:2] = [self._fold_transpose(v, rank) for v in operands[:2]]
             callee = f"{SHIM_PREFIX}gemm_{element}{'_batched' if rank == 3 else ''}"
             generic = generic_memref_type(rank, element)
-            packed = self.pack_weights and rank == 2 and element == "f32" and \
-                _packs(op.operands) and _is_constant(operands[1], constants)
+            packable = rank == 2 and element == "f32" and _packs(op.operands) and \
+                _is_constant(operands[1], constants)
+            kernel = choice.choose_gemm(self.pack_weights and packable)
+            wanted, strict = override
+            if wanted == "packed" and not packable:
+                if strict:
+                    raise InputError(f"kernel choices: {site} cannot run 'packed' (it needs "
+                                     "a 2-D f32 GEMM with constant weights)")
+            elif wanted is not None:
+                kernel = wanted
+            packed = kernel == "packed"
             epilogue = match_gemm_bias(op, list(op.operands) + operands[:2]) \
                 if packed and self.fold_into_gemm else None
             if epilogue is not None and not epilogue.through_output:
@@ -196,7 +216,8 @@ class BlasOffload(PythonPass):
                 slot, slot_type = _slot_operand(module_body, slots)
                 arguments.append(slot)
                 types.append(slot_type)
-            func.CallOp([], ir.FlatSymbolRefAttr.get(callee), arguments)
+            call = func.CallOp([], ir.FlatSymbolRefAttr.get(callee), arguments)
+            call.attributes[KERNEL_ATTR] = ir.StringAttr.get(kernel)
         if epilogue is not None and epilogue.through_output and \
                 not redirect_after_add(epilogue, op.operands[2]):
             with ir.InsertionPoint(epilogue.add), epilogue.add.location:
@@ -208,7 +229,7 @@ class BlasOffload(PythonPass):
             dead.erase()
 
     def _offload_conv(self, op, module_body, declared: set[str], constants: set[str],
-                      slots: list) -> None:
+                      slots: list, override: tuple[str | None, bool], site: str) -> None:
         infos = [memref_info(v) for v in op.operands]
         if any(i is None or i[0] != 4 or i[1] != "f32" or not i[2] for i in infos):
             return
@@ -241,23 +262,48 @@ class BlasOffload(PythonPass):
                     types.append(generic)
                     callee = "mlirc_conv2d_nchw_bias_residual_f32"
                 scalars.append(int(epilogue.relu is not None))
-            # filter_cache: how the shim may keep a constant filter in the
-            # call site's slot (shim_conv.h)
+            # the kernel: chosen here, run by the library as it is told
             constant = _is_constant(tensors[1], constants)
-            scalars.append((FILTER_WINOGRAD if self.winograd and constant else 0) |
-                           (FILTER_PACKED if self.pack_weights and constant else 0))
+            kernel = self._conv_kernel(tensors, (stride_h, stride_w),
+                                       (dilation_h, dilation_w), padding, constant, override,
+                                       site)
+            scalars.append(choice.CONV_KERNELS[kernel])
             operands += [arith.ConstantOp(i64, v).result for v in scalars]
             types += [i64] * len(scalars)
             slot, slot_type = _slot_operand(module_body, slots)
             operands.append(slot)
             types.append(slot_type)
-            func.CallOp([], ir.FlatSymbolRefAttr.get(callee), operands)
+            call = func.CallOp([], ir.FlatSymbolRefAttr.get(callee), operands)
+            call.attributes[KERNEL_ATTR] = ir.StringAttr.get(kernel)
         if callee not in declared:
             declare_shim_function(module_body, callee, types)
             declared.add(callee)
         for folded in [op] + (epilogue.operations if epilogue else []) + \
                 (padding.operations if padding else []):
             folded.erase()
+
+    def _conv_kernel(self, tensors, stride, dilation, padding, constant: bool,
+                     override: tuple[str | None, bool], site: str) -> str:
+        """The kernel of a convolution (kernels/choice.py), or the user's."""
+        source, weights = (_static_shape(v) for v in tensors[:2])
+        shape = choice.ConvShape(
+            images=source[0], channels=source[1], in_h=source[2], in_w=source[3],
+            filters=weights[0], kh=weights[2], kw=weights[3], stride=stride, dilation=dilation,
+            padding=(padding.pad_h, padding.pad_w) if padding else (0, 0))
+        wanted, strict = override
+        chosen = choice.choose_conv(shape, constant, self.winograd, self.pack_weights)
+        if wanted is None:
+            return chosen
+        needs_constant = wanted in ("winograd_f2x2_packed", "winograd_f4x4", "packed")
+        if needs_constant and not constant:
+            problem = "its filter is not a constant"
+        elif not choice.conv_fits(wanted, shape):
+            problem = f"this CPU's build does not take its shape ({shape})"
+        else:
+            return wanted
+        if strict:
+            raise InputError(f"kernel choices: {site} cannot run {wanted!r}: {problem}")
+        return chosen
 
     @staticmethod
     def _fold_transpose(value, rank: int):
@@ -286,6 +332,10 @@ class BlasOffload(PythonPass):
         view = ir.dialects.memref.TransposeOp(view_type, source, view_map).result
         transpose.erase()
         return view
+
+
+def _static_shape(value) -> list[int]:
+    return [int(d) for d in str(value.type)[7:].split(",")[0].split("x")[:-1]]
 
 
 def _row_major_strides(shape: list[int]) -> list[int]:

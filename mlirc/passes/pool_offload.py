@@ -1,5 +1,5 @@
 """Max pooling offload: linalg.pooling_nchw_max on f32 memrefs becomes a call
-to the shim's max pooling (runtime/shim_maxpool.h), which runs the planes
+to the shim's max pooling (kernels/src/shim_maxpool.h), which runs the planes
 on the shim's threads and the common 2x2, stride-2 window as vector code.
 
 The -inf fill that initialises the output (pooling takes the max into it)
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from .. import ir
 from .base import PythonPass, register_pass
-from .blas_offload import (declare_shim_function, declared_functions, generic_memref_type,
+from .blas_offload import (KERNEL_ATTR, declare_shim_function, declared_functions, generic_memref_type,
                            memref_info, window_pair)
 from .call_folding import (fill_before, match_conv_before_pool, match_padding, position,
                            yields_sum, zero_fill_before)
@@ -154,7 +154,9 @@ class PoolOffload(PythonPass):
         types = [operand.type for operand in operands]
         with ir.InsertionPoint(conv), conv.location:
             operands[2] = memref.CastOp(types[2], output).result
-            func.CallOp([], ir.FlatSymbolRefAttr.get(callee), operands)
+            call = func.CallOp([], ir.FlatSymbolRefAttr.get(callee), operands)
+            if KERNEL_ATTR in conv.attributes:
+                call.attributes[KERNEL_ATTR] = conv.attributes[KERNEL_ATTR]
         if callee not in declared:
             declare_shim_function(module_body, callee, types)
             declared.add(callee)

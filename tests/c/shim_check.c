@@ -6,7 +6,7 @@
  *
  *   shim_check BLAS_LIBRARY    prints one line per case; exit status: failures
  */
-#include "../../mlirc/runtime/blas_shim.c"
+#include "../../mlirc/kernels/src/blas_shim.c"
 
 #include <math.h>
 
@@ -32,11 +32,14 @@ static double naive_conv(const conv_shape *s, const float *x, const float *w, in
   return s->relu && sum < 0 ? 0.0 : sum;
 }
 
-/* One convolution through conv2d (with Winograd and packing allowed, as for
- * a constant filter), or through the conv+pool entry's logic with `pool`. */
+/* One convolution through conv2d with the kernel `kernel` (enum
+ * mlirc_conv_kernel), or through the conv+pool entry's logic with `pool`. */
 enum { RESIDUAL_IN_PLACE = 2 };
 
-static int check_conv(const char *name, int64_t images, int64_t channels, int64_t filters,
+static const char *KERNEL_NAMES[] = {"im2col_blas", "direct", "strided", "winograd_f2x2",
+                                     "winograd_f2x2_packed", "winograd_f4x4", "packed"};
+
+static int check_conv_with(int64_t chosen, const char *name, int64_t images, int64_t channels, int64_t filters,
                       int64_t height, int64_t width, int64_t kernel, int64_t stride,
                       int64_t pad, int pool, int with_residual) {
   int64_t oh = (height + 2 * pad - kernel) / stride + 1;
@@ -57,13 +60,13 @@ static int check_conv(const char *name, int64_t images, int64_t channels, int64_
   conv_shape shape = {channels, height, width, filters, kernel, kernel, oh, ow, stride, stride,
                       1, 1, pad, pad, bias, 1, pool};
   int64_t slot = 0;
-  if (pool && direct_conv_fits(&shape)) {
+  if (pool && chosen == MLIRC_CONV_DIRECT) {
     direct_conv(&shape, images, x, channels * height * width, w, out, filters * ph * pw, NULL);
   } else if (pool) {
     shape.pool = 0;
     float *full = random_floats(images * filters * oh * ow);
     conv2d(&shape, images, x, channels * height * width, w, full, filters * oh * ow, NULL,
-           FILTER_WINOGRAD | FILTER_PACKED, &slot);
+           chosen, &slot);
     maxpool_job job = {full, out, filters * oh * ow, oh * ow, filters * ph * pw, ph * pw,
                        filters, oh, ow, ph, pw, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 0};
     run_maxpool(&job, images);
@@ -71,7 +74,7 @@ static int check_conv(const char *name, int64_t images, int64_t channels, int64_
     shape.pool = 1;
   } else {
     conv2d(&shape, images, x, channels * height * width, w, out, filters * oh * ow, shortcut,
-           FILTER_WINOGRAD | FILTER_PACKED, &slot);
+           chosen, &slot);
   }
   int64_t bad = 0;
   double worst = 0.0;
@@ -92,11 +95,53 @@ static int check_conv(const char *name, int64_t images, int64_t channels, int64_
           if (!(error <= 1e-4 + 1e-4 * fabs(want))) ++bad;
           if (error > worst) worst = error;
         }
-  printf("%-28s %s (%lld wrong, max error %.1e)\n", name, bad ? "FAIL" : "ok", (long long)bad,
-         worst);
+  printf("%-28s %-20s %s (%lld wrong, max error %.1e)\n", name, KERNEL_NAMES[chosen],
+         bad ? "FAIL" : "ok", (long long)bad, worst);
   free(x), free(w), free(bias), free(out), free(residual);
   return bad != 0;
 }
+
+/* The convolution on every kernel that takes it in this build; a case
+ * that names a kernel (`expected`, -1 for none) fails when that one does
+ * not take it, so a case named after a path proves the path ran. */
+static int check_conv_expecting(int64_t expected, const char *name, int64_t images,
+                                int64_t channels, int64_t filters, int64_t height, int64_t width,
+                                int64_t kernel, int64_t stride, int64_t pad, int pool,
+                                int with_residual) {
+  int64_t oh = (height + 2 * pad - kernel) / stride + 1;
+  int64_t ow = (width + 2 * pad - kernel) / stride + 1;
+  conv_shape shape = {channels, height, width, filters, kernel, kernel, oh, ow, stride, stride,
+                      1, 1, pad, pad, NULL, 1, 0};
+  int failures = 0;
+  for (int64_t chosen = 0; chosen < MLIRC_CONV_KERNELS; ++chosen) {
+    if (!conv_kernel_fits(chosen, &shape, images)) {
+      if (chosen == expected) {
+        printf("%-28s %-20s FAIL (does not take the case it is named for)\n", name,
+               KERNEL_NAMES[chosen]);
+        ++failures;
+      }
+      continue;
+    }
+    mlirc_kernel_runs_reset();
+    failures += check_conv_with(chosen, name, images, channels, filters, height, width, kernel,
+                                stride, pad, pool, with_residual);
+    int64_t runs[MLIRC_RUNS_COUNTERS];
+    mlirc_kernel_runs(runs, MLIRC_RUNS_COUNTERS);
+    if (!pool && (runs[chosen] != 1 || runs[MLIRC_RUNS_CONV_FALLBACK] != 0)) {
+      printf("%-28s %-20s FAIL (ran %lld times, %lld fallbacks)\n", name, KERNEL_NAMES[chosen],
+             (long long)runs[chosen], (long long)runs[MLIRC_RUNS_CONV_FALLBACK]);
+      ++failures;
+    }
+  }
+  return failures;
+}
+
+/* Kernels whose tiles need AVX-512: other builds never take them. */
+#ifdef __AVX512F__
+#define AVX512_ONLY(kernel) (kernel)
+#else
+#define AVX512_ONLY(kernel) (-1)
+#endif
 
 /* The stem's 3x3, stride-2, padding-1 max pool folded into the strided
  * convolution (strided_conv_pooled) against the convolution's own output,
@@ -217,46 +262,46 @@ int main(int argc, char **argv) {
   int failures = 0;
   /* name, images, channels, filters, height, width, kernel, stride, pad, pool, residual
    * (1, or RESIDUAL_IN_PLACE: the output buffer is the residual) */
-  failures += check_conv("direct 3x3 16 rows", 2, 5, 8, 16, 48, 3, 1, 1, 0, 0);
-  failures += check_conv("direct 3x3 8 rows x 2", 2, 5, 8, 8, 32, 3, 1, 1, 0, 0);
-  failures += check_conv("direct 3x3 8 rows", 2, 5, 8, 24, 16, 3, 1, 1, 0, 0);
-  failures += check_conv("direct 5x5", 1, 5, 4, 16, 16, 5, 1, 2, 0, 0);
-  failures += check_conv("direct 3x3 + pool", 4, 16, 32, 16, 16, 3, 1, 1, 1, 0);
-  failures += check_conv("winograd 8x8", 4, 32, 64, 8, 8, 3, 1, 1, 0, 0);
-  failures += check_conv("winograd 8x8 + pool", 4, 32, 64, 8, 8, 3, 1, 1, 1, 0);
-  failures += check_conv("winograd 10x8", 2, 16, 16, 10, 8, 3, 1, 1, 0, 0);
-  failures += check_conv("winograd 7x7", 4, 16, 16, 7, 7, 3, 1, 1, 0, 0);
-  failures += check_conv("winograd 13x13", 2, 16, 16, 13, 13, 3, 1, 1, 0, 0);
-  failures += check_conv("winograd 34x34", 1, 16, 16, 34, 34, 3, 1, 1, 0, 0);
-  failures += check_conv("winograd 56x56 (tile rows)", 1, 16, 16, 56, 56, 3, 1, 1, 0, 0);
-  failures += check_conv("winograd 24x26 (tile rows)", 2, 16, 16, 24, 26, 3, 1, 1, 0, 0);
-  failures += check_conv("winograd 27x25 (tile rows)", 1, 16, 16, 27, 25, 3, 1, 1, 0, 0);
-  failures += check_conv("winograd packed 14x14", 1, 64, 40, 14, 14, 3, 1, 1, 0, 0);
-  failures += check_conv("winograd4 20x20 + residual", 2, 64, 40, 20, 20, 3, 1, 1, 0, 1);
-  failures += check_conv("winograd4 28x72", 1, 64, 32, 28, 72, 3, 1, 1, 0, 0);
-  failures += check_conv("winograd4 unpadded 22x22", 1, 64, 32, 22, 22, 3, 1, 0, 0, 0);
-  failures += check_conv("im2col stride 2", 2, 3, 8, 17, 17, 3, 2, 1, 0, 0);
-  failures += check_conv("strided 7x7 stem", 2, 3, 8, 64, 64, 7, 2, 3, 0, 0);
-  failures += check_conv("strided 3x3", 1, 5, 12, 32, 64, 3, 2, 1, 0, 0);
-  failures += check_conv("packed 1x1", 2, 24, 64, 12, 12, 1, 1, 0, 0, 0);
-  failures += check_conv("packed 1x1 + residual", 2, 24, 64, 12, 12, 1, 1, 0, 0, 1);
-  failures += check_conv("pixel rows 1x1, 40 filters", 2, 48, 40, 10, 10, 1, 1, 0, 0, 1);
-  failures += check_conv("packed 1x1, 72 taps", 1, 72, 40, 10, 10, 1, 1, 0, 0, 1);
-  failures += check_conv("winograd rows + residual", 1, 16, 16, 28, 28, 3, 1, 1, 0, 1);
-  failures += check_conv("packed stride 2", 1, 8, 40, 15, 15, 3, 2, 1, 0, 0);
-  failures += check_conv("packed 3x3 unpadded + residual", 2, 40, 48, 11, 13, 3, 1, 0, 0, 1);
-  failures += check_conv("packed 5x5 taps in place", 2, 24, 32, 12, 12, 5, 2, 2, 0, 0);
+  failures += check_conv_expecting(MLIRC_CONV_DIRECT, "direct 3x3 16 rows", 2, 5, 8, 16, 48, 3, 1, 1, 0, 0);
+  failures += check_conv_expecting(MLIRC_CONV_DIRECT, "direct 3x3 8 rows x 2", 2, 5, 8, 8, 32, 3, 1, 1, 0, 0);
+  failures += check_conv_expecting(MLIRC_CONV_DIRECT, "direct 3x3 8 rows", 2, 5, 8, 24, 16, 3, 1, 1, 0, 0);
+  failures += check_conv_expecting(MLIRC_CONV_DIRECT, "direct 5x5", 1, 5, 4, 16, 16, 5, 1, 2, 0, 0);
+  failures += check_conv_expecting(MLIRC_CONV_DIRECT, "direct 3x3 + pool", 4, 16, 32, 16, 16, 3, 1, 1, 1, 0);
+  failures += check_conv_expecting(MLIRC_CONV_WINOGRAD_F2X2, "winograd 8x8", 4, 32, 64, 8, 8, 3, 1, 1, 0, 0);
+  failures += check_conv_expecting(MLIRC_CONV_WINOGRAD_F2X2, "winograd 8x8 + pool", 4, 32, 64, 8, 8, 3, 1, 1, 1, 0);
+  failures += check_conv_expecting(MLIRC_CONV_WINOGRAD_F2X2, "winograd 10x8", 2, 16, 16, 10, 8, 3, 1, 1, 0, 0);
+  failures += check_conv_expecting(MLIRC_CONV_WINOGRAD_F2X2, "winograd 7x7", 4, 16, 16, 7, 7, 3, 1, 1, 0, 0);
+  failures += check_conv_expecting(MLIRC_CONV_WINOGRAD_F2X2, "winograd 13x13", 2, 16, 16, 13, 13, 3, 1, 1, 0, 0);
+  failures += check_conv_expecting(MLIRC_CONV_WINOGRAD_F2X2, "winograd 34x34", 1, 16, 16, 34, 34, 3, 1, 1, 0, 0);
+  failures += check_conv_expecting(MLIRC_CONV_WINOGRAD_F2X2, "winograd 56x56 (tile rows)", 1, 16, 16, 56, 56, 3, 1, 1, 0, 0);
+  failures += check_conv_expecting(MLIRC_CONV_WINOGRAD_F2X2, "winograd 24x26 (tile rows)", 2, 16, 16, 24, 26, 3, 1, 1, 0, 0);
+  failures += check_conv_expecting(MLIRC_CONV_WINOGRAD_F2X2, "winograd 27x25 (tile rows)", 1, 16, 16, 27, 25, 3, 1, 1, 0, 0);
+  failures += check_conv_expecting(AVX512_ONLY(MLIRC_CONV_WINOGRAD_F2X2_PACKED), "winograd packed 14x14", 1, 64, 40, 14, 14, 3, 1, 1, 0, 0);
+  failures += check_conv_expecting(AVX512_ONLY(MLIRC_CONV_WINOGRAD_F4X4), "winograd4 20x20 + residual", 2, 64, 40, 20, 20, 3, 1, 1, 0, 1);
+  failures += check_conv_expecting(AVX512_ONLY(MLIRC_CONV_WINOGRAD_F4X4), "winograd4 28x72", 1, 64, 32, 28, 72, 3, 1, 1, 0, 0);
+  failures += check_conv_expecting(AVX512_ONLY(MLIRC_CONV_WINOGRAD_F4X4), "winograd4 unpadded 22x22", 1, 64, 32, 22, 22, 3, 1, 0, 0, 0);
+  failures += check_conv_expecting(MLIRC_CONV_IM2COL_BLAS, "im2col stride 2", 2, 3, 8, 17, 17, 3, 2, 1, 0, 0);
+  failures += check_conv_expecting(MLIRC_CONV_STRIDED, "strided 7x7 stem", 2, 3, 8, 64, 64, 7, 2, 3, 0, 0);
+  failures += check_conv_expecting(MLIRC_CONV_STRIDED, "strided 3x3", 1, 5, 12, 32, 64, 3, 2, 1, 0, 0);
+  failures += check_conv_expecting(AVX512_ONLY(MLIRC_CONV_PACKED), "packed 1x1", 2, 24, 64, 12, 12, 1, 1, 0, 0, 0);
+  failures += check_conv_expecting(AVX512_ONLY(MLIRC_CONV_PACKED), "packed 1x1 + residual", 2, 24, 64, 12, 12, 1, 1, 0, 0, 1);
+  failures += check_conv_expecting(AVX512_ONLY(MLIRC_CONV_PACKED), "pixel rows 1x1, 40 filters", 2, 48, 40, 10, 10, 1, 1, 0, 0, 1);
+  failures += check_conv_expecting(AVX512_ONLY(MLIRC_CONV_PACKED), "packed 1x1, 72 taps", 1, 72, 40, 10, 10, 1, 1, 0, 0, 1);
+  failures += check_conv_expecting(MLIRC_CONV_WINOGRAD_F2X2, "winograd rows + residual", 1, 16, 16, 28, 28, 3, 1, 1, 0, 1);
+  failures += check_conv_expecting(AVX512_ONLY(MLIRC_CONV_PACKED), "packed stride 2", 1, 8, 40, 15, 15, 3, 2, 1, 0, 0);
+  failures += check_conv_expecting(AVX512_ONLY(MLIRC_CONV_PACKED), "packed 3x3 unpadded + residual", 2, 40, 48, 11, 13, 3, 1, 0, 0, 1);
+  failures += check_conv_expecting(AVX512_ONLY(MLIRC_CONV_PACKED), "packed 5x5 taps in place", 2, 24, 32, 12, 12, 5, 2, 2, 0, 0);
   /* 49 and 100 pixels: tail tiles of 9 and 12 rows, 32 filters a panel */
-  failures += check_conv("packed 1x1 7x7, 9-row tail", 1, 96, 64, 7, 7, 1, 1, 0, 0, 1);
-  failures += check_conv("winograd packed 7x7", 1, 64, 64, 7, 7, 3, 1, 1, 0, 1);
-  failures += check_conv("packed 1x1, 12-row tail", 1, 96, 64, 10, 10, 1, 1, 0, 0, 1);
-  failures += check_conv("pixel rows over residual", 2, 48, 40, 10, 10, 1, 1, 0, 0, 2);
-  failures += check_conv("packed 1x1 over residual", 1, 72, 40, 10, 10, 1, 1, 0, 0, 2);
-  failures += check_conv("winograd4 over residual", 2, 64, 40, 20, 20, 3, 1, 1, 0, 2);
-  failures += check_conv("winograd rows over residual", 1, 16, 16, 28, 28, 3, 1, 1, 0, 2);
-  failures += check_conv("direct 3x3 over residual", 2, 5, 8, 16, 48, 3, 1, 1, 0, 2);
-  failures += check_conv("BLAS 1x1 over residual", 1, 24, 16, 32, 40, 1, 1, 0, 0, 2);
-  failures += check_conv("im2col stride 2 over residual", 2, 3, 8, 17, 17, 3, 2, 1, 0, 2);
+  failures += check_conv_expecting(AVX512_ONLY(MLIRC_CONV_PACKED), "packed 1x1 7x7, 9-row tail", 1, 96, 64, 7, 7, 1, 1, 0, 0, 1);
+  failures += check_conv_expecting(AVX512_ONLY(MLIRC_CONV_WINOGRAD_F2X2_PACKED), "winograd packed 7x7", 1, 64, 64, 7, 7, 3, 1, 1, 0, 1);
+  failures += check_conv_expecting(AVX512_ONLY(MLIRC_CONV_PACKED), "packed 1x1, 12-row tail", 1, 96, 64, 10, 10, 1, 1, 0, 0, 1);
+  failures += check_conv_expecting(AVX512_ONLY(MLIRC_CONV_PACKED), "pixel rows over residual", 2, 48, 40, 10, 10, 1, 1, 0, 0, 2);
+  failures += check_conv_expecting(AVX512_ONLY(MLIRC_CONV_PACKED), "packed 1x1 over residual", 1, 72, 40, 10, 10, 1, 1, 0, 0, 2);
+  failures += check_conv_expecting(AVX512_ONLY(MLIRC_CONV_WINOGRAD_F4X4), "winograd4 over residual", 2, 64, 40, 20, 20, 3, 1, 1, 0, 2);
+  failures += check_conv_expecting(MLIRC_CONV_WINOGRAD_F2X2, "winograd rows over residual", 1, 16, 16, 28, 28, 3, 1, 1, 0, 2);
+  failures += check_conv_expecting(MLIRC_CONV_DIRECT, "direct 3x3 over residual", 2, 5, 8, 16, 48, 3, 1, 1, 0, 2);
+  failures += check_conv_expecting(MLIRC_CONV_IM2COL_BLAS, "BLAS 1x1 over residual", 1, 24, 16, 32, 40, 1, 1, 0, 0, 2);
+  failures += check_conv_expecting(MLIRC_CONV_IM2COL_BLAS, "im2col stride 2 over residual", 2, 3, 8, 17, 17, 3, 2, 1, 0, 2);
   failures += check_stem_pool("stem 7x7/2 + pool 3x3/2", 2, 3, 8, 64);
   failures += check_stem_pool("stem, 4 channels, 48 rows", 1, 4, 12, 96);
   failures += check_buffer_cache();

@@ -1,4 +1,7 @@
-// RUN: mlirc-opt --pass-pipeline='builtin.module(mlirc-blas-offload,func.func(canonicalize))' %s | filecheck %s
+// RUN: mlirc-opt --pass-pipeline='builtin.module(mlirc-blas-offload{kernels=%S/blas_offload.kernels.json},func.func(canonicalize))' %s | filecheck %s
+// The kernels file asks for the packed GEMM wherever it can run, which the
+// compiler would not choose on a CPU without AVX-512: the checks below then
+// read the same on every host.
 
 // The shim's declarations, and the slots of the call sites that keep a packed
 // copy of a constant (a GEMM's weights, a convolution's transformed filter):
@@ -125,15 +128,17 @@ func.func @conv_bias_residual_relu(%in: memref<1x3x6x6xf32>, %f: memref<4x3x3x3x
   return
 }
 
-// A constant filter: filter_cache = 3 (the scalar after the ReLU flag:
-// Winograd 1 | packed GEMM 2), so the shim may keep it transformed or packed
-// in the call site's slot; a filter passed in (above) has filter_cache = 0.
+// The kernel the compiler chose is the scalar after the ReLU flag (enum
+// mlirc_conv_kernel) and the call's mlirc.kernel attribute: too few
+// channels and filters for Winograd or the packed GEMM, and rows too short
+// for the direct kernel, so im2col + BLAS (0). The call site's slot would
+// keep a constant filter transformed or packed.
 memref.global "private" constant @filter4 : memref<4x3x3x3xf32> = dense<0.25>
 // CHECK-LABEL: func.func @conv_constant_filter
-// CHECK-DAG: %[[ON:.*]] = arith.constant 3 : i64
+// CHECK-DAG: %[[KERNEL:.*]] = arith.constant 0 : i64
 // CHECK-DAG: %[[SLOT:.*]] = memref.get_global @__mlirc_packed_weights_{{[0-9]+}} : memref<1xi64>
 // CHECK: %[[SLOT_CAST:.*]] = memref.cast %[[SLOT]]
-// CHECK: call @mlirc_conv2d_nchw_bias_f32({{.*}}, %[[ON]], %[[SLOT_CAST]])
+// CHECK: call @mlirc_conv2d_nchw_bias_f32({{.*}}, %[[KERNEL]], %[[SLOT_CAST]]) {mlirc.kernel = "im2col_blas"}
 func.func @conv_constant_filter(%in: memref<1x3x6x6xf32>, %out: memref<1x4x4x4xf32>) {
   %f = memref.get_global @filter4 : memref<4x3x3x3xf32>
   %bias = memref.get_global @bias4 : memref<4xf32>

@@ -1,10 +1,11 @@
-"""The BLAS that offloaded GEMMs call, and mlirc's shim in front of it.
+"""The kernel library (src/, its entry points in include/mlirc_kernels.h)
+and the BLAS behind it.
 
 The BLAS is OpenBLAS from the scipy-openblas32 wheel (chosen by measurement,
-see README), MKL with MLIRC_BLAS=mkl (after `pip install mkl`), or any
-library given as MLIRC_BLAS=/path/to/libblas.so that
-exports cblas_sgemm. The shim (blas_shim.c) is compiled once with the system C
-compiler into the cache folder.
+see docs/kernels.md), MKL with MLIRC_BLAS=mkl (after `pip install mkl`), or
+any library given as MLIRC_BLAS=/path/to/libblas.so that exports
+cblas_sgemm. The kernels are compiled once for the host's instruction-set
+level (host.py) by build.py: at install time, or at first use.
 """
 
 from __future__ import annotations
@@ -17,17 +18,24 @@ import sys
 from pathlib import Path
 
 from ..errors import BackendError
-from . import c_library
+from . import build
+from .host import host
 
-SHIM_SOURCE = Path(__file__).with_name("blas_shim.c")
-SHIM_INCLUDES = tuple(SHIM_SOURCE.with_name(name)
-                      for name in ("shim_pool.h", "shim_maxpool.h", "shim_conv.h",
-                                   "shim_packed_conv.h", "shim_winograd.h",
-                                   "shim_strided_conv.h",
-                                   "shim_winograd4.h", "shim_buffers.h"))
-# For the host, like the code the JIT and AOT backends generate: the direct
-# convolution's register tiles are GCC vectors that need the host's widths.
-SHIM_FLAGS = ("-O3", "-march=native")
+SOURCES = Path(__file__).with_name("src")
+HEADER = Path(__file__).with_name("include") / "mlirc_kernels.h"
+SHIM_SOURCE = SOURCES / "blas_shim.c"
+SHIM_INCLUDES = (HEADER, *(SOURCES / name
+                           for name in ("shim_pool.h", "shim_maxpool.h", "shim_conv.h",
+                                        "shim_packed_conv.h", "shim_winograd.h",
+                                        "shim_strided_conv.h",
+                                        "shim_winograd4.h", "shim_buffers.h")))
+PROFILE_SOURCE = SOURCES / "profile_runtime.c"
+
+
+def shim_flags() -> tuple[str, ...]:
+    """For the host's level (host.py): the register tiles are GCC vectors
+    sized by the instruction set the level names."""
+    return ("-O3", *host().march_flags, f"-I{HEADER.parent}")
 
 
 def blas_library() -> Path:
@@ -68,6 +76,18 @@ def load() -> list[str]:
     return [str(shim), str(library)]
 
 
+def symbol(name: str, restype, argtypes: list):
+    """An entry point of the kernel library (loaded first), typed for ctypes."""
+    function = getattr(_kernels_handle(), name)
+    function.restype, function.argtypes = restype, argtypes
+    return function
+
+
+@functools.cache
+def _kernels_handle() -> ctypes.CDLL:
+    return ctypes.CDLL(load()[0], mode=ctypes.RTLD_GLOBAL)
+
+
 @contextlib.contextmanager
 def single_threaded_blas_environment():
     """Loads the BLAS without worker threads of its own: the shim cuts GEMMs
@@ -90,19 +110,24 @@ def single_threaded_blas_environment():
 
 
 def shim_fingerprint() -> str:
-    """A hash of the shim as built (its files and flags), for cache keys."""
-    return c_library.fingerprint(SHIM_SOURCE, SHIM_INCLUDES, SHIM_FLAGS)
+    """A hash of the kernels as built (their files and flags), for cache keys."""
+    return build.fingerprint(SHIM_SOURCE, SHIM_INCLUDES, shim_flags())
 
 
-def build_shim() -> Path:
-    return c_library.build(SHIM_SOURCE, "mlirc_blas", libraries=("dl", "pthread"),
-                           flags=SHIM_FLAGS, includes=SHIM_INCLUDES)
+def build_shim(folder: Path | None = None) -> Path:
+    """The kernels as a shared library, linked from shim_object()."""
+    return build.link(shim_object(folder), libraries=("dl", "pthread"))
 
 
-def shim_object() -> Path:
-    """The shim compiled once to an object file, for AOT libraries to link."""
-    return c_library.build(SHIM_SOURCE, "mlirc_blas", flags=SHIM_FLAGS, shared=False,
-                           includes=SHIM_INCLUDES)
+def shim_object(folder: Path | None = None) -> Path:
+    """The kernels compiled once to an object file, for AOT libraries to link."""
+    return build.build(SHIM_SOURCE, "mlirc_kernels", flags=shim_flags(), shared=False,
+                       includes=SHIM_INCLUDES, folder=folder)
+
+
+def profile_library(folder: Path | None = None) -> Path:
+    """The timers that `mlirc profile` builds call (profile_runtime.c)."""
+    return build.build(PROFILE_SOURCE, "mlirc_profile", folder=folder)
 
 
 def describe() -> str:

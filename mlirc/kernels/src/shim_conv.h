@@ -20,9 +20,9 @@
  * columns, Winograd's V or the strided kernel's split rows) before it
  * writes any of that image's output; the direct 3x3 tile reads its input in
  * place only when the two buffers are apart (direct_reads_unpadded).
- * Each ends with `filter_cache` (FILTER_WINOGRAD | FILTER_PACKED: the filter
- * is a constant that the shim may keep transformed or packed) and the call
- * site's slot for that copy. */
+ * Each ends with `kernel` (enum mlirc_conv_kernel: the compiler's choice)
+ * and the call site's slot for a constant filter's transformed or packed
+ * copy. */
 
 typedef struct {
   int64_t channels, in_h, in_w, filters, kh, kw, oh, ow;
@@ -541,35 +541,71 @@ static void gemm_conv(const conv_shape *shape, int64_t images, const float *inpu
 #include "shim_winograd4.h"
 #include "shim_strided_conv.h"
 
-/* `filter_cache`: the filter is a constant that the shim may keep in
- * `slot` transformed for Winograd (FILTER_WINOGRAD) or packed for the GEMM
- * (FILTER_PACKED); the pass says which. The direct kernel goes first where
- * it fits: on the cnn's 16x16 layer it beats Winograd (24 against 40 us);
- * then the strided one of image stems (shim_strided_conv.h); Winograd beats
- * im2col + GEMM on every shape it takes (winograd_fits). */
-enum { FILTER_WINOGRAD = 1, FILTER_PACKED = 2 };
+/* Whether `kernel` takes this convolution in this build: the compiler asks
+ * (mlirc_conv2d_kernel_fits) before it chooses, and conv2d checks again. */
+static int conv_kernel_fits(int64_t kernel, const conv_shape *shape, int64_t images) {
+  switch (kernel) {
+  case MLIRC_CONV_IM2COL_BLAS: return 1;
+  case MLIRC_CONV_DIRECT: return direct_conv_fits(shape);
+  case MLIRC_CONV_STRIDED: return strided_conv_fits(shape);
+  case MLIRC_CONV_WINOGRAD_F2X2: return winograd_fits(shape, images, 0);
+  case MLIRC_CONV_WINOGRAD_F2X2_PACKED:
+    return winograd_packed(shape, 1) && winograd_fits(shape, images, 1);
+  case MLIRC_CONV_WINOGRAD_F4X4:
+    return winograd_packed(shape, 1) && winograd_fits(shape, images, 1) &&
+           winograd4_fits(shape, 1);
+  case MLIRC_CONV_PACKED: {
+    int64_t pixels = shape->oh * shape->ow;
+    int64_t group = pixels >= GROUP_COLUMNS ? 1 : GROUP_COLUMNS / pixels;
+    return packed_conv_fits(shape, pixels, group < images ? group : images);
+  }
+  default: return 0;
+  }
+}
 
+/* Runs the kernel the compiler chose (`kernel`, enum mlirc_conv_kernel);
+ * one that does not take the shape falls back to im2col + BLAS, with one
+ * warning and a count (MLIRC_RUNS_CONV_FALLBACK). */
 static void conv2d(const conv_shape *shape, int64_t images, const float *input,
                    int64_t image_stride, const float *weights, float *output,
-                   int64_t out_stride, const float *residual, int64_t filter_cache,
+                   int64_t out_stride, const float *residual, int64_t kernel,
                    int64_t *slot) {
-  int packed = winograd_packed(shape, filter_cache & FILTER_PACKED);
-  if (direct_conv_fits(shape))
-    direct_conv(shape, images, input, image_stride, weights, output, out_stride, residual);
-  else if (strided_conv_fits(shape))
-    strided_conv(shape, images, input, image_stride, weights, output, out_stride, residual);
-  else if ((filter_cache & FILTER_WINOGRAD) && winograd_fits(shape, images, packed)) {
-    if (winograd4_fits(shape, packed))
-      winograd4_conv(shape, images, input, image_stride, slot, weights, output, out_stride,
-                     residual);
-    else
-      winograd_conv(shape, images, input, image_stride,
-                    winograd_weights(slot, weights, shape, packed), packed, output, out_stride,
-                    residual);
+  if (!conv_kernel_fits(kernel, shape, images)) {
+    static int warned;
+    if (!__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
+      fprintf(stderr, "mlirc: convolution kernel %lld does not take a %lldx%lld %lldx%lld "
+                      "convolution in this %s build; running im2col + BLAS\n",
+              (long long)kernel, (long long)shape->kh, (long long)shape->kw,
+              (long long)shape->oh, (long long)shape->ow, mlirc_kernels_isa());
+    count_run(MLIRC_RUNS_CONV_FALLBACK);
+    kernel = MLIRC_CONV_IM2COL_BLAS;
   }
-  else
-    gemm_conv(shape, images, input, image_stride, weights, output, out_stride, residual,
-              filter_cache & FILTER_PACKED ? slot : NULL);
+  count_run((int)kernel);
+  switch (kernel) {
+  case MLIRC_CONV_DIRECT:
+    direct_conv(shape, images, input, image_stride, weights, output, out_stride, residual);
+    break;
+  case MLIRC_CONV_STRIDED:
+    strided_conv(shape, images, input, image_stride, weights, output, out_stride, residual);
+    break;
+  case MLIRC_CONV_WINOGRAD_F4X4:
+    winograd4_conv(shape, images, input, image_stride, slot, weights, output, out_stride,
+                   residual);
+    break;
+  case MLIRC_CONV_WINOGRAD_F2X2:
+  case MLIRC_CONV_WINOGRAD_F2X2_PACKED: {
+    int packed = kernel == MLIRC_CONV_WINOGRAD_F2X2_PACKED;
+    winograd_conv(shape, images, input, image_stride,
+                  winograd_weights(slot, weights, shape, packed), packed, output, out_stride,
+                  residual);
+    break;
+  }
+  case MLIRC_CONV_PACKED:
+    gemm_conv(shape, images, input, image_stride, weights, output, out_stride, residual, slot);
+    break;
+  default:
+    gemm_conv(shape, images, input, image_stride, weights, output, out_stride, residual, NULL);
+  }
 }
 
 #define CONV_SHAPE(bias_, relu_)                                                            \
@@ -578,22 +614,22 @@ static void conv2d(const conv_shape *shape, int64_t images, const float *input,
 
 void mlirc_conv2d_nchw_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out), int64_t stride_h,
                            int64_t stride_w, int64_t dilation_h, int64_t dilation_w,
-                           int64_t pad_h, int64_t pad_w, int64_t filter_cache, MEMREF1(slot)) {
+                           int64_t pad_h, int64_t pad_w, int64_t kernel, MEMREF1(slot)) {
   conv_shape shape = CONV_SHAPE(NULL, 0);
   conv2d(&shape, in_n, (const float *)in_aligned + in_offset, in_s0,
          (const float *)filter_aligned + filter_offset, (float *)out_aligned + out_offset, out_s0,
-         NULL, filter_cache, (int64_t *)slot_aligned + slot_offset);
+         NULL, kernel, (int64_t *)slot_aligned + slot_offset);
   release_call_scratch();
 }
 
 void mlirc_conv2d_nchw_bias_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out), MEMREF1(bias),
                                 int64_t stride_h, int64_t stride_w, int64_t dilation_h,
                                 int64_t dilation_w, int64_t pad_h, int64_t pad_w,
-                                int64_t relu, int64_t filter_cache, MEMREF1(slot)) {
+                                int64_t relu, int64_t kernel, MEMREF1(slot)) {
   conv_shape shape = CONV_SHAPE((const float *)bias_aligned + bias_offset, (int)relu);
   conv2d(&shape, in_n, (const float *)in_aligned + in_offset, in_s0,
          (const float *)filter_aligned + filter_offset, (float *)out_aligned + out_offset, out_s0,
-         NULL, filter_cache, (int64_t *)slot_aligned + slot_offset);
+         NULL, kernel, (int64_t *)slot_aligned + slot_offset);
   release_call_scratch();
 }
 
@@ -601,11 +637,11 @@ void mlirc_conv2d_nchw_bias_residual_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(o
                                          MEMREF1(bias), MEMREF4(residual), int64_t stride_h,
                                          int64_t stride_w, int64_t dilation_h,
                                          int64_t dilation_w, int64_t pad_h, int64_t pad_w,
-                                         int64_t relu, int64_t filter_cache, MEMREF1(slot)) {
+                                         int64_t relu, int64_t kernel, MEMREF1(slot)) {
   conv_shape shape = CONV_SHAPE((const float *)bias_aligned + bias_offset, (int)relu);
   conv2d(&shape, in_n, (const float *)in_aligned + in_offset, in_s0,
          (const float *)filter_aligned + filter_offset, (float *)out_aligned + out_offset, out_s0,
-         (const float *)residual_aligned + residual_offset, filter_cache,
+         (const float *)residual_aligned + residual_offset, kernel,
          (int64_t *)slot_aligned + slot_offset);
   release_call_scratch();
 }
@@ -616,20 +652,21 @@ static int64_t conv_output_size(int64_t in, int64_t pad, int64_t dilation, int64
   return (in + 2 * pad - dilation * (kernel - 1) - 1) / stride + 1;
 }
 
-/* The pooled entry points' general path: the convolution into a scratch
- * buffer, then its max pool (window `kernel`, `stride` and `pad` both ways)
+/* The pooled entry points' general path: the convolution (by `kernel`) into
+ * a scratch buffer, then its max pool (window `window`, `stride` and `pad`
+ * both ways)
  * into the output (image and plane strides out_image and out_plane). */
 static void conv_then_pool(conv_shape *shape, int64_t images, const float *input,
                            int64_t image_stride, const float *weights, float *output,
                            int64_t out_image, int64_t out_plane, int64_t out_h, int64_t out_w,
-                           int64_t filter_cache, int64_t *slot, int64_t kernel, int64_t stride,
+                           int64_t kernel, int64_t *slot, int64_t window, int64_t stride,
                            int64_t pad) {
   shape->pool = 0;
   int64_t conv_image = shape->filters * shape->oh * shape->ow;
   float *full = scratch(SCRATCH_UNPOOLED, images * conv_image);
-  conv2d(shape, images, input, image_stride, weights, full, conv_image, NULL, filter_cache, slot);
+  conv2d(shape, images, input, image_stride, weights, full, conv_image, NULL, kernel, slot);
   maxpool_job job = {full, output, conv_image, shape->oh * shape->ow, out_image, out_plane,
-                     shape->filters, shape->oh, shape->ow, out_h, out_w, kernel, kernel,
+                     shape->filters, shape->oh, shape->ow, out_h, out_w, window, window,
                      stride, stride, 1, 1, pad, pad, 0, 0, 0};
   run_maxpool(&job, images);
 }
@@ -648,17 +685,18 @@ static void conv_then_pool(conv_shape *shape, int64_t images, const float *input
 void mlirc_conv2d_nchw_bias_pool_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(out),
                                      MEMREF1(bias), int64_t stride_h, int64_t stride_w,
                                      int64_t dilation_h, int64_t dilation_w, int64_t pad_h,
-                                     int64_t pad_w, int64_t relu, int64_t filter_cache,
+                                     int64_t pad_w, int64_t relu, int64_t kernel,
                                      MEMREF1(slot)) {
   conv_shape shape = POOLED_CONV_SHAPE(1);
   const float *input = (const float *)in_aligned + in_offset;
   const float *weights = (const float *)filter_aligned + filter_offset;
   float *output = (float *)out_aligned + out_offset;
-  if (direct_conv_fits(&shape)) /* rows of 16k pixels, 4k rows: whole 2x2 windows */
+  if (kernel == MLIRC_CONV_DIRECT && direct_conv_fits(&shape)) { /* whole 2x2 windows */
+    count_run(MLIRC_CONV_DIRECT);
     direct_conv(&shape, in_n, input, in_s0, weights, output, out_s0, NULL);
-  else
+  } else
     conv_then_pool(&shape, in_n, input, in_s0, weights, output, out_s0, out_s1, out_h, out_w,
-                   filter_cache, (int64_t *)slot_aligned + slot_offset, 2, 2, 0);
+                   kernel, (int64_t *)slot_aligned + slot_offset, 2, 2, 0);
   release_call_scratch();
 }
 
@@ -671,15 +709,28 @@ void mlirc_conv2d_nchw_bias_pool3x3s2_f32(MEMREF4(in), MEMREF4(filter), MEMREF4(
                                           MEMREF1(bias), int64_t stride_h, int64_t stride_w,
                                           int64_t dilation_h, int64_t dilation_w,
                                           int64_t pad_h, int64_t pad_w, int64_t relu,
-                                          int64_t filter_cache, MEMREF1(slot)) {
+                                          int64_t kernel, MEMREF1(slot)) {
   conv_shape shape = POOLED_CONV_SHAPE(0);
   const float *input = (const float *)in_aligned + in_offset;
   const float *weights = (const float *)filter_aligned + filter_offset;
   float *output = (float *)out_aligned + out_offset;
-  if (strided_conv_pooled_fits(&shape))
+  if (kernel == MLIRC_CONV_STRIDED && strided_conv_pooled_fits(&shape)) {
+    count_run(MLIRC_CONV_STRIDED);
     strided_conv_pooled(&shape, in_n, input, in_s0, weights, output, out_s0);
-  else
+  } else
     conv_then_pool(&shape, in_n, input, in_s0, weights, output, out_s0, out_s1, out_h, out_w,
-                   filter_cache, (int64_t *)slot_aligned + slot_offset, 3, 2, 1);
+                   kernel, (int64_t *)slot_aligned + slot_offset, 3, 2, 1);
   release_call_scratch();
+}
+
+int64_t mlirc_conv2d_kernel_fits(int64_t kernel, int64_t images, int64_t channels,
+                                 int64_t in_h, int64_t in_w, int64_t filters, int64_t kh,
+                                 int64_t kw, int64_t stride_h, int64_t stride_w,
+                                 int64_t dilation_h, int64_t dilation_w, int64_t pad_h,
+                                 int64_t pad_w) {
+  conv_shape shape = {channels, in_h, in_w, filters, kh, kw,
+                      conv_output_size(in_h, pad_h, dilation_h, kh, stride_h),
+                      conv_output_size(in_w, pad_w, dilation_w, kw, stride_w), stride_h,
+                      stride_w, dilation_h, dilation_w, pad_h, pad_w, NULL, 0, 0};
+  return conv_kernel_fits(kernel, &shape, images);
 }

@@ -10,6 +10,8 @@
  * found at first use with dlsym: the process (JIT) or the linked library
  * (AOT) provides cblas_sgemm, or OpenBLAS's scipy_-prefixed build of it.
  *
+ * The entry points and their contracts: ../include/mlirc_kernels.h.
+ *
  * One translation unit, several files: this one (GEMMs: BLAS slices and the
  * packed-weights kernel), shim_pool.h (the thread pool), shim_maxpool.h (max
  * pooling) and shim_conv.h (convolution: direct, im2col + GEMM), which
@@ -33,15 +35,39 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define MEMREF1(p) void *p##_allocated, void *p##_aligned, int64_t p##_offset, int64_t p##_size, \
-  int64_t p##_stride
-#define MEMREF2(p) void *p##_allocated, void *p##_aligned, int64_t p##_offset, int64_t p##_size0, \
-  int64_t p##_size1, int64_t p##_stride0, int64_t p##_stride1
-#define MEMREF4(p) void *p##_allocated, void *p##_aligned, int64_t p##_offset, int64_t p##_n, \
-  int64_t p##_c, int64_t p##_h, int64_t p##_w, int64_t p##_s0, int64_t p##_s1, int64_t p##_s2, \
-  int64_t p##_s3
-#define MEMREF3(p) void *p##_allocated, void *p##_aligned, int64_t p##_offset, int64_t p##_size0, \
-  int64_t p##_size1, int64_t p##_size2, int64_t p##_stride0, int64_t p##_stride1, int64_t p##_stride2
+#include "mlirc_kernels.h"
+
+#define MEMREF1 MLIRC_MEMREF1
+#define MEMREF2 MLIRC_MEMREF2
+#define MEMREF3 MLIRC_MEMREF3
+#define MEMREF4 MLIRC_MEMREF4
+
+/* Run counters (mlirc_kernel_runs): which kernels ran, for tests. */
+static int64_t kernel_run_counts[MLIRC_RUNS_COUNTERS];
+
+static void count_run(int counter) {
+  __atomic_fetch_add(&kernel_run_counts[counter], 1, __ATOMIC_RELAXED);
+}
+
+void mlirc_kernel_runs(int64_t *counts, int64_t n) {
+  for (int64_t i = 0; i < n && i < MLIRC_RUNS_COUNTERS; ++i)
+    counts[i] = __atomic_load_n(&kernel_run_counts[i], __ATOMIC_RELAXED);
+}
+
+void mlirc_kernel_runs_reset(void) {
+  for (int i = 0; i < MLIRC_RUNS_COUNTERS; ++i)
+    __atomic_store_n(&kernel_run_counts[i], 0, __ATOMIC_RELAXED);
+}
+
+const char *mlirc_kernels_isa(void) {
+#if defined(__AVX512F__)
+  return "avx512";
+#elif defined(__AVX2__)
+  return "avx2";
+#else
+  return "generic";
+#endif
+}
 
 enum { RowMajor = 101, NoTrans = 111, Trans = 112 };
 typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int,
@@ -172,6 +198,7 @@ static void slice_range(int64_t size, int64_t part, int64_t parts, int64_t *firs
   void mlirc_gemm_##T(MEMREF2(a), MEMREF2(b), MEMREF2(c), int64_t accumulate) {             \
     int64_t sa[2] = {a_stride0, a_stride1}, sb[2] = {b_stride0, b_stride1},                 \
             sc[2] = {c_stride0, c_stride1};                                                 \
+    count_run(MLIRC_RUNS_GEMM_BLAS);                                                        \
     NAME##_one(a_size0, b_size1, a_size1, (T *)a_aligned + a_offset, sa,                    \
                (T *)b_aligned + b_offset, sb, (T *)c_aligned + c_offset, sc,                \
                accumulate ? 1 : 0);                                                         \
@@ -179,6 +206,7 @@ static void slice_range(int64_t size, int64_t part, int64_t parts, int64_t *firs
   void mlirc_gemm_##T##_batched(MEMREF3(a), MEMREF3(b), MEMREF3(c), int64_t accumulate) {   \
     int64_t sa[2] = {a_stride1, a_stride2}, sb[2] = {b_stride1, b_stride2},                 \
             sc[2] = {c_stride1, c_stride2};                                                 \
+    count_run(MLIRC_RUNS_GEMM_BLAS);                                                        \
     for (int64_t i = 0; i < c_size0; ++i)                                                   \
       NAME##_one(a_size1, b_size2, a_size2, (T *)a_aligned + a_offset + i * a_stride0, sa,  \
                  (T *)b_aligned + b_offset + i * b_stride0, sb,                             \
@@ -481,6 +509,7 @@ static void packed_task(void *context, int64_t panel) {
  * the call site's i64 that holds B's packed copy. */
 void mlirc_gemm_f32_packed(MEMREF2(a), MEMREF2(b), MEMREF2(c), int64_t accumulate,
                            MEMREF1(slot)) {
+  count_run(MLIRC_RUNS_GEMM_PACKED);
   const float *panels = packed_panels((int64_t *)slot_aligned + slot_offset,
                                       (const float *)b_aligned + b_offset, b_size0, b_size1,
                                       b_stride0, b_stride1);
@@ -494,6 +523,7 @@ void mlirc_gemm_f32_packed(MEMREF2(a), MEMREF2(b), MEMREF2(c), int64_t accumulat
  * the bias add (and a ReLU) that followed a GEMM into a zeroed C. */
 void mlirc_gemm_f32_packed_bias(MEMREF2(a), MEMREF2(b), MEMREF2(c), MEMREF1(bias),
                                 int64_t relu, MEMREF1(slot)) {
+  count_run(MLIRC_RUNS_GEMM_PACKED);
   const float *panels = packed_panels((int64_t *)slot_aligned + slot_offset,
                                       (const float *)b_aligned + b_offset, b_size0, b_size1,
                                       b_stride0, b_stride1);
