@@ -1,22 +1,33 @@
-# Both targets create .venv and install the pinned dependencies on first use.
+# Both `run` and `test` create .venv, install the pinned dependencies and
+# build the kernel library for this CPU on first use.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test conformance bench clean
+.PHONY: run test test-fast kernels conformance bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) -m mlirc.kernels build
 	touch $(STAMP)
 
 run: $(STAMP)
 	$(PY) examples/run_all.py
 
+# Every tier; what CI runs.
 test: $(STAMP)
 	$(PY) -m pytest tests
+
+# The quick tiers (unit, passes, kernels) for the edit loop.
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -m "not e2e and not onnx and not slow"
+
+# The kernel library for this CPU, ahead of the first compile (make does it).
+kernels: $(STAMP)
+	$(PY) -m mlirc.kernels build
 
 # The ONNX backend node tests on jit and iree-cpu; writes docs/conformance.md.
 conformance: $(STAMP)
@@ -27,4 +38,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/peers.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info mlirc/kernels/prebuilt

@@ -10,13 +10,12 @@
 """
 
 from . import passes  # noqa: F401  (registers Python passes)
-from .artifact import load
 from .compiler import compile
 from .errors import (ArtifactError, BackendError, FrontendError, InputError,
                      MlircError, PipelineError, UnsupportedOpsError)
 from .passes import MlirPass, PatternPass, PythonPass, register_pass
 from .profiler import Profile, profile
-from .runtime.compiled_model import CompiledModel
+from .runtime.compiled_model import CompiledModel, load
 from .stages import Pipeline, Stage, default_pipeline
 
 from .version import __version__  # noqa: E402

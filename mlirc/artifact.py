@@ -130,21 +130,3 @@ def check_versions(path: Path, manifest: dict) -> None:
     if saved != here:
         raise ArtifactError(f"{path} was built with {tool} {saved}, but {here} is installed: "
                             "recompile it with this version")
-
-
-def load(path: str | Path):
-    """Loads an artifact folder written by CompiledModel.save (or mlirc export)."""
-    from .backends import get_backend
-    from .runtime.compiled_model import CompiledModel
-    path = Path(path)
-    manifest = read_manifest(path)
-    check_versions(path, manifest)
-    files = read_files(path, manifest)
-    signature = Signature.from_json(json.dumps(manifest["signature"]))
-    backend = get_backend(manifest["backend"])
-    executable = backend.from_payload(files, signature, path)
-    from .runner import StageResult
-    stages = [StageResult(name, files[f"stages/{index:02d}-{name}.mlir"].decode(), 0.0)
-              for index, name in enumerate(manifest.get("stages", []))]
-    return CompiledModel(signature, manifest["backend"], stages, executable,
-                         extra={"artifact": str(path), "manifest": manifest})

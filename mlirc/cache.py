@@ -13,23 +13,18 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import os
 import shutil
 import sys
-from pathlib import Path
 
 from .artifact import tool_versions
+from .settings import cache_dir, cache_enabled_by_default
 from .kernels import library as blas
 from .errors import ArtifactError
 from .passes import PythonPass
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("MLIRC_CACHE_DIR") or Path.home() / ".cache" / "mlirc")
-
-
 def enabled_by_default() -> bool:
-    return os.environ.get("MLIRC_NO_CACHE", "") in ("", "0")
+    return cache_enabled_by_default()
 
 
 def _pass_modules(pass_type) -> list:
@@ -70,7 +65,7 @@ def cache_key(source_ir: str, stages, backend: str, options: dict,
 
 def lookup(key: str):
     """The cached CompiledModel for `key`, or None. Corrupt entries are removed."""
-    from .artifact import load
+    from .runtime.compiled_model import load
     entry = cache_dir() / key
     if not entry.exists():
         return None

@@ -57,7 +57,8 @@ def _compile(args, stop_at=None, on_stage=None, **options):
         dump_dir=getattr(args, "dump_dir", None), on_stage=on_stage, cache=use_cache,
         input_shapes=_parse_input_shapes(getattr(args, "input_shape", None)),
         blas=not getattr(args, "no_blas", False), opt_level=getattr(args, "opt_level", 3),
-        vectorize=getattr(args, "vectorize", False), **options)
+        vectorize=getattr(args, "vectorize", False),
+        kernels=getattr(args, "kernels", None), **options)
     return compiled, inputs, reference
 
 
@@ -74,11 +75,11 @@ def cmd_compile(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from . import artifact
+    from .runtime.compiled_model import load as load_artifact
     from .runtime import cli_io
     from .runtime.inputs import flatten_arguments
     if _is_artifact(args.source):
-        compiled, inputs = artifact.load(args.source), None
+        compiled, inputs = load_artifact(args.source), None
     else:
         compiled, inputs, _ = _compile(args)
     if args.input:  # one flat tensor per --input, in signature order
@@ -147,6 +148,10 @@ def cmd_explore(args) -> int:
                      sum(result.op_counts.values()), format_counts(result.op_counts)])
     compiled, _, _ = _compile(args, stop_at=args.to, on_stage=on_stage)
     print(table(["stage", "time ms", "ops", "ops per dialect"], rows, "lrrl"))
+    choices = _kernel_choices(compiled)
+    if choices:
+        print("\nkernels (the blas stage's calls; override with --kernels):")
+        print(table(["op", "call", "kernel"], choices, "lll"))
     if args.dump_dir:
         print(f"wrote {len(rows)} files to {args.dump_dir}/")
     if args.passes:
@@ -154,6 +159,20 @@ def cmd_explore(args) -> int:
             for name, seconds in result.pass_seconds:
                 print(f"  {result.name:<14} {name:<48} {seconds * 1000:8.1f} ms")
     return 0
+
+
+def _kernel_choices(compiled) -> list[list[str]]:
+    """[op, callee, kernel] for each call that carries the compiler's kernel
+    choice, numbered as --kernels numbers them."""
+    text = compiled.ir.get("blas") if "blas" in compiled.ir else None
+    if not text:
+        return []
+    rows, counts = [], {"conv2d": 0, "gemm": 0}
+    for callee, kernel in re.findall(r'call @(mlirc_\w+)\(.*\{mlirc.kernel = "(\w+)"\}', text):
+        kind = "conv2d" if "conv2d" in callee else "gemm"
+        rows.append([f"{kind}:{counts[kind]}", callee, kernel])
+        counts[kind] += 1
+    return rows
 
 
 def cmd_check(args) -> int:
@@ -229,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "transform dialect (the 'vectorized' stage)")
         sub.add_argument("--opt-level", type=int, default=3, choices=[0, 1, 2, 3],
                          help="LLVM optimisation level of the native backends")
+        sub.add_argument("--kernels", metavar="JSON",
+                         help='per-op kernels, JSON text or file: {"conv2d:0": "im2col_blas"}')
         sub.set_defaults(handler=handler)
         return sub
 

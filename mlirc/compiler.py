@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -16,6 +18,8 @@ from .frontends import jax as jax_frontend
 from .frontends import mlir_text
 from .frontends import onnx as onnx_frontend
 from .frontends import torch as torch_frontend
+from .kernels import choice
+from .passes.blas_offload import BlasOffload
 from .runner import StageResult, run_stage, snapshot
 from .runtime.compiled_model import CompiledModel
 from .runtime.signature import Signature
@@ -40,7 +44,7 @@ def compile(model, example_args=(), *, backend: str = "jit",
             name: str | None = None,
             input_shapes: dict | None = None,
             iree_flags: tuple[str, ...] = (), cache: bool | None = None,
-            on_stage=None) -> CompiledModel:
+            kernels: dict | str | Path | None = None, on_stage=None) -> CompiledModel:
     """Compiles `model` for `backend`.
 
     model: a torch.nn.Module (with `example_args`), an ONNX model (path or
@@ -62,11 +66,16 @@ def compile(model, example_args=(), *, backend: str = "jit",
     cache: reuse and store compiled artifacts with their stage IR (default:
       on unless MLIRC_NO_CACHE=1); not used with stop_at, dump_dir or
       on_stage, which want every stage run.
+    kernels: the kernel of offloaded ops, per op ({"conv2d:3": "im2col_blas",
+      "gemm": "blas"}, or a JSON file of that): see mlirc/kernels/choice.py;
+      the choice shows in the IR as each call's `mlirc.kernel`.
     on_stage: called with each StageResult as it completes (progress).
     """
     started = time.perf_counter()
     frontend = _frontend_of(model)
     pipeline = pipeline or default_pipeline(backend, frontend, blas, vectorize)
+    if kernels is not None:
+        pipeline = with_kernel_choices(pipeline, kernels)
     if stop_at is not None:
         pipeline.index(stop_at)  # fails early on an unknown name
     imported = _import(model, example_args, frontend, pipeline, start_from, input_shapes,
@@ -109,6 +118,20 @@ def compile(model, example_args=(), *, backend: str = "jit",
     if key:
         compile_cache.store(key, compiled, source_hash)
     return compiled
+
+
+def with_kernel_choices(pipeline: Pipeline, kernels: dict | str | Path) -> Pipeline:
+    """A copy of `pipeline` whose blas-offload pass takes the user's kernels."""
+    text = json.dumps(kernels) if isinstance(kernels, dict) else str(kernels)
+    choice.KernelOverrides(text)  # a bad choice fails here, before any work
+    pipeline = pipeline.copy()
+    stages = [stage for stage in pipeline if any(isinstance(p, BlasOffload) for p in stage.passes)]
+    if not stages:
+        raise InputError("kernels= needs the blas stage (native backends with blas=True)")
+    for stage in stages:
+        stage.passes = [dataclasses.replace(p, kernels=text) if isinstance(p, BlasOffload) else p
+                        for p in stage.passes]
+    return pipeline
 
 
 def _import(model, example_args, frontend: str, pipeline: Pipeline, start_from,

@@ -14,12 +14,10 @@ profiled build and `timed_share` says how much of it the timers cover.
 from __future__ import annotations
 
 import ctypes
-import functools
 import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -29,14 +27,6 @@ from .passes.profile import LABELS_ATTR, ProfileOps
 from .kernels import library as kernel_library
 from .runtime import inputs as input_checks
 from .stages import default_pipeline
-
-@functools.cache
-def runtime_library() -> str:
-    """Builds and loads (globally, for the JIT to resolve) the timer runtime."""
-    path = kernel_library.profile_library()
-    ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
-    return str(path)
-
 
 @dataclass
 class ProfileEntry:
@@ -90,7 +80,7 @@ def profile(model, example_args=(), *, repeat: int = 20, warmup: int = 3,
     random ones)."""
     pipeline = default_pipeline("jit", compiler._frontend_of(model), blas, vectorize)
     pipeline.set_passes("loops", [ProfileOps(), *pipeline["loops"].passes])
-    runtime = ctypes.CDLL(runtime_library())
+    runtime = ctypes.CDLL(kernel_library.load_profile_timers())
     compiled = compiler.compile(model, example_args, backend="jit", pipeline=pipeline,
                                 blas=blas, cache=False, **compile_options)
     if example_args:

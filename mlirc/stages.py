@@ -253,11 +253,25 @@ def default_pipeline(backend: str = "jit", frontend: str = "torch",
     blas=False drops the BLAS offload stage; vectorize=True adds the
     transform-dialect vectorization stage (measured no faster than LLVM's
     own loop vectorizer on the bundled models, so off by default)."""
-    from .backends import get_backend
     if frontend not in FRONTENDS:
         raise InputError(f"unknown frontend '{frontend}'; frontends: {', '.join(FRONTENDS)}")
-    return Pipeline(FRONTENDS[frontend]() +
-                    get_backend(backend).stages(blas=blas, vectorize=vectorize))
+    return Pipeline(FRONTENDS[frontend]() + backend_stages(backend, blas, vectorize))
+
+
+NATIVE_BACKENDS = ("jit", "aot")
+IREE_BACKENDS = ("iree-cpu", "iree-cuda", "iree-rocm", "iree-vulkan")
+
+
+def backend_stages(backend: str, blas: bool = True, vectorize: bool = False) -> list[Stage]:
+    """The stages after `linalg` that a backend compiles through: the native
+    ones lower to LLVM; IREE takes the linalg stage as it is (and has its
+    own GEMMs)."""
+    if backend in NATIVE_BACKENDS:
+        return _native_stages(blas, vectorize)
+    if backend in IREE_BACKENDS:
+        return []
+    raise InputError(f"unknown backend '{backend}'; backends: "
+                     f"{', '.join(NATIVE_BACKENDS + IREE_BACKENDS)}")
 
 
 def native_stages(blas: bool = True, vectorize: bool = False) -> list[Stage]:

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import mlirc
+from mlirc.kernels import choice
 from mlirc.passes.blas_offload import BlasOffload
 
 
@@ -55,6 +56,18 @@ SHAPES = {
 }
 
 
+# the kernel a shape's name promises (the rest: the compiler's choice)
+NAMED_KERNELS = {"direct": "direct", "winograd4": "winograd_f4x4",
+                 "winograd-packed": "winograd_f2x2_packed", "winograd": "winograd_f2x2",
+                 "strided": "strided", "im2col": "im2col_blas", "gemm": "im2col_blas",
+                 "packed": "packed"}
+
+
+def _named_kernel(name: str) -> str | None:
+    return next((kernel for prefix, kernel in NAMED_KERNELS.items()
+                 if name.startswith(prefix)), None)
+
+
 def _check(block, batch, channels, size, **options):
     torch.manual_seed(0)
     x = torch.randn(batch, channels, size, size)
@@ -65,14 +78,28 @@ def _check(block, batch, channels, size, **options):
 
 
 @pytest.mark.parametrize("epilogue", ["bias-relu", "bias", "no-bias"])
-@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
-def test_conv_paths_match_torch(shape, epilogue):
-    batch, channels, filters, kernel, stride, size = shape
+@pytest.mark.parametrize("name", SHAPES)
+def test_conv_paths_match_torch(name, epilogue):
+    """Each shape on the kernel its name says (asked for with kernels=),
+    proven by the library's run counters; where this CPU's build cannot run
+    that kernel (AVX-512 tiles on an AVX2 host), on the compiler's choice."""
+    batch, channels, filters, kernel, stride, size = SHAPES[name]
     torch.manual_seed(1)
     block = ConvBlock(channels, filters, kernel, stride, bias=epilogue != "no-bias",
                       relu=epilogue == "bias-relu")
-    compiled = _check(block, batch, channels, size)
+    wanted = _named_kernel(name)
+    compiled = _check(block, batch, channels, size,
+                      **({"kernels": {"conv2d": wanted}} if wanted else {}))
     blas = compiled.ir["blas"]
+    chosen = re.search(r'mlirc.kernel = "(\w+)"', blas).group(1)
+    shape = choice.ConvShape(batch, channels, size, size, filters, kernel, kernel,
+                             (stride, stride), (1, 1), (kernel // 2, kernel // 2))
+    if wanted and chosen != wanted:
+        assert not choice.conv_fits(wanted, shape), f"{wanted} fits but {chosen} was chosen"
+    choice.reset_kernel_runs()
+    compiled(torch.randn(batch, channels, size, size))
+    runs = choice.kernel_runs()
+    assert runs[f"conv2d:{chosen}"] == 1 and runs["conv2d:fallback"] == 0, runs
     assert "linalg.conv_2d_nchw_fchw" not in blas
     if epilogue == "no-bias":
         assert "call @mlirc_conv2d_nchw_f32" in blas
@@ -104,8 +131,9 @@ def test_residual_add_folds_into_the_call(size, channels):
 
 
 def test_winograd_can_be_switched_off():
-    """winograd=False: the call's filter_cache flags say so (Winograd 1 off,
-    packed GEMM 2 on), and the packed-filter GEMM runs."""
+    """winograd=False: the compiler chooses another kernel, the IR says so
+    (the call's mlirc.kernel) and the library's run counters prove which
+    ran."""
     pipeline = mlirc.default_pipeline("jit")
     pipeline.set_passes("blas", [BlasOffload(winograd=False), *pipeline["blas"].passes[1:]])
     torch.manual_seed(6)
@@ -113,12 +141,15 @@ def test_winograd_can_be_switched_off():
     x = torch.randn(1, 16, 14, 14)
     on = mlirc.compile(block.eval(), (x,), cache=False)
     off = mlirc.compile(block.eval(), (x,), cache=False, pipeline=pipeline)
-    flag = re.compile(r"call @mlirc_conv2d_nchw_bias_f32\(.*, %c(\d)_i64, %\w+\)")
-    assert flag.search(on.ir["blas"]).group(1) == "3"
-    assert flag.search(off.ir["blas"]).group(1) == "2"
+    kernel = re.compile(r'call @mlirc_conv2d_nchw_bias_f32\(.*\{mlirc.kernel = "(\w+)"\}')
+    assert kernel.search(on.ir["blas"]).group(1) == "winograd_f2x2"
+    assert kernel.search(off.ir["blas"]).group(1) == "im2col_blas"
     expected = block(x).detach().numpy()
-    for compiled in (on, off):
+    for compiled, path in ((on, "conv2d:winograd_f2x2"), (off, "conv2d:im2col_blas")):
+        choice.reset_kernel_runs()
         np.testing.assert_allclose(np.asarray(compiled(x)), expected, rtol=1e-4, atol=1e-4)
+        runs = choice.kernel_runs()
+        assert runs[path] == 1 and runs["conv2d:fallback"] == 0, runs
 
 
 @pytest.mark.parametrize("stride", [1, 2, 3])

@@ -1,7 +1,7 @@
 """Backends turn a pipeline's final IR into something that runs.
 
-Each backend names the stages it compiles through after `linalg` and loads
-the final module into an `Executable`: a callable from a list of numpy arrays
+Each backend loads the final module of its stages (stages.backend_stages)
+into an `Executable`: a callable from a list of numpy arrays
 (the flat inputs) to a list of numpy arrays (the flat outputs).
 """
 
@@ -18,8 +18,6 @@ class Executable(Protocol):
 
 class Backend(Protocol):
     name: str
-
-    def stages(self) -> list: ...
 
     def load(self, module, signature, options: dict) -> Executable: ...
 

@@ -76,10 +76,6 @@ class AotExecutable:
 class AotBackend:
     name = "aot"
 
-    def stages(self, blas: bool = True, vectorize: bool = False) -> list:
-        from ..stages import native_stages
-        return native_stages(blas, vectorize)
-
     def load(self, module, signature, options: dict) -> AotExecutable:
         name = options.get("name") or "model"
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):

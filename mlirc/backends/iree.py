@@ -86,9 +86,6 @@ class IreeBackend:
         self.target = target
         self.name = target.backend
 
-    def stages(self, blas: bool = True, vectorize: bool = False) -> list:
-        return []  # IREE takes the linalg stage as it is (and has its own GEMMs)
-
     def compile_flags(self, options: dict, signature: Signature) -> list[str]:
         flags = list(self.target.flags)
         if any(s.dtype == "f64" for s in signature.inputs + signature.outputs):

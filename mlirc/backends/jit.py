@@ -28,8 +28,7 @@ class JitExecutable:
         if uses_blas(module):
             shared_libs = list(shared_libs or []) + blas.load()
         if uses_timers(module):
-            from ..profiler import runtime_library
-            shared_libs = list(shared_libs or []) + [runtime_library()]
+            shared_libs = list(shared_libs or []) + [blas.load_profile_timers()]
         # Large weights leave the module and are bound by symbol (weights.py).
         self.weights = external_weights if external_weights is not None \
             else weights.externalize(module)
@@ -67,10 +66,6 @@ class JitExecutable:
 
 class JitBackend:
     name = "jit"
-
-    def stages(self, blas: bool = True, vectorize: bool = False) -> list:
-        from ..stages import native_stages
-        return native_stages(blas, vectorize)
 
     def load(self, module, signature, options: dict) -> JitExecutable:
         return JitExecutable(module, signature, opt_level=options.get("opt_level", 3))

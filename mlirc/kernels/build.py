@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 from ..errors import BackendError
+from ..settings import cache_dir
 
 PREBUILT = Path(__file__).with_name("prebuilt")
 
@@ -49,7 +50,6 @@ def build(source: Path, name: str, libraries: tuple[str, ...] = (),
     `flags`, reused while the source, the files it `includes` and the flags
     are unchanged. `folder`: where to build (default: the cache's runtime
     folder; a prebuilt copy in the package is used first)."""
-    from ..cache import cache_dir
     file_name = target_name(name, fingerprint(source, includes, flags), shared)
     if folder is None:
         if (PREBUILT / file_name).exists():
@@ -90,7 +90,6 @@ def link(object_path: Path, libraries: tuple[str, ...] = ()) -> Path:
     if target.exists():
         return target
     if not os.access(object_path.parent, os.W_OK):
-        from ..cache import cache_dir
         target = cache_dir() / "runtime" / target.name
         if target.exists():
             return target

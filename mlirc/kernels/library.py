@@ -76,6 +76,15 @@ def load() -> list[str]:
     return [str(shim), str(library)]
 
 
+@functools.cache
+def load_profile_timers() -> str:
+    """Builds and loads (globally, for the JIT to resolve) the timers that
+    `mlirc profile` builds call; returns the library's path."""
+    path = profile_library()
+    ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+    return str(path)
+
+
 def symbol(name: str, restype, argtypes: list):
     """An entry point of the kernel library (loaded first), typed for ctypes."""
     function = getattr(_kernels_handle(), name)

@@ -112,3 +112,21 @@ class StageIR(dict):
 
     def __missing__(self, name: str):
         raise KeyError(f"no stage '{name}'; stages: {', '.join(self) or 'none'}")
+
+
+def load(path: str | Path):
+    """Loads an artifact folder written by CompiledModel.save (or mlirc export)."""
+    import json
+    from .. import artifact
+    from ..backends import get_backend
+    path = Path(path)
+    manifest = artifact.read_manifest(path)
+    artifact.check_versions(path, manifest)
+    files = artifact.read_files(path, manifest)
+    signature = Signature.from_json(json.dumps(manifest["signature"]))
+    backend = get_backend(manifest["backend"])
+    executable = backend.from_payload(files, signature, path)
+    stages = [StageResult(name, files[f"stages/{index:02d}-{name}.mlir"].decode(), 0.0)
+              for index, name in enumerate(manifest.get("stages", []))]
+    return CompiledModel(signature, manifest["backend"], stages, executable,
+                         extra={"artifact": str(path), "manifest": manifest})
