@@ -179,7 +179,7 @@ def _native_stages(blas: bool = True, vectorize: bool = False) -> list[Stage]:
                       "expand-strided-metadata",
                       "lower-affine",
                       # with BLAS, allocations go to the shim's buffer cache
-                      # (shim_buffers.h), which hands out memory freed last
+                      # (kernels/src/buffers.c), which hands out memory freed last
                       "finalize-memref-to-llvm" + ("{use-generic-functions}" if blas else ""),
                       "func.func(convert-arith-to-llvm)",
                       "convert-func-to-llvm",

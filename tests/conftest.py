@@ -23,6 +23,7 @@ os.environ["MLIRC_CACHE_DIR"] = tempfile.mkdtemp(prefix="mlirc-test-cache-")
 TIERS = {
     "test_layering.py": "unit",
     "test_kernel_choice.py": "unit",
+    "test_kernel_sources.py": "kernels",
     "test_errors.py": "unit",
     "test_stages.py": "unit",
     "test_pass_files.py": "passes",

@@ -105,13 +105,13 @@ def test_every_shim_file_is_part_of_the_build_hash():
     rebuild the shim nor change cache keys when it is edited."""
     import re
     from mlirc.kernels import library
-    listed = {path.name for path in library.SHIM_INCLUDES}
+    listed = {path.resolve() for path in library.SHIM_INCLUDES}
     pending, seen = [library.SHIM_SOURCE], set()
     while pending:
-        text = pending.pop().read_text()
-        for name in re.findall(r'^#include "([^"]+)"', text, re.MULTILINE):
-            if name not in seen:
-                seen.add(name)
-                local = library.SHIM_SOURCE.with_name(name)
-                pending.append(local if local.exists() else library.HEADER.with_name(name))
+        including = pending.pop()
+        for name in re.findall(r'^#include "([^"]+)"', including.read_text(), re.MULTILINE):
+            path = (including.parent / name).resolve()
+            if path not in seen:
+                seen.add(path)
+                pending.append(path)
     assert seen == listed

@@ -192,7 +192,7 @@ def test_buffers_are_freed_after_their_last_use():
 
 def test_allocations_go_to_the_shims_buffer_cache_with_blas():
     """With BLAS offload the llvm stage allocates through the shim
-    (shim_buffers.h hands out the block freed last); without it, malloc."""
+    (kernels/src/buffers.c hands out the block freed last); without it, malloc."""
     torch.manual_seed(0)
     model, x = Chain().eval(), torch.randn(4, 16)
     with_blas = mlirc.compile(model, (x,), cache=False)

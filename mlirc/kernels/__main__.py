@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from . import library
-from .build import PREBUILT
+from .buildspec import PREBUILT
 from .host import host
 
 

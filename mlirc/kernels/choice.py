@@ -114,7 +114,7 @@ class KernelOverrides:
         if not text:
             return
         source = text
-        if not text.lstrip().startswith("{"):
+        if not text.lstrip().startswith(("{", "[")):
             path = Path(text)
             try:
                 source = path.read_text()

@@ -18,15 +18,9 @@ import functools
 import os
 import platform
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..errors import InputError
-
-LEVELS = ("generic", "avx2", "avx512")
-_MARCH = {"avx512": "x86-64-v4", "avx2": "x86-64-v3", "generic": "x86-64"}
-# what a level needs of /proc/cpuinfo's flags
-_NEEDS = {"avx512": {"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx2", "fma"},
-          "avx2": {"avx2", "fma", "bmi2"}, "generic": set()}
+from .buildspec import LEVELS, cpu_flags_and_model, detected_level, march_flags
 
 
 @dataclass(frozen=True)
@@ -42,42 +36,17 @@ class Host:
     @property
     def march_flags(self) -> tuple[str, ...]:
         """GCC flags that build the kernels for this level."""
-        if self.machine != "x86_64":
-            return ("-march=native",)  # aarch64 and others: the host's own
-        return (f"-march={_MARCH[self.level]}", "-mtune=generic")
+        return march_flags(self.machine, self.level)
 
     def describe(self) -> str:
         return f"{self.model} ({self.machine}, kernels for {self.level})"
-
-
-def _cpuinfo() -> tuple[set[str], str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set(), platform.processor() or "unknown CPU"
-    flags, model = set(), "unknown CPU"
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags" and not flags:
-            flags = set(value.split())
-        elif key.strip() == "model name" and model == "unknown CPU":
-            model = value.strip()
-    return flags, model
-
-
-def detected_level(flags: set[str]) -> str:
-    """The highest level whose features `flags` has."""
-    for level in reversed(LEVELS):
-        if _NEEDS[level] <= flags:
-            return level
-    return "generic"
 
 
 @functools.cache
 def host() -> Host:
     """This machine, or the level MLIRC_TARGET_ISA asks for (never above the
     machine's own: code for features it lacks would die of SIGILL)."""
-    flags, model = _cpuinfo()
+    flags, model = cpu_flags_and_model()
     machine = platform.machine()
     level = detected_level(flags) if machine == "x86_64" else "generic"
     wanted = os.environ.get("MLIRC_TARGET_ISA")

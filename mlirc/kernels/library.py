@@ -18,24 +18,15 @@ import sys
 from pathlib import Path
 
 from ..errors import BackendError
-from . import build
+from . import build, buildspec
+from .buildspec import HEADER, PROFILE_SOURCE, SHIM_INCLUDES, SHIM_SOURCE  # noqa: F401
 from .host import host
-
-SOURCES = Path(__file__).with_name("src")
-HEADER = Path(__file__).with_name("include") / "mlirc_kernels.h"
-SHIM_SOURCE = SOURCES / "blas_shim.c"
-SHIM_INCLUDES = (HEADER, *(SOURCES / name
-                           for name in ("shim_pool.h", "shim_maxpool.h", "shim_conv.h",
-                                        "shim_packed_conv.h", "shim_winograd.h",
-                                        "shim_strided_conv.h",
-                                        "shim_winograd4.h", "shim_buffers.h")))
-PROFILE_SOURCE = SOURCES / "profile_runtime.c"
 
 
 def shim_flags() -> tuple[str, ...]:
     """For the host's level (host.py): the register tiles are GCC vectors
     sized by the instruction set the level names."""
-    return ("-O3", *host().march_flags, f"-I{HEADER.parent}")
+    return buildspec.shim_flags(host().machine, host().level)
 
 
 def blas_library() -> Path:
@@ -101,7 +92,7 @@ def _kernels_handle() -> ctypes.CDLL:
 def single_threaded_blas_environment():
     """Loads the BLAS without worker threads of its own: the shim cuts GEMMs
     over its own thread pool and runs the BLAS on one thread per slice
-    (blas_shim.c). OpenBLAS reads OPENBLAS_NUM_THREADS once, when loaded, and
+    (src/gemm.c). OpenBLAS reads OPENBLAS_NUM_THREADS once, when loaded, and
     a worker it started, even when later told to use one thread, stalled the
     shim's calls for milliseconds now and then; the variables are restored
     right after, so child processes and other libraries do not see them."""
@@ -120,23 +111,24 @@ def single_threaded_blas_environment():
 
 def shim_fingerprint() -> str:
     """A hash of the kernels as built (their files and flags), for cache keys."""
-    return build.fingerprint(SHIM_SOURCE, SHIM_INCLUDES, shim_flags())
-
-
-def build_shim(folder: Path | None = None) -> Path:
-    """The kernels as a shared library, linked from shim_object()."""
-    return build.link(shim_object(folder), libraries=("dl", "pthread"))
+    return buildspec.fingerprint(SHIM_SOURCE, SHIM_INCLUDES, shim_flags())
 
 
 def shim_object(folder: Path | None = None) -> Path:
     """The kernels compiled once to an object file, for AOT libraries to link."""
-    return build.build(SHIM_SOURCE, "mlirc_kernels", flags=shim_flags(), shared=False,
-                       includes=SHIM_INCLUDES, folder=folder)
+    return build.build_object(buildspec.SHIM_NAME, SHIM_SOURCE, SHIM_INCLUDES, shim_flags(),
+                              folder)
+
+
+def build_shim(folder: Path | None = None) -> Path:
+    """The kernels as a shared library, linked from shim_object()."""
+    return build.shared_library(shim_object(folder), buildspec.SHIM_LIBRARIES)
 
 
 def profile_library(folder: Path | None = None) -> Path:
     """The timers that `mlirc profile` builds call (profile_runtime.c)."""
-    return build.build(PROFILE_SOURCE, "mlirc_profile", folder=folder)
+    return build.shared_library(build.build_object(buildspec.PROFILE_NAME, PROFILE_SOURCE, (),
+                                                   buildspec.PROFILE_FLAGS, folder))
 
 
 def describe() -> str:

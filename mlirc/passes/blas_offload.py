@@ -1,5 +1,5 @@
 """BLAS offload: linalg.matmul and linalg.batch_matmul on memrefs become calls
-to mlirc's GEMM shim (kernels/src/blas_shim.c), which calls cblas_{s,d}gemm (with
+to mlirc's GEMM shim (kernels/src/gemm.c), which calls cblas_{s,d}gemm (with
 beta = 0 when a zero fill of the output came just before: the fill goes);
 linalg.conv_2d_nchw_fchw (f32) becomes a call to the shim's convolution
 (a direct kernel for small channel counts, else im2col + SGEMM). The per-channel
@@ -8,7 +8,7 @@ a ReLU in place right after it, are folded into that call, and so is the
 zero-filled padded copy of its input (`fold_into_conv`; call_folding.py):
 the output is written once and the input is not copied. A stride-1 3x3
 convolution with a constant filter may run as Winograd F(2x2, 3x3) in the
-shim (`winograd`; shim_winograd.h), its filter transformed once into a slot
+shim (`winograd`; kernels/src/winograd.c), its filter transformed once into a slot
 like the packed GEMM's weights: ResNet-50's 56x56 to 14x14 layers
 1.5-1.7x faster than im2col + GEMM. Other convolutions with a constant
 filter run their GEMM on the packed-weights kernel (`pack_weights`), the
@@ -88,7 +88,7 @@ def _is_constant(value, constants: set[str]) -> bool:
 def _slot_operand(module_body, slots: list):
     """A new zero-initialised i64 global for one call site, where the shim
     keeps a constant operand's packed copy (B's panels, a transformed conv
-    filter: blas_shim.c), and its (value, type) as a call operand here."""
+    filter: kernels/src/gemm.c), and its (value, type) as a call operand here."""
     name = f"{PACKING_SLOT_PREFIX}{len(slots)}"
     with ir.InsertionPoint.at_block_begin(module_body):
         ir.dialects.memref.GlobalOp(

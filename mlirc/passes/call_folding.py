@@ -134,7 +134,7 @@ def match_padding(conv, epilogue: ConvEpilogue | None = None,
     overwrites it: bufferization reuses a block's buffer that way in ResNet
     (copy %out into the padding, broadcast the bias into %out, convolve).
     The shim reads all of an image's input before it writes that image's
-    output on every path that pads (shim_conv.h), so the call may read and
+    output on every path that pads (kernels/src/conv.c), so the call may read and
     write the one buffer."""
     padded = conv.operands[0]
     if ir.defining_op_name(padded) != "memref.alloc":

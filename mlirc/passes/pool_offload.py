@@ -1,5 +1,5 @@
 """Max pooling offload: linalg.pooling_nchw_max on f32 memrefs becomes a call
-to the shim's max pooling (kernels/src/shim_maxpool.h), which runs the planes
+to the shim's max pooling (kernels/src/maxpool.c), which runs the planes
 on the shim's threads and the common 2x2, stride-2 window as vector code.
 
 The -inf fill that initialises the output (pooling takes the max into it)

@@ -6,7 +6,7 @@
  *
  *   shim_check BLAS_LIBRARY    prints one line per case; exit status: failures
  */
-#include "../../mlirc/kernels/src/blas_shim.c"
+#include "../../mlirc/kernels/src/mlirc_kernels.c"
 
 #include <math.h>
 
@@ -231,7 +231,7 @@ static int check_packed_gemm(const char *name, int64_t m, int64_t k, int64_t n) 
   return bad != 0;
 }
 
-/* The compiled code's allocations (shim_buffers.h): aligned, writable,
+/* The compiled code's allocations (buffers.c): aligned, writable,
  * and a large block freed last handed to the next allocation it fits. */
 static int check_buffer_cache(void) {
   char *small = _mlir_memref_to_llvm_alloc(100);

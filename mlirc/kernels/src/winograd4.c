@@ -1,6 +1,5 @@
-/* mlirc's BLAS shim: Winograd convolution, F(4x4, 3x3). Included by
- * shim_conv.h after shim_winograd.h (F(2x2, 3x3)), whose job, scratch
- * layout and packed point GEMMs it shares.
+/* mlirc's kernel library: Winograd convolution, F(4x4, 3x3). It shares
+ * winograd.c's job, scratch layout and packed point GEMMs.
  *
  * Each 4x4 block of output comes from a 6x6 block of input with 36
  * multiplications per (filter, channel) instead of 144: the point GEMMs do
@@ -21,6 +20,8 @@
  * sides are multiples of 4 and at least 5 tiles wide (ResNet-50's 56x56
  * and 28x28 layers; its 14x14 ones would pad to 16x16 and read a
  * transformed filter 2.25 times F(2x2, 3x3)'s from memory). */
+
+#include "kernels.h"
 enum { WINOGRAD4_POINTS = 36 };
 
 #ifdef __AVX512F__
@@ -219,7 +220,7 @@ static void winograd4_output_task(void *context, int64_t task) {
  * least WINOGRAD_ROW_TILES of them. Against F(2x2, 3x3) (kernel harness,
  * 2026-12-01): ResNet-50's 56x56 layer 333 -> 228 us, 28x28 295 -> 248;
  * in the model 1.12 -> 0.77 ms (x3) and 0.86 -> 0.69 ms (x3). */
-static int winograd4_fits(const conv_shape *shape, int packed) {
+INTERNAL int winograd4_fits(const conv_shape *shape, int packed) {
   return packed && shape->oh % 4 == 0 && shape->ow % 4 == 0 &&
          shape->ow / 4 >= WINOGRAD_ROW_TILES;
 }
@@ -233,7 +234,7 @@ static float *transform_filters4(const void *args) {
   return pack_points(u, WINOGRAD4_POINTS, filters, channels);
 }
 
-static void winograd4_conv(const conv_shape *shape, int64_t images, const float *input,
+INTERNAL void winograd4_conv(const conv_shape *shape, int64_t images, const float *input,
                            int64_t image_stride, int64_t *slot, const float *weights,
                            float *output, int64_t out_stride, const float *residual) {
   filter_source source = {shape, weights, shape->filters, shape->channels, 1};
@@ -247,12 +248,12 @@ static void winograd4_conv(const conv_shape *shape, int64_t images, const float 
   parallel_for(block_count(shape->filters, job.block), winograd4_output_task, &job);
 }
 #else
-static int winograd4_fits(const conv_shape *shape, int packed) {
+INTERNAL int winograd4_fits(const conv_shape *shape, int packed) {
   (void)shape, (void)packed;
   return 0;
 }
 
-static void winograd4_conv(const conv_shape *shape, int64_t images, const float *input,
+INTERNAL void winograd4_conv(const conv_shape *shape, int64_t images, const float *input,
                            int64_t image_stride, int64_t *slot, const float *weights,
                            float *output, int64_t out_stride, const float *residual) {
   (void)shape, (void)images, (void)input, (void)image_stride, (void)slot, (void)weights;

@@ -1,5 +1,4 @@
-/* mlirc's BLAS shim: Winograd convolution, F(2x2, 3x3). Included by
- * shim_conv.h, whose conv_shape, epilogue and thread pool it uses.
+/* mlirc's kernel library: Winograd convolution, F(2x2, 3x3).
  *
  * A stride-1 3x3 convolution computes each 2x2 block of output from a 4x4
  * block of input with 16 multiplications per (filter, channel) instead of
@@ -16,7 +15,8 @@
  * 32-filter panels, see transform_filters), V[p][c][t], M[p][f][t], t
  * running over every tile of every image (tile rows, then images), so the
  * GEMMs' N dimension holds the whole batch. */
-enum { WINOGRAD_POINTS = 16 };
+
+#include "kernels.h"
 
 /* U = G g G^T for every (filter, channel), G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]. */
 static void winograd_filters(const float *weights, int64_t filters, int64_t channels,
@@ -39,16 +39,6 @@ static void winograd_filters(const float *weights, int64_t filters, int64_t chan
       }
     }
 }
-
-typedef struct {
-  const conv_shape *shape;
-  const float *input, *u, *residual;
-  float *v, *m, *output;
-  int64_t image_stride, out_stride, tiles_h, tiles_w;
-  int64_t tiles, ld; /* tiles of all images; ld: V's and M's row length, whole cache lines */
-  int64_t v_stride, m_stride; /* from one point's V (M) to the next's */
-  int64_t block; /* channels (input transform) or filters (output transform) per task */
-} winograd_job;
 
 /* Tiles a transform handles at once: whole rows of tiles, about this many,
  * so that its 16 scratch rows stay in the L1 cache. */
@@ -132,7 +122,6 @@ static inline void row_taps(const float *row, v16 taps[4]) {
  * gain (input 42 -> 26, output 34 -> 11 us; 56x56: 127 -> 53 and 55 -> 24;
  * 28x28: 68 -> 29 and 42 -> 15; kernel harness, 2026-12-01). Planes 8 wide
  * (4 tiles a row) have their own permutes. */
-enum { WINOGRAD_ROW_TILES = 5 };
 
 /* V for a block of channels, every image. A chunk of tile rows at a time:
  * the input rows under it are copied into a zero-bordered scratch plane,
@@ -457,12 +446,12 @@ static void winograd_output_task(void *context, int64_t task) {
     }
 }
 
-/* Whether the point GEMMs run on the packed-weights kernel (shim_conv.h's
+/* Whether the point GEMMs run on the packed-weights kernel (conv.c's
  * packed_conv, the 16 points as one batch) rather than BLAS: with AVX-512,
  * a panel's worth of filters and taps enough to pay for the transposing
  * stores. ResNet-50's 14x14 layers 405 -> 331 us, 28x28 361 -> 321 us; with
  * the cnn's 32 channels BLAS stays faster (23 against 26 us). */
-static int winograd_packed(const conv_shape *shape, int allowed) {
+INTERNAL int winograd_packed(const conv_shape *shape, int allowed) {
 #ifdef __AVX512F__
   return allowed && shape->filters >= PACK_COLUMNS && shape->channels >= 2 * PACK_COLUMNS;
 #else
@@ -480,9 +469,8 @@ static int winograd_packed(const conv_shape *shape, int allowed) {
  * tiles as two whole 8-row tiles: the 7x7 layers 0.55 ms on packed
  * panels, faster on Winograd though its transformed filter is 16/9 as
  * large (ResNet-50 1.4%, A/B in one process, 2026-12-01). */
-enum { WINOGRAD_MIN_TILES = 32, WINOGRAD_PACKED_MIN_TILES = 16, WINOGRAD_MIN_CHANNELS = 16 };
 
-static int winograd_fits(const conv_shape *shape, int64_t images, int packed) {
+INTERNAL int winograd_fits(const conv_shape *shape, int64_t images, int packed) {
   int64_t tiles = images * ((shape->oh + 1) / 2) * ((shape->ow + 1) / 2);
   return shape->kh == 3 && shape->kw == 3 && shape->stride_h == 1 && shape->stride_w == 1 &&
          shape->dilation_h == 1 && shape->dilation_w == 1 &&
@@ -490,17 +478,10 @@ static int winograd_fits(const conv_shape *shape, int64_t images, int packed) {
          tiles >= (packed ? WINOGRAD_PACKED_MIN_TILES : WINOGRAD_MIN_TILES);
 }
 
-typedef struct {
-  const conv_shape *shape;
-  const float *weights;
-  int64_t filters, channels;
-  int packed; /* panels for the packed kernel (winograd_packed) */
-} filter_source;
-
 /* Each U[p] (`points` of them, U[p][f][c]) transposed into 32-filter
  * panels for the packed kernel (c rows of 32 filters, zero past the last
  * filter), in lasting memory; `u` is freed. */
-static float *pack_points(float *u, int64_t points, int64_t filters, int64_t channels) {
+INTERNAL float *pack_points(float *u, int64_t points, int64_t filters, int64_t channels) {
   int64_t panels = (filters + PACK_COLUMNS - 1) / PACK_COLUMNS;
   float *packed = lasting_alloc(sizeof(float) * points * panels * channels * PACK_COLUMNS);
   for (int64_t point = 0; point < points; ++point) /* B = U[p]^T: (c, f) at f*C + c */
@@ -521,7 +502,7 @@ static float *transform_filters(const void *args) {
 }
 
 /* U for a call site's constant filter: transformed at its first call. */
-static const float *winograd_weights(int64_t *slot, const float *weights,
+INTERNAL const float *winograd_weights(int64_t *slot, const float *weights,
                                      const conv_shape *shape, int packed) {
   filter_source source = {shape, weights, shape->filters, shape->channels, packed};
   return slot_data(slot, transform_filters, &source);
@@ -532,7 +513,7 @@ static const float *winograd_weights(int64_t *slot, const float *weights,
  * cache lines, and a cache line between points: with strides of whole
  * pages, the rows a transform writes together would alias in the L1
  * cache). `block` is set per phase. */
-static winograd_job winograd_setup(const conv_shape *shape, int64_t images, const float *input,
+INTERNAL winograd_job winograd_setup(const conv_shape *shape, int64_t images, const float *input,
                                    int64_t image_stride, const float *u, float *output,
                                    int64_t out_stride, const float *residual, int64_t tiles_h,
                                    int64_t tiles_w, int64_t points) {
@@ -548,7 +529,7 @@ static winograd_job winograd_setup(const conv_shape *shape, int64_t images, cons
 /* M[p] (F x T) = U[p] (F x C) * V[p] (C x T) on the packed-weights kernel,
  * the points one batch, U packed by transform_filters (or its F(4x4, 3x3)
  * twin). */
-static void winograd_packed_gemms(const winograd_job *job, int64_t points) {
+INTERNAL void winograd_packed_gemms(const winograd_job *job, int64_t points) {
   const conv_shape *shape = job->shape;
   conv_shape product = *shape;
   product.bias = NULL;
@@ -562,7 +543,7 @@ static void winograd_packed_gemms(const winograd_job *job, int64_t points) {
 
 /* The convolution with U ready (transform_filters; `packed` as it was
  * given there). */
-static void winograd_conv(const conv_shape *shape, int64_t images, const float *input,
+INTERNAL void winograd_conv(const conv_shape *shape, int64_t images, const float *input,
                           int64_t image_stride, const float *u, int packed, float *output,
                           int64_t out_stride, const float *residual) {
   winograd_job job = winograd_setup(shape, images, input, image_stride, u, output, out_stride,

@@ -1,5 +1,6 @@
-/* mlirc's BLAS shim, part 2 of 3: the thread pool. Included once, by
- * blas_shim.c (one translation unit, so the kernels inline their tasks). */
+/* mlirc's kernel library: the thread pool. */
+
+#include "kernels.h"
 
 /* A small pool of worker threads for all the shim's work: GEMMs (cut into
  * one slice per thread, the BLAS running single-threaded), the direct
@@ -12,7 +13,6 @@
  * PyTorch several times slower in the same process. MLIRC_NUM_THREADS sets
  * the thread count (default: the CPUs this process may run on); in a forked
  * child, or inside a task, jobs run on the calling thread. */
-typedef void (*task_fn)(void *context, int64_t task);
 
 /* Pause loops (about 23 ns each here): a worker spins about 0.5 ms for the
  * next job before it sleeps. */
@@ -88,26 +88,26 @@ static void pool_start(void) {
 
 /* Sends spinning workers to sleep now: called before a BLAS call, whose own
  * threads need the cores. */
-static void pool_park(void) { atomic_store(&pool.parked, 1); }
+INTERNAL void pool_park(void) { atomic_store(&pool.parked, 1); }
 
-/* Work cut into about four tasks a thread (a slow task then evens out):
- * how many of `count` items each task takes, and how many tasks that makes. */
-enum { TASKS_PER_THREAD = 4 };
-
-static int64_t balanced_tasks(void) {
+INTERNAL int64_t pool_threads(void) {
   pthread_once(&pool.once, pool_start);
-  return TASKS_PER_THREAD * (pool.workers + 1);
+  return pool.workers + 1;
 }
 
-static int64_t task_block(int64_t count) {
+INTERNAL int64_t balanced_tasks(void) {
+  return TASKS_PER_THREAD * pool_threads();
+}
+
+INTERNAL int64_t task_block(int64_t count) {
   int64_t tasks = balanced_tasks();
   return (count + tasks - 1) / tasks;
 }
 
-static int64_t block_count(int64_t count, int64_t block) { return (count + block - 1) / block; }
+INTERNAL int64_t block_count(int64_t count, int64_t block) { return (count + block - 1) / block; }
 
 /* Runs fn(context, task) for task in [0, count), spread over the pool. */
-static void parallel_for(int64_t count, task_fn fn, void *context) {
+INTERNAL void parallel_for(int64_t count, task_fn fn, void *context) {
   pthread_once(&pool.once, pool_start);
   if (count <= 1 || pool.workers == 0 || in_task || pool.owner != getpid() ||
       pthread_mutex_trylock(&pool.busy) != 0) {

@@ -1,6 +1,7 @@
-/* mlirc's BLAS shim: the packed-filter GEMM for convolutions. Included by
- * shim_conv.h (conv_shape, im2col) before the convolution paths that use it:
- * im2col + GEMM and Winograd's point GEMMs. */
+/* mlirc's kernel library: the packed-filter GEMM for convolutions, used by
+ * the packed path (conv.c) and by Winograd's point GEMMs. */
+
+#include "kernels.h"
 
 /* The packed-weights GEMM for convolutions with a constant filter: out
  * (F x P, one image's NCHW planes) = W (F x K) * X (K x P), X being the
@@ -14,31 +15,12 @@
  * 7x7 1x1 layers 1.3-1.6x, its 56x56 to 14x14 ones 1.1-1.3x, the stem's
  * GEMM 1.2x faster. 1x1 layers of few taps go the other way round
  * (pixel_row_tile, at the end), larger kernels read X in place (taps). */
-typedef struct {
-  const conv_shape *shape; /* filters; bias, ReLU (no bias: out += or out =) */
-  const float *columns, *panels, *residual;
-  float *output;
-  int64_t k, pixels, row_blocks; /* row_blocks: tasks per panel */
-  int64_t x_stride, plane;       /* X's row stride; from one filter's plane to the next */
-  /* independent GEMMs of the same shape (Winograd's 16 points): how many,
-   * and the strides between their X, panels and outputs */
-  int64_t batches, batch_x, batch_panels, batch_out;
-  int accumulate; /* without a bias: out += X^T W^T (1) or out = (0) */
-  /* X read in place (implicit im2col), when `taps` is set: X's row k for
-   * pixel p = (oy, ox) lies at columns + oy * row_step + ox * column_step
-   * + taps[k], `columns` being the (padded) input image */
-  const int32_t *taps;
-  int64_t ow, row_step, column_step;
-  int64_t filter_tasks; /* pixel_rows_task: tasks across the filters */
-  int64_t units;        /* consecutive (batch, panel, row block) units a task */
-} packed_conv_job;
 
 /* Stores an 8 x 16 block of out^T (a[r]: pixel r, 16 filters) into 16
  * filters' planes, 8 pixels each: the epilogue before the transpose for
  * what is per filter (bias; the ReLU when no residual follows), after it
  * for what is per pixel. */
 #ifdef __AVX512F__
-typedef float v8 __attribute__((vector_size(32)));
 
 static inline void store_transposed(const v16 a[8], float *out, int64_t plane,
                                     const float *residual, const float *bias, int relu,
@@ -282,7 +264,7 @@ static void packed_conv_task(void *context, int64_t task) {
  * in a row of the columns (grouped small images stay with BLAS). */
 enum { PACKED_MIN_FILTERS = PACK_COLUMNS };
 
-static int packed_conv_fits(const conv_shape *shape, int64_t pixels, int64_t group) {
+INTERNAL int packed_conv_fits(const conv_shape *shape, int64_t pixels, int64_t group) {
 #ifndef __AVX512F__
   /* without AVX-512 the tile's 16-float vectors are split and its
    * transposing store is scalar: BLAS is faster */
@@ -302,7 +284,7 @@ static int packed_conv_fits(const conv_shape *shape, int64_t pixels, int64_t gro
  * between. ResNet-50 4.2% faster (A/B in one process: its Winograd point
  * GEMMs, 128 panels a layer in stage 3, and its 7x7 layers'; 8 tasks as
  * good as 4, 16 0.9% slower). */
-static void run_packed_conv(packed_conv_job *job) {
+INTERNAL void run_packed_conv(packed_conv_job *job) {
   int64_t panels_count = (job->shape->filters + PACK_COLUMNS - 1) / PACK_COLUMNS;
   int64_t want = balanced_tasks(), tasks = job->batches * panels_count;
   job->row_blocks = 1;
@@ -400,7 +382,7 @@ static void run_pixel_rows(packed_conv_job *job) {
  * (its 14x14 rows waste 28 of 224 pixels, and X's rows stream from L2). */
 enum { PIXEL_ROWS_MAX_TAPS = 64 };
 
-static void packed_conv(const conv_shape *shape, const float *columns, const float *panels,
+INTERNAL void packed_conv(const conv_shape *shape, const float *columns, const float *panels,
                         float *output, const float *residual) {
   int64_t pixels = shape->oh * shape->ow, k = shape->channels * shape->kh * shape->kw;
   packed_conv_job job = {shape, columns, panels, residual, output, k, pixels, 1, pixels,

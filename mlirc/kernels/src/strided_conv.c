@@ -1,6 +1,5 @@
-/* mlirc's BLAS shim: direct convolution with stride 2 and few input
- * channels (an image model's stem: ResNet's 7x7, 3 -> 64 channels). Included
- * by shim_conv.h, whose conv_shape, store_rows and thread pool it uses.
+/* mlirc's kernel library: direct convolution with stride 2 and few input
+ * channels (an image model's stem: ResNet's 7x7, 3 -> 64 channels).
  *
  * im2col + GEMM spends much of such a stem copying: ResNet-50's columns are
  * 147 x 12544 floats (7.4 MB) written and read again for a GEMM of only 64
@@ -14,11 +13,13 @@
  * and the inputs held in registers (KEEP_IN_REGISTER; without it, 1090 us).
  * ResNet-50's stem, caches cold: 640 -> 520 us (kernel harness); in the
  * model 0.84-0.98 -> 0.56 ms (2026-12-01). */
+
+#include "kernels.h"
 enum { STRIDED_FILTERS = 4, STRIDED_ROWS = 4, STRIDED_MAX_CHANNELS = 8 };
 
 /* Whether the strided kernel takes this convolution: stride 2 both ways,
  * no dilation, a few channels, whole tiles. */
-static int strided_conv_fits(const conv_shape *shape) {
+INTERNAL int strided_conv_fits(const conv_shape *shape) {
   return shape->stride_h == 2 && shape->stride_w == 2 && shape->dilation_h == 1 &&
          shape->dilation_w == 1 && shape->channels <= STRIDED_MAX_CHANNELS &&
          shape->kh * shape->kw > 1 && shape->ow % 16 == 0 && shape->oh % STRIDED_ROWS == 0 &&
@@ -154,7 +155,7 @@ static split_job split_input(const conv_shape *shape, int64_t images, const floa
   return split;
 }
 
-static void strided_conv(const conv_shape *shape, int64_t images, const float *input,
+INTERNAL void strided_conv(const conv_shape *shape, int64_t images, const float *input,
                          int64_t image_stride, const float *weights, float *output,
                          int64_t out_stride, const float *residual) {
   split_job split = split_input(shape, images, input, image_stride);
@@ -219,7 +220,7 @@ static void pooled_tails_task(void *context, int64_t task) {
 /* Whether strided_conv_pooled takes a convolution with a 3x3, stride-2,
  * padding-1 max pool after it: the strided kernel's (rows in whole
  * blocks), pooled rows of half the width. */
-static int strided_conv_pooled_fits(const conv_shape *shape) {
+INTERNAL int strided_conv_pooled_fits(const conv_shape *shape) {
 #ifdef __AVX512F__
   return strided_conv_fits(shape) && shape->ow % 2 == 0;
 #else
@@ -228,7 +229,7 @@ static int strided_conv_pooled_fits(const conv_shape *shape) {
 #endif
 }
 
-static void strided_conv_pooled(const conv_shape *shape, int64_t images, const float *input,
+INTERNAL void strided_conv_pooled(const conv_shape *shape, int64_t images, const float *input,
                                 int64_t image_stride, const float *weights, float *pooled,
                                 int64_t pooled_stride) {
 #ifdef __AVX512F__

@@ -1,5 +1,9 @@
-/* mlirc's BLAS shim: convolution. Included once, at the end of blas_shim.c,
- * whose GEMMs, thread pool, max pooling and vector types it uses. */
+/* mlirc's kernel library: convolution. The direct kernel, im2col + GEMM,
+ * the kernel dispatch (the compiler's choice) and the entry points; the
+ * other kernels are in packed_conv.c, winograd.c, winograd4.c and
+ * strided_conv.c. */
+
+#include "kernels.h"
 
 /* Convolution, NCHW input x FCHW filter, f32. Operands are contiguous (the
  * pass checks). The input comes padded, or unpadded with pad_h/pad_w > 0
@@ -24,30 +28,6 @@
  * and the call site's slot for a constant filter's transformed or packed
  * copy. */
 
-typedef struct {
-  int64_t channels, in_h, in_w, filters, kh, kw, oh, ow;
-  int64_t stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w;
-  const float *bias; /* NULL: accumulate into the output (and no ReLU, no residual) */
-  int relu;
-  int pool; /* the output is max-pooled 2x2, stride 2 (bias, no residual) */
-} conv_shape;
-
-#ifdef __AVX512F__
-/* The epilogue on `lanes` of one vector of an output row, stored there:
- * out = act(y + bias [+ residual]), or out += y without a bias. */
-static inline void store_output(const conv_shape *shape, float *out, const float *shortcut,
-                                float bias, v16 y, __mmask16 lanes) {
-  if (!shape->bias) {
-    y += (v16)_mm512_maskz_loadu_ps(lanes, out);
-  } else {
-    y += BROADCAST(bias);
-    if (shortcut) y += (v16)_mm512_maskz_loadu_ps(lanes, shortcut);
-    if (shape->relu) y = relu_v16(y);
-  }
-  _mm512_mask_storeu_ps(out, lanes, (__m512)y);
-}
-#endif
-
 /* Direct convolution for stride 1 without dilation, when an output row is a
  * whole number of 16-float vectors: each output tile (generic kernel sizes:
  * 4 filters x 4 rows x one vector; 3x3 has its own tile below) stays in
@@ -62,28 +42,6 @@ static inline void store_output(const conv_shape *shape, float *out, const float
 #define TILE_ROWS 4
 
 enum { TILE_FILTERS = 4 };
-
-/* A tile's `rows` rows of one filter (16 pixels each from (y0, x0)) into
- * its output plane, after the ReLU; or with `pool` their 2x2 max pool,
- * rows/2 rows of 8 into the pooled plane (a MaxPool2d(2) folded into the
- * call: the conv's own output is never written). */
-static inline __attribute__((always_inline)) void store_rows(const v16 *acc, int rows,
-                                                            float *plane_out, int64_t ow,
-                                                            int64_t y0, int64_t x0, int relu,
-                                                            int pool) {
-  if (!pool) {
-    for (int r = 0; r < rows; ++r)
-      STORE(v16, plane_out + (y0 + r) * ow + x0, relu ? relu_v16(acc[r]) : acc[r]);
-    return;
-  }
-  for (int r = 0; r < rows; r += 2) {
-    v16 down = max_v16(acc[r], acc[r + 1]);
-    v16 pooled = max_v16(even_lanes(down, down), odd_lanes(down, down)); /* 8 lanes kept */
-    float lanes[16];
-    STORE(v16, lanes, relu ? relu_v16(pooled) : pooled);
-    memcpy(plane_out + (y0 + r) / 2 * (ow / 2) + x0 / 2, lanes, 8 * sizeof(float));
-  }
-}
 
 static inline __attribute__((always_inline)) void tile_16x4(
     int64_t channels, int64_t kh, int64_t kw, int64_t in_h, int64_t in_w, int64_t plane,
@@ -395,14 +353,8 @@ static void im2col_task(void *context, int64_t task) {
  * [col0, col1), the columns being images' pixels side by side (`ld` floats
  * a row): out = act(product + bias [+ residual]), or out += product without
  * a bias. `product` may be the output itself (one image, bias case). */
-struct epilogue_job {
-  const conv_shape *shape;
-  const float *product, *residual;
-  float *output;
-  int64_t ld, out_stride;
-};
 
-static void run_epilogue(const epilogue_job *job, int64_t row0, int64_t row1, int64_t col0,
+INTERNAL void run_epilogue(const epilogue_job *job, int64_t row0, int64_t row1, int64_t col0,
                          int64_t col1) {
   const conv_shape *shape = job->shape;
   int64_t cols = shape->oh * shape->ow;
@@ -429,8 +381,6 @@ static void run_epilogue(const epilogue_job *job, int64_t row0, int64_t row1, in
       column += p1 - p0;
     }
 }
-
-#include "shim_packed_conv.h"
 
 /* im2col + GEMM: out (F x OH*OW) = [out +] filter (F x C*KH*KW) * columns
  * (C*KH*KW x OH*OW), the epilogue running on each GEMM slice as it is done;
@@ -536,10 +486,6 @@ static void gemm_conv(const conv_shape *shape, int64_t images, const float *inpu
                    (int)ld, product || shape->bias ? &epilogue : NULL);
   }
 }
-
-#include "shim_winograd.h"
-#include "shim_winograd4.h"
-#include "shim_strided_conv.h"
 
 /* Whether `kernel` takes this convolution in this build: the compiler asks
  * (mlirc_conv2d_kernel_fits) before it chooses, and conv2d checks again. */

@@ -1,5 +1,5 @@
-/* mlirc's BLAS shim: max pooling and plane sums (global average pooling),
- * NCHW f32. Included by blas_shim.c after the thread pool.
+/* mlirc's kernel library: max pooling and plane sums (global average
+ * pooling), NCHW f32.
  *
  * out = the max over each window, or max(out, window) with `accumulate`
  * (when no -inf fill of the output came just before the pooling). NaN wins,
@@ -7,14 +7,8 @@
  * unpadded with pad_h/pad_w > 0 when the pool-offload pass folded the
  * -inf-filled padded copy into the call: taps outside the image are skipped.
  * Planes (image, channel) go to the pool's threads in blocks. */
-typedef struct {
-  const float *input;
-  float *output;
-  int64_t in_image, in_channel, out_image, out_channel; /* strides */
-  int64_t channels, in_h, in_w, oh, ow, kh, kw, stride_h, stride_w, dilation_h, dilation_w;
-  int64_t pad_h, pad_w, planes, block;
-  int accumulate;
-} maxpool_job;
+
+#include "kernels.h"
 
 static inline float max_nan(float a, float b) { return b > a || b != b ? b : a; }
 
@@ -54,7 +48,7 @@ static void maxpool_row_2x2(const float *top, const float *bottom, float *out, i
  * 2x - 1 the odd one before (from the previous block: `carry`). Columns
  * outside the row read as -inf. ResNet-50's pool (64 x 112 x 112): 171-188
  * -> 97 us against the separable path (kernel harness, 2026-12-01). */
-static void maxpool_row_3x3_stride2(const float *const rows[], int count, int64_t in_w,
+INTERNAL void maxpool_row_3x3_stride2(const float *const rows[], int count, int64_t in_w,
                                     float *out, int64_t ow, int accumulate) {
   const __m512 padding = _mm512_set1_ps(-__builtin_inff());
   v16 carry = (v16)padding; /* lane 15: input column -1 */
@@ -149,7 +143,7 @@ static void maxpool_task(void *context, int64_t task) {
 
 /* Runs a job whose operands and geometry are set, its planes (images x
  * `channels`) in blocks over the pool. */
-static void run_maxpool(maxpool_job *job, int64_t images) {
+INTERNAL void run_maxpool(maxpool_job *job, int64_t images) {
   job->planes = images * job->channels;
   job->block = task_block(job->planes);
   parallel_for(block_count(job->planes, job->block), maxpool_task, job);
