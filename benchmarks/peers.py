@@ -73,8 +73,9 @@ def main() -> int:
     if "matmul_gflops" in extra:
         rates = extra["matmul_gflops"]
         print("\n1024^3 matmul GFLOP/s: " + ", ".join(f"{k} {v:.1f}" for k, v in rates.items()))
-    from mlirc.runtime import blas
-    stamp = f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.machine()}, " \
+    from mlirc.kernels import library as blas
+    from mlirc.kernels.host import host
+    stamp = f"{time.strftime('%Y-%m-%d %H:%M')}, {host().describe()}, " \
             f"{__import__('os').cpu_count()} cores; BLAS: {blas.describe()}"
     print(f"\n{stamp}")
     (out / "peers.md").write_text(f"Measured {stamp}; median of {args.rounds} interleaved "

@@ -61,6 +61,7 @@ def write(path: str | Path, backend: str, signature: Signature, files: dict[str,
         "format": FORMAT, "format_version": FORMAT_VERSION, "backend": backend,
         "signature": json.loads(signature.to_json()), "versions": tool_versions(),
         "source_ir_sha256": source_ir_hash, "options": options or {},
+        "cpu": _cpu_of(backend),
         "stages": stage_names,
         "files": {name: {"bytes": len(data), "sha256": sha256(data)}
                   for name, data in files.items()},
@@ -120,6 +121,31 @@ def read_files(path: Path, manifest: dict) -> dict[str, bytes]:
                                 "(corrupt or modified)")
         files[name] = data
     return files
+
+
+def _cpu_of(backend: str) -> dict | None:
+    """The CPU a native payload's code was generated for (its machine and
+    the kernels' level); IREE's modules carry their own target."""
+    if backend.startswith("iree-"):
+        return None
+    from .kernels.host import host
+    return {"machine": host().machine, "level": host().level}
+
+
+def check_cpu(path: Path, manifest: dict) -> None:
+    """A native payload runs only where its instructions exist: refused on a
+    machine of another kind or of a lower level (it would die of SIGILL)."""
+    from .kernels.buildspec import LEVELS
+    from .kernels.host import host
+    saved = manifest.get("cpu")
+    if not saved:
+        return
+    here = host()
+    level = saved.get("level") if isinstance(saved, dict) else None
+    if not isinstance(saved, dict) or saved.get("machine") != here.machine or \
+            level not in LEVELS or LEVELS.index(level) > LEVELS.index(here.level):
+        raise ArtifactError(f"{path} was built for {saved} CPUs; this one is "
+                            f"{here.machine} with {here.level}: recompile it here")
 
 
 def check_versions(path: Path, manifest: dict) -> None:

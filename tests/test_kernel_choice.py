@@ -72,3 +72,22 @@ def test_the_choice_is_in_the_ir_and_an_impossible_one_is_refused():
     with pytest.raises(mlirc.InputError, match="needs the blas stage"):
         mlirc.compile(model, (x,), backend="iree-cpu", stop_at="linalg", cache=False,
                       kernels={"conv2d": "direct"})
+
+
+@pytest.mark.parametrize("cpu", [{"machine": "aarch64", "level": "generic"},
+                                 {"machine": "x86_64", "level": "avx1024"}, "x"])
+def test_an_artifact_for_another_cpu_is_refused(cpu, tmp_path):
+    """Native code (generated and kernels) is for the CPU it was built on: a
+    saved artifact of another machine kind or a higher level is refused
+    with a typed error instead of dying of SIGILL."""
+    import json
+    model = torch.nn.Linear(8, 4).eval()
+    folder = mlirc.compile(model, (torch.randn(2, 8),), backend="aot", cache=False).save(
+        tmp_path / "model")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["cpu"] == {"machine": host.host().machine, "level": host.host().level}
+    mlirc.load(folder)
+    manifest["cpu"] = cpu
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(mlirc.ArtifactError, match="recompile it here"):
+        mlirc.load(folder)

@@ -122,6 +122,7 @@ def load(path: str | Path):
     path = Path(path)
     manifest = artifact.read_manifest(path)
     artifact.check_versions(path, manifest)
+    artifact.check_cpu(path, manifest)
     files = artifact.read_files(path, manifest)
     signature = Signature.from_json(json.dumps(manifest["signature"]))
     backend = get_backend(manifest["backend"])
