@@ -3,13 +3,17 @@
 Kernels are compiled for a named instruction-set level, not `-march=native`,
 so that the build says what it needs and a host can be told to act as a
 smaller one: `MLIRC_TARGET_ISA=avx2` on an AVX-512 machine builds and picks
-the AVX2 kernels, which is how the AVX2 path is measured there.
+the AVX2 kernels, which is how the AVX2 kernels are measured there. (The
+code the JIT and `aot` generate around the kernels is still for the host:
+MLIR's ExecutionEngine compiles for the CPU it runs on, so a native
+artifact records its CPU and is refused on a lesser one; see artifact.py.)
 
-| level   | GCC `-march` | what the kernels get                               |
-|---------|--------------|----------------------------------------------------|
-| avx512  | x86-64-v4    | 32 zmm registers: the 16-float register tiles      |
-| avx2    | x86-64-v3    | 16 ymm registers: BLAS for GEMMs, 8-wide paths     |
-| generic | x86-64 / native (other machines) | correct code, BLAS for contractions |
+| level   | GCC `-march` | what the kernels get                                    |
+|---------|--------------|---------------------------------------------------------|
+| avx512  | x86-64-v4    | 32 zmm registers: the 16-float register tiles           |
+| avx2    | x86-64-v3    | 16 ymm registers: the packed GEMM's 6x16 tile, BLAS     |
+|         |              | (im2col, Winograd's points) for convolutions            |
+| generic | x86-64, or native off x86 | correct code, BLAS for contractions        |
 """
 
 from __future__ import annotations
