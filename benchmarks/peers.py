@@ -4,13 +4,17 @@ bundled models, ResNet-50 (random weights) and a 1024^3 f32 matmul.
     python benchmarks/peers.py [--models mlp,cnn] [--rounds 7] [--out benchmarks/results]
 
 Prints one ratio table (eager = 1.00; lower is faster), writes it as markdown
-and JSON, and saves a bar chart PNG.
+and JSON, saves a bar chart PNG and appends mlirc's ratios to ONNX Runtime,
+with the commit and the CPU, to history.csv (`--note` says what changed).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import os
+import subprocess
 import platform
 import sys
 import time
@@ -48,6 +52,59 @@ def chart(rows: list[list[str]], path: Path) -> None:
     figure.savefig(path, dpi=120)
 
 
+HISTORY_COLUMNS = ["date", "time", "commit", "cpu", "isa", "code", "mlp_vs_ort", "cnn_vs_ort",
+                   "transformer_vs_ort", "resnet50_vs_ort", "matmul_jit_vs_torch_mm_gflops",
+                   "aot_vs_ort"]
+
+
+def latency(rows: list[list[str]], model: str, runner: str) -> float | None:
+    for row in rows:
+        if row[0] == model and row[1] == runner and row[2] != "-":
+            return float(row[2])
+    return None
+
+
+def commit() -> str:
+    """The short hash of HEAD, with '+' when the tree has changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
+                              capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, text=True, capture_output=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return head + ("+" if dirty else "")
+
+
+def append_history(path: Path, rows: list[list[str]], extra: dict, note: str) -> None:
+    """One line per run: mlirc-jit / ONNX Runtime per model, aot where given."""
+    from mlirc.kernels.host import host
+    machine = host()
+    ratios, aot = {}, []
+    for model in ["mlp", "cnn", "transformer", "resnet50"]:
+        ort = latency(rows, model, "onnxruntime")
+        for runner in ["mlirc-jit", "mlirc-aot"]:
+            mine = latency(rows, model, runner)
+            if ort and mine:
+                if runner == "mlirc-jit":
+                    ratios[model] = f"{mine / ort:.2f}"
+                else:
+                    aot.append(f"{model} {mine / ort:.2f}")
+    rates = extra.get("matmul_gflops", {})
+    matmul = (f"{rates['mlirc-jit'] / rates['eager']:.2f}"
+              if rates.get("mlirc-jit") and rates.get("eager") else "")
+    new = not path.exists()
+    with path.open("a", newline="") as handle:
+        writer = csv.writer(handle)
+        if new:
+            writer.writerow(HISTORY_COLUMNS)
+        writer.writerow([time.strftime("%Y-%m-%d"), time.strftime("%H:%M"), commit(),
+                         f"{machine.model}, {os.cpu_count()} cores", machine.level, note,
+                         *(ratios.get(m, "") for m in ["mlp", "cnn", "transformer", "resnet50"]),
+                         matmul, "; ".join(aot)])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS))
@@ -55,6 +112,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--calls", type=int, default=10)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--note", default="", help="what this run's code changed (history.csv)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     out = Path(args.out)
@@ -76,13 +134,14 @@ def main() -> int:
     from mlirc.kernels import library as blas
     from mlirc.kernels.host import host
     stamp = f"{time.strftime('%Y-%m-%d %H:%M')}, {host().describe()}, " \
-            f"{__import__('os').cpu_count()} cores; BLAS: {blas.describe()}"
+            f"{os.cpu_count()} cores; BLAS: {blas.describe()}"
     print(f"\n{stamp}")
     (out / "peers.md").write_text(f"Measured {stamp}; median of {args.rounds} interleaved "
                                   f"rounds.\n\n```\n{text}\n```\n")
     (out / "peers.json").write_text(json.dumps({"when": stamp, "rows": rows, **extra}, indent=1))
     chart(rows, out / "peers.png")
-    print(f"\nwrote {out}/peers.md, peers.json, peers.png")
+    append_history(out / "history.csv", rows, extra, args.note)
+    print(f"\nwrote {out}/peers.md, peers.json, peers.png; appended to {out}/history.csv")
     return 0
 
 
