@@ -14,18 +14,19 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m mlirc.kernels build
 	touch $(STAMP)
 
-run: $(STAMP)
+run: kernels
 	$(PY) examples/run_all.py
 
 # Every tier; what CI runs.
-test: $(STAMP)
+test: kernels
 	$(PY) -m pytest tests
 
 # The quick tiers (unit, passes, kernels) for the edit loop.
-test-fast: $(STAMP)
+test-fast: kernels
 	$(PY) -m pytest tests -m "not e2e and not onnx and not slow"
 
-# The kernel library for this CPU, ahead of the first compile (make does it).
+# The kernel libraries (this CPU's, the portable one), ahead of the first
+# compile; a no-op when they are built and their sources unchanged.
 kernels: $(STAMP)
 	$(PY) -m mlirc.kernels build
 
@@ -34,7 +35,7 @@ conformance: $(STAMP)
 	$(PY) -m tests.onnx_conformance.run --backends jit,iree-cpu --report docs/conformance.md
 
 # mlirc against eager, torch.compile, ONNX Runtime and IREE; see benchmarks/results/.
-bench: $(STAMP)
+bench: kernels
 	$(PY) benchmarks/peers.py
 
 clean:

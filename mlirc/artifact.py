@@ -61,7 +61,7 @@ def write(path: str | Path, backend: str, signature: Signature, files: dict[str,
         "format": FORMAT, "format_version": FORMAT_VERSION, "backend": backend,
         "signature": json.loads(signature.to_json()), "versions": tool_versions(),
         "source_ir_sha256": source_ir_hash, "options": options or {},
-        "cpu": _cpu_of(backend),
+        "cpu": _cpu_of(backend, options or {}),
         "stages": stage_names,
         "files": {name: {"bytes": len(data), "sha256": sha256(data)}
                   for name, data in files.items()},
@@ -123,13 +123,16 @@ def read_files(path: Path, manifest: dict) -> dict[str, bytes]:
     return files
 
 
-def _cpu_of(backend: str) -> dict | None:
-    """The CPU a native payload's code was generated for (its machine and
-    the kernels' level); IREE's modules carry their own target."""
+def _cpu_of(backend: str, options: dict) -> dict | None:
+    """The CPU a native payload's code was generated for: its machine and the
+    lowest level that runs it (an aot library's target, else the host's);
+    IREE's modules carry their own target."""
     if backend.startswith("iree-"):
         return None
-    from .kernels.host import host
-    return {"machine": host().machine, "level": host().level}
+    from .kernels.host import host, target_level
+    target = options.get("target_cpu") if backend == "aot" else None
+    level = target_level(target) if target else host().level
+    return {"machine": host().machine, "level": level}
 
 
 def check_cpu(path: Path, manifest: dict) -> None:

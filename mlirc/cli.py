@@ -58,7 +58,8 @@ def _compile(args, stop_at=None, on_stage=None, **options):
         input_shapes=_parse_input_shapes(getattr(args, "input_shape", None)),
         blas=not getattr(args, "no_blas", False), opt_level=getattr(args, "opt_level", 3),
         vectorize=getattr(args, "vectorize", False),
-        kernels=getattr(args, "kernels", None), **options)
+        kernels=getattr(args, "kernels", None),
+        target_cpu=getattr(args, "target_cpu", None), **options)
     return compiled, inputs, reference
 
 
@@ -271,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--to", choices=["torch", "linalg", "stablehlo", "tosa"],
                      help="write the model's IR at this level instead of compiling")
     sub.add_argument("--name", help="C entry point name for aot (default: the file's stem)")
+    sub.add_argument("--target-cpu", help="aot: the CPUs the library is for: x86-64-v3 "
+                                          "(default: any AVX2 machine), x86-64-v4, x86-64, host")
     sub = source_command("verify", cmd_verify, "compare with eager PyTorch")
     sub.add_argument("--rtol", type=float, default=1e-4)
     sub.add_argument("--atol", type=float, default=1e-5)

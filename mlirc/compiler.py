@@ -19,6 +19,7 @@ from .frontends import mlir_text
 from .frontends import onnx as onnx_frontend
 from .frontends import torch as torch_frontend
 from .kernels import choice
+from .kernels.host import aot_target
 from .passes.blas_offload import BlasOffload
 from .runner import StageResult, run_stage, snapshot
 from .runtime.compiled_model import CompiledModel
@@ -44,7 +45,8 @@ def compile(model, example_args=(), *, backend: str = "jit",
             name: str | None = None,
             input_shapes: dict | None = None,
             iree_flags: tuple[str, ...] = (), cache: bool | None = None,
-            kernels: dict | str | Path | None = None, on_stage=None) -> CompiledModel:
+            kernels: dict | str | Path | None = None, target_cpu: str | None = None,
+            on_stage=None) -> CompiledModel:
     """Compiles `model` for `backend`.
 
     model: a torch.nn.Module (with `example_args`), an ONNX model (path or
@@ -69,6 +71,10 @@ def compile(model, example_args=(), *, backend: str = "jit",
     kernels: the kernel of offloaded ops, per op ({"conv2d:3": "im2col_blas",
       "gemm": "blas"}, or a JSON file of that): see mlirc/kernels/choice.py;
       the choice shows in the IR as each call's `mlirc.kernel`.
+    target_cpu: aot only: the CPUs the library's code is for. "x86-64-v3"
+      (the default on x86-64 machines with AVX2) runs on every AVX2 machine,
+      its kernels picking their AVX-512 copy where the CPU has it;
+      "x86-64-v4" (AVX-512), "x86-64" (any), or "host" (this CPU's own).
     on_stage: called with each StageResult as it completes (progress).
     """
     started = time.perf_counter()
@@ -84,6 +90,10 @@ def compile(model, example_args=(), *, backend: str = "jit",
         imported.first.text = ir.module_text(imported.module, debug_info=True)
     _report(imported.first, pipeline, dump_dir, on_stage)
     options = {"opt_level": opt_level, "name": name, "iree_flags": list(iree_flags)}
+    if backend == "aot":
+        options["target_cpu"] = aot_target(target_cpu)
+    elif target_cpu is not None:
+        raise InputError(f"target_cpu= is an option of the aot backend, not of '{backend}'")
     source_hash = ir.module_digest(imported.module)
 
     key = None

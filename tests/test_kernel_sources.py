@@ -1,16 +1,20 @@
 """The kernel library's sources as a C project: every src/*.c is a real
 translation unit that compiles on its own against kernels.h, for AVX-512
 and for AVX2; the built library exports exactly the public header's entry
-points (everything else is internal)."""
+points (everything else is internal); the portable library (a copy per CPU
+level behind src/dispatch.c's entry points) does too, and runs the copy of
+the level it is asked for, never above the CPU's."""
 
 import os
+import platform
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
-from mlirc.kernels import buildspec, library
+from mlirc.kernels import build, buildspec, library
 
 COMPILER = os.environ.get("CC", "cc")
 
@@ -36,3 +40,39 @@ def test_the_library_exports_the_public_header_and_nothing_else():
                             capture_output=True, text=True, check=True)
     exported = {line.split()[-1] for line in result.stdout.splitlines() if " T " in line}
     assert exported == _public_functions()
+
+
+def test_the_portable_librarys_entry_point_list_is_the_headers():
+    assert set(buildspec.entry_points()) == _public_functions()
+    assert len(buildspec.entry_points()) == len(set(buildspec.entry_points()))
+
+
+@pytest.mark.skipif(not shutil.which("nm") or platform.machine() != "x86_64",
+                    reason="the portable library is x86-64's")
+def test_the_portable_library_exports_the_public_header_and_hides_its_copies(tmp_path):
+    shared = tmp_path / "libportable.so"
+    subprocess.run([COMPILER, "-shared", "-o", str(shared), str(build.portable_object()),
+                    "-ldl", "-lpthread"], check=True)
+    result = subprocess.run(["nm", "-D", "--defined-only", str(shared)],
+                            capture_output=True, text=True, check=True)
+    exported = {line.split()[-1] for line in result.stdout.splitlines() if " T " in line}
+    assert exported == _public_functions()
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="the portable library is x86-64's")
+@pytest.mark.parametrize("level", buildspec.LEVELS)
+def test_the_portable_library_runs_the_copy_of_each_level_the_cpu_has(level, tmp_path):
+    """Each copy answers for its level when the environment asks for it;
+    a level above the CPU's is not taken."""
+    shared = tmp_path / "libportable.so"
+    subprocess.run([COMPILER, "-shared", "-o", str(shared), str(build.portable_object()),
+                    "-ldl", "-lpthread"], check=True)
+    probe = ("import ctypes, sys; lib = ctypes.CDLL(sys.argv[1]); "
+             "lib.mlirc_kernels_isa.restype = ctypes.c_char_p; "
+             "print(lib.mlirc_kernels_isa().decode())")
+    env = dict(os.environ, MLIRC_TARGET_ISA=level)
+    ran = subprocess.run([sys.executable, "-c", probe, str(shared)], env=env,
+                         capture_output=True, text=True, check=True).stdout.strip()
+    best = buildspec.detected_level(buildspec.cpu_flags_and_model()[0])
+    lower = min(buildspec.LEVELS.index(level), buildspec.LEVELS.index(best))
+    assert ran == buildspec.LEVELS[lower]

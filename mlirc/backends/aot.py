@@ -4,6 +4,13 @@ The entry point is renamed from @main (which would clash with a C program's
 main) to the model's name, compiled position-independent by MLIR's
 ExecutionEngine, dumped to an object file and linked with the system C
 compiler. A generated header declares `_mlir_ciface_<name>`.
+
+The library is for the CPUs of its `target_cpu` (kernels/host.py): every
+function carries the target's `target_cpu`/`target_features`, which LLVM
+generates code for instead of the host's, and the kernels linked in are
+the portable library (src/dispatch.c), which picks its copy for the CPU it
+is loaded on. The kernel choice in the IR was made for this host; a kernel
+that the loading CPU's copy lacks runs as im2col + BLAS, with a warning.
 """
 
 from __future__ import annotations
@@ -22,10 +29,12 @@ from .. import ir
 from ..version import __version__
 from ..errors import BackendError
 from ..passes.blas_offload import uses_blas
+from ..kernels import build as kernels_build
 from ..kernels import library as blas
 from ..runtime import memref
 from ..runtime.signature import Signature
 from . import c_sources, weights
+from .target import set_target_cpu
 
 ENTRY = "main"
 
@@ -42,6 +51,12 @@ def rename_entry(module: ir.Module, name: str) -> None:
                 ir.SymbolTable.replace_all_symbol_uses(old, new, module.operation)
                 ir.SymbolTable.set_symbol_name(table[old], new)
     del body
+
+
+def kernels_object(target: str) -> Path:
+    """The kernels an aot library links: the portable library for an x86-64
+    level, the host's own build for "host"."""
+    return blas.shim_object() if target == "host" else kernels_build.portable_object()
 
 
 def compiler_command() -> str:
@@ -81,6 +96,8 @@ class AotBackend:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise BackendError(f"'{name}' is not a valid C identifier for the entry point")
         rename_entry(module, name)
+        target = options.get("target_cpu") or "host"
+        set_target_cpu(module, target)
         folder = Path(tempfile.mkdtemp(prefix="mlirc-aot-"))
         objects = folder / f"{name}.o"
         library = folder / f"lib{name}.so"
@@ -98,7 +115,10 @@ class AotBackend:
             engine.dump_to_object_file(str(objects))
         except Exception as error:
             raise BackendError(f"code generation failed: {str(error).strip()[:300]}") from None
-        link = [compiler_command(), "-shared", "-o", str(library), str(objects), "-lm"]
+        # -Bsymbolic: the model calls its own kernels even in a process that
+        # has loaded mlirc's host kernels, whose names are the same.
+        link = [compiler_command(), "-shared", "-Wl,-Bsymbolic", "-o", str(library),
+                str(objects), "-lm"]
         if bound:
             link.append(str(weights.write_assembly(bound, folder)))
         if uses_blas(module):
@@ -106,7 +126,7 @@ class AotBackend:
             blas_library = blas.blas_library()
             # --no-as-needed: the shim finds cblas with dlsym, so nothing would
             # otherwise keep the BLAS among the library's dependencies.
-            link += [str(blas.shim_object()), "-ldl", "-lpthread", "-Wl,--no-as-needed",
+            link += [str(kernels_object(target)), "-ldl", "-lpthread", "-Wl,--no-as-needed",
                      str(blas_library), f"-Wl,-rpath,{blas_library.parent}"]
         result = subprocess.run(link, capture_output=True, text=True)
         if result.returncode != 0:

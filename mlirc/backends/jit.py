@@ -1,5 +1,6 @@
 """JIT backend: the LLVM-dialect module compiled in-process by MLIR's
-ExecutionEngine (opt level 3, host CPU), called through its C interface."""
+ExecutionEngine (opt level 3, host CPU, or the level MLIRC_TARGET_ISA
+names), called through its C interface."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ..passes.profile import uses_timers
 from ..kernels import library as blas
 from ..runtime import memref
 from . import weights
+from .target import jit_target, set_target_cpu
 from ..runtime.signature import Signature
 
 
@@ -32,6 +34,7 @@ class JitExecutable:
         # Large weights leave the module and are bound by symbol (weights.py).
         self.weights = external_weights if external_weights is not None \
             else weights.externalize(module)
+        set_target_cpu(module, jit_target())
         with ir.capture_diagnostics(module.context) as diagnostics:
             try:
                 self.engine = ir.ExecutionEngine(module, opt_level=opt_level,

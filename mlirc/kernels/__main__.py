@@ -1,8 +1,10 @@
 """`python -m mlirc.kernels build [--folder DIR]`: builds the kernel library
-(shared library and the object file `aot` links) and the profile timers for
-this host, by default into the package's prebuilt/ folder, so that the first
-compile does not wait for the C compiler. `python -m mlirc.kernels info`
-prints the host's level and where the library is."""
+for this host's level (the shared library the JIT loads, its object file),
+the portable library `aot` links (x86-64: a copy per level) and the profile
+timers, by default into the package's prebuilt/ folder, so that the first
+compile does not wait for the C compiler; what is built already is kept.
+`python -m mlirc.kernels info` prints the host's level and where the
+library is."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import library
+from . import buildspec, library
 from .buildspec import PREBUILT
 from .host import host
 
@@ -26,8 +28,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"library: {library.build_shim()}")
         return 0
     start = time.perf_counter()
-    paths = [library.build_shim(args.folder), library.shim_object(args.folder),
-             library.profile_library(args.folder)]
+    try:
+        paths = buildspec.build_all(args.folder, host().level)
+    except buildspec.BuildFailed as error:
+        print(f"mlirc: building the kernels failed: {error}", file=sys.stderr)
+        return 1
     for path in paths:
         print(path)
     print(f"built for {host().describe()} in {time.perf_counter() - start:.0f} s",

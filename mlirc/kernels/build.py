@@ -60,3 +60,25 @@ def shared_library(object_path: Path, libraries: tuple[str, ...] = ()) -> Path:
         return buildspec.link_shared(object_path, target, libraries)
     except buildspec.BuildFailed as error:
         raise BackendError(f"linking {object_path.name} failed: {error}") from None
+
+
+def portable_object() -> Path:
+    """The portable kernel library (x86-64): a copy of the kernels per CPU
+    level behind entry points that pick one when loaded (src/dispatch.c),
+    prebuilt, cached, or built now."""
+    file_name = buildspec.portable_object_name()
+    if (PREBUILT / file_name).exists():
+        return PREBUILT / file_name
+    folder = cache_dir() / "runtime"
+    compiler = os.environ.get("CC", "cc")
+    if not (folder / file_name).exists() and not shutil.which(compiler):
+        raise BackendError(f"building the portable kernel library needs a C compiler "
+                           f"('{compiler}')")
+
+    def announce():
+        print(f"mlirc: building the portable kernel library ({', '.join(buildspec.LEVELS)}) "
+              f"once into {folder}", file=sys.stderr, flush=True)
+    try:
+        return buildspec.build_portable(folder, announce)
+    except buildspec.BuildFailed as error:
+        raise BackendError(f"building the portable kernel library failed: {error}") from None

@@ -15,8 +15,10 @@ import fcntl
 import hashlib
 import os
 import platform
+import re
 import signal
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 LEVELS = ("generic", "avx2", "avx512")
@@ -35,7 +37,13 @@ UNITS = tuple(SOURCES / f"{name}.c" for name in (
     "strided_conv"))
 SHIM_INCLUDES = (HEADER, SOURCES / "kernels.h", *UNITS)
 PROFILE_SOURCE = SOURCES / "profile_runtime.c"
+# The portable library (for `aot`): one copy of the kernels per level and
+# the entry points that pick one when loaded (dispatch.c).
+ENTRY_POINTS = SOURCES / "entry_points.h"
+DISPATCH_SOURCE = SOURCES / "dispatch.c"
+DISPATCH_FLAGS = ("-O2", "-march=x86-64", "-mtune=generic")
 SHIM_NAME, PROFILE_NAME = "mlirc_kernels", "mlirc_profile"
+PORTABLE_NAME = "mlirc_kernels_portable"
 SHIM_LIBRARIES = ("dl", "pthread")
 PROFILE_FLAGS = ("-O2",)
 
@@ -80,6 +88,18 @@ def shim_flags(machine: str, level: str) -> tuple[str, ...]:
     return ("-O3", *march_flags(machine, level))
 
 
+def entry_points() -> tuple[str, ...]:
+    """The public entry points, as entry_points.h lists them."""
+    return tuple(re.findall(r"X\((\w+)\)", ENTRY_POINTS.read_text()))
+
+
+def level_copy_flags(level: str) -> tuple[str, ...]:
+    """One level's copy of the kernels in the portable library: built for
+    the level, every symbol hidden, the entry points renamed <name>_<level>."""
+    return (*shim_flags("x86_64", level), "-fvisibility=hidden",
+            *(f"-D{name}={name}_{level}" for name in entry_points()))
+
+
 def fingerprint(source: Path, includes: tuple[Path, ...], flags: tuple[str, ...]) -> str:
     """A hash of what a build depends on: the sources' text and the flags."""
     text = b"".join(path.read_bytes() for path in (source, *includes))
@@ -99,6 +119,40 @@ def compile_object(source: Path, target: Path, flags: tuple[str, ...],
     compiler = os.environ.get("CC", "cc")
     return _locked_build(target, [compiler, *flags, "-fPIC", "-c", "-o", "{out}", str(source)],
                          announce)
+
+
+def link_relocatable(objects: list[Path], target: Path) -> Path:
+    """Object files joined into one (`ld -r`), for an `aot` link to take."""
+    compiler = os.environ.get("CC", "cc")
+    return _locked_build(target, [compiler, "-r", "-nostdlib", "-o", "{out}",
+                                  *map(str, objects)], None)
+
+
+def portable_parts() -> list[tuple[str, Path, tuple[Path, ...], tuple[str, ...]]]:
+    """(name, source, includes, flags) of each object the portable library
+    joins: the dispatching entry points and a copy of the kernels per level."""
+    parts = [(f"{SHIM_NAME}_dispatch", DISPATCH_SOURCE, (HEADER, ENTRY_POINTS),
+              DISPATCH_FLAGS)]
+    for level in LEVELS:
+        parts.append((f"{SHIM_NAME}_{level}", SHIM_SOURCE, (*SHIM_INCLUDES, ENTRY_POINTS),
+                      level_copy_flags(level)))
+    return parts
+
+
+def portable_object_name() -> str:
+    names = "".join(object_name(*part) for part in portable_parts())
+    return f"{PORTABLE_NAME}_{hashlib.sha256(names.encode()).hexdigest()[:16]}.o"
+
+
+def build_portable(folder: Path, announce=None) -> Path:
+    """The portable library as one object in `folder` (x86-64 only), its
+    parts compiled side by side."""
+    target = folder / portable_object_name()
+    if target.exists():
+        return target
+    if announce:
+        announce()
+    return link_relocatable(_compile_parts(portable_parts(), folder), target)
 
 
 def link_shared(object_path: Path, target: Path, libraries: tuple[str, ...] = ()) -> Path:
@@ -151,16 +205,27 @@ def _die_with_parent() -> None:
 
 
 def build_all(folder: Path, level: str | None = None) -> list[Path]:
-    """The kernel library (object and shared library) and the profile timers
-    for this machine's level, into `folder` (setup.py's and make's step)."""
+    """The kernel library (object and shared library) for this machine's
+    level, the profile timers and, on x86-64, the portable library, into
+    `folder` (setup.py's and make's step), compiled side by side."""
     machine = platform.machine()
     if level is None:
         level = detected_level(cpu_flags_and_model()[0]) if machine == "x86_64" else "generic"
-    flags = shim_flags(machine, level)
-    shim = compile_object(SHIM_SOURCE, folder / object_name(SHIM_NAME, SHIM_SOURCE,
-                                                            SHIM_INCLUDES, flags), flags)
-    profile = compile_object(PROFILE_SOURCE, folder / object_name(PROFILE_NAME, PROFILE_SOURCE,
-                                                                  (), PROFILE_FLAGS),
-                             PROFILE_FLAGS)
-    return [shim, link_shared(shim, shim.with_name(f"lib{shim.stem}.so"), SHIM_LIBRARIES),
-            link_shared(profile, profile.with_name(f"lib{profile.stem}.so"))]
+    parts = [(SHIM_NAME, SHIM_SOURCE, SHIM_INCLUDES, shim_flags(machine, level)),
+             (PROFILE_NAME, PROFILE_SOURCE, (), PROFILE_FLAGS)]
+    if machine == "x86_64":
+        parts += portable_parts()
+    objects = _compile_parts(parts, folder)
+    shim, profile = objects[:2]
+    built = [shim, link_shared(shim, shim.with_name(f"lib{shim.stem}.so"), SHIM_LIBRARIES),
+             link_shared(profile, profile.with_name(f"lib{profile.stem}.so"))]
+    if machine == "x86_64":
+        built.append(link_relocatable(objects[2:], folder / portable_object_name()))
+    return built
+
+
+def _compile_parts(parts: list, folder: Path, announce=None) -> list[Path]:
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        return list(pool.map(
+            lambda part: compile_object(part[1], folder / object_name(*part), part[3], announce),
+            parts))

@@ -4,9 +4,11 @@ Kernels are compiled for a named instruction-set level, not `-march=native`,
 so that the build says what it needs and a host can be told to act as a
 smaller one: `MLIRC_TARGET_ISA=avx2` on an AVX-512 machine builds and picks
 the AVX2 kernels, which is how the AVX2 kernels are measured there. (The
-code the JIT and `aot` generate around the kernels is still for the host:
-MLIR's ExecutionEngine compiles for the CPU it runs on, so a native
-artifact records its CPU and is refused on a lesser one; see artifact.py.)
+code the JIT generates around the kernels is still for the host: MLIR's
+ExecutionEngine compiles for the CPU it runs on. `aot` libraries are
+generated for a level, `target_cpu` below, and link the portable kernels;
+a native artifact records the level it needs and is refused on a lesser
+CPU, see artifact.py.)
 
 | level   | GCC `-march` | what the kernels get                                    |
 |---------|--------------|---------------------------------------------------------|
@@ -46,6 +48,13 @@ class Host:
         return f"{self.model} ({self.machine}, kernels for {self.level})"
 
 
+def machine_level() -> str:
+    """This machine's own level, whatever MLIRC_TARGET_ISA says."""
+    if platform.machine() != "x86_64":
+        return "generic"
+    return detected_level(cpu_flags_and_model()[0])
+
+
 @functools.cache
 def host() -> Host:
     """This machine, or the level MLIRC_TARGET_ISA asks for (never above the
@@ -61,3 +70,33 @@ def host() -> Host:
             raise InputError(f"MLIRC_TARGET_ISA={wanted}: this CPU ({model}) only has {level}")
         level = wanted
     return Host(machine, level, model)
+
+
+# What `aot` libraries are generated for (`target_cpu`): an x86-64 level by
+# its GCC/LLVM name, or "host" (this CPU, as the JIT does).
+AOT_TARGETS = {"x86-64": "generic", "x86-64-v3": "avx2", "x86-64-v4": "avx512"}
+
+
+def aot_target(requested: str | None) -> str:
+    """The target of an `aot` library: `requested`, checked, or by default
+    x86-64-v3 on x86-64 hosts with AVX2 (any AVX2 machine runs it; its
+    kernels use AVX-512 where there is some) and "host" elsewhere."""
+    here = host()
+    if requested in (None, ""):
+        if here.machine != "x86_64":
+            return "host"
+        return "x86-64-v3" if here.level != "generic" else "x86-64"
+    if requested == "host":
+        return requested
+    if here.machine != "x86_64" or requested not in AOT_TARGETS:
+        choices = ", ".join(["host", *AOT_TARGETS] if here.machine == "x86_64" else ["host"])
+        raise InputError(f"target_cpu={requested!r}: choose one of {choices}")
+    if LEVELS.index(AOT_TARGETS[requested]) > LEVELS.index(here.level):
+        raise InputError(f"target_cpu={requested}: this CPU ({here.model}) only has "
+                         f"{here.level}, so the library could not run here")
+    return requested
+
+
+def target_level(target: str) -> str:
+    """The CPU level a machine needs to run code for `target`."""
+    return host().level if target == "host" else AOT_TARGETS[target]
