@@ -77,7 +77,8 @@ def commit() -> str:
     return head + ("+" if dirty else "")
 
 
-def append_history(path: Path, rows: list[list[str]], extra: dict, note: str) -> None:
+def append_history(path: Path, rows: list[list[str]], extra: dict, note: str,
+                   code: str) -> None:
     """One line per run: mlirc-jit / ONNX Runtime per model, aot where given."""
     from mlirc.kernels.host import host
     machine = host()
@@ -99,7 +100,7 @@ def append_history(path: Path, rows: list[list[str]], extra: dict, note: str) ->
         writer = csv.writer(handle)
         if new:
             writer.writerow(HISTORY_COLUMNS)
-        writer.writerow([time.strftime("%Y-%m-%d"), time.strftime("%H:%M"), commit(),
+        writer.writerow([time.strftime("%Y-%m-%d"), time.strftime("%H:%M"), code,
                          f"{machine.model}, {os.cpu_count()} cores", machine.level, note,
                          *(ratios.get(m, "") for m in ["mlp", "cnn", "transformer", "resnet50"]),
                          matmul, "; ".join(aot)])
@@ -115,6 +116,7 @@ def main() -> int:
     parser.add_argument("--note", default="", help="what this run's code changed (history.csv)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
+    code = commit()  # before this run's own files change the tree
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows, extra = [], {}
@@ -140,7 +142,7 @@ def main() -> int:
                                   f"rounds.\n\n```\n{text}\n```\n")
     (out / "peers.json").write_text(json.dumps({"when": stamp, "rows": rows, **extra}, indent=1))
     chart(rows, out / "peers.png")
-    append_history(out / "history.csv", rows, extra, args.note)
+    append_history(out / "history.csv", rows, extra, args.note, code)
     print(f"\nwrote {out}/peers.md, peers.json, peers.png; appended to {out}/history.csv")
     return 0
 
