@@ -5,7 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast kernels conformance bench clean
+.PHONY: run test test-fast kernels conformance bench bench-deps bench-zoo clean
+BENCH_STAMP := $(VENV)/.bench-installed
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +38,18 @@ conformance: $(STAMP)
 # mlirc against eager, torch.compile, ONNX Runtime and IREE; see benchmarks/results/.
 bench: kernels
 	$(PY) benchmarks/peers.py
+
+# torchvision, transformers and OpenVINO for the real-model zoo.
+$(BENCH_STAMP): $(STAMP) benchmarks/requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r benchmarks/requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps torchvision==0.28.0
+	touch $(BENCH_STAMP)
+
+bench-deps: $(BENCH_STAMP)
+
+# torchvision and Hugging Face models against the peers; see benchmarks/results/zoo.md.
+bench-zoo: kernels $(BENCH_STAMP)
+	$(PY) benchmarks/zoo.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info mlirc/kernels/prebuilt

@@ -1,5 +1,7 @@
 """Latency of mlirc against its peers on one model, measured in one process:
-eager PyTorch, torch.compile, ONNX Runtime, and mlirc's jit, aot and iree-cpu.
+eager PyTorch, torch.compile, ONNX Runtime, OpenVINO (when installed), and
+mlirc's jit, aot and iree-cpu. Every runner's outputs are checked against
+eager PyTorch's; a mismatch is reported in the table's note.
 
 Runners are timed interleaved (each round runs every runner in turn) and the
 median over rounds is reported as a ratio to eager (1.00 = as fast as eager).
@@ -27,6 +29,8 @@ from dataclasses import dataclass, field
 IDLE_SECONDS = 0.05
 WARMUP_SECONDS = 0.02
 RUNNERS = ["eager", "torch.compile", "onnxruntime", "mlirc-jit", "mlirc-aot", "mlirc-iree-cpu"]
+PEERS = ["eager", "torch.compile", "onnxruntime", "openvino"]
+RTOL, ATOL = 1e-4, 1e-5
 
 
 @dataclass
@@ -36,6 +40,7 @@ class RunnerResult:
     memory_mb: float = float("nan")
     samples: list[float] = field(default_factory=list)   # per-round medians, seconds
     error: str = ""
+    max_error: float = float("nan")  # against eager, relative to rtol/atol: <= 1 matches
 
     @property
     def latency(self) -> float:
@@ -47,8 +52,10 @@ def _rss_mb() -> float:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _prepare(name: str, model, inputs):
-    """(callable running the model once, compile seconds)."""
+def _prepare(name: str, model, inputs, threads: int | None = None):
+    """(callable running the model once, compile seconds). `threads` caps
+    the peers' own thread pools (mlirc's: MLIRC_NUM_THREADS; torch's:
+    torch.set_num_threads, both set by the caller before any run)."""
     import torch
     arrays = [t.numpy() for t in inputs]
     started = time.perf_counter()
@@ -73,10 +80,24 @@ def _prepare(name: str, model, inputs):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(model, tuple(inputs), buffer, dynamo=False, opset_version=17)
-        session = onnxruntime.InferenceSession(buffer.getvalue(),
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        session = onnxruntime.InferenceSession(buffer.getvalue(), options,
                                                providers=["CPUExecutionProvider"])
         feeds = {i.name: a for i, a in zip(session.get_inputs(), arrays)}
         return (lambda: session.run(None, feeds)), time.perf_counter() - started
+    if name == "openvino":
+        import openvino
+        converted = openvino.convert_model(model, example_input=tuple(inputs))
+        # f32 like every other runner: on CPUs with bf16 instructions
+        # OpenVINO would otherwise compute in bf16
+        config = {"INFERENCE_PRECISION_HINT": "f32"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        request = openvino.compile_model(converted, "CPU", config).create_infer_request()
+        return (lambda: request.infer(arrays)), time.perf_counter() - started
     if name.startswith("mlirc-"):
         import mlirc
         compiled = mlirc.compile(model, tuple(inputs), backend=name[len("mlirc-"):], cache=False)
@@ -86,15 +107,50 @@ def _prepare(name: str, model, inputs):
     raise ValueError(f"unknown runner {name}")
 
 
+def _arrays(value) -> list:
+    """A runner's outputs as a flat list of numpy arrays."""
+    import numpy as np
+    if hasattr(value, "detach"):
+        return [value.detach().numpy()]
+    if isinstance(value, np.ndarray):
+        return [value]
+    if isinstance(value, dict) or hasattr(value, "to_tuple"):
+        value = value.to_tuple() if hasattr(value, "to_tuple") else list(value.values())
+    if hasattr(value, "values") and not isinstance(value, (list, tuple)):  # OpenVINO's results
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return [array for item in value for array in _arrays(item)]
+    return [np.asarray(value)]
+
+
+def _error_ratio(got: list, want: list) -> float:
+    """The largest |got - want| / (ATOL + RTOL |want|): <= 1 where the
+    outputs match eager within tolerance; inf for a shape mismatch."""
+    import numpy as np
+    if len(got) != len(want):
+        return float("inf")
+    worst = 0.0
+    for a, b in zip(got, want):
+        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+        if a.shape != b.shape:
+            return float("inf")
+        if a.size:
+            worst = max(worst, float(np.max(np.abs(a - b) / (ATOL + RTOL * np.abs(b)))))
+    return worst
+
+
 def benchmark(model, inputs, runners=RUNNERS, rounds: int = 7, calls: int = 10,
-              log=print) -> list[RunnerResult]:
+              log=print, threads: int | None = None) -> list[RunnerResult]:
+    import torch
+    with torch.no_grad():
+        reference = _arrays(model(*inputs))
     results, prepared = [], {}
     for name in runners:
         result = RunnerResult(name)
         before = _rss_mb()
         try:
-            run, result.compile_seconds = _prepare(name, model, inputs)
-            run()
+            run, result.compile_seconds = _prepare(name, model, inputs, threads)
+            result.max_error = _error_ratio(_arrays(run()), reference)
             prepared[name] = run
         except Exception as error:  # a peer that cannot run this model is reported, not fatal
             result.error = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:120]}"
@@ -128,8 +184,9 @@ def table(model_name: str, results: list[RunnerResult]) -> list[list[str]]:
         if r.error:
             rows.append([model_name, r.name, "-", "-", "-", "-", r.error[:60]])
             continue
+        note = "" if r.max_error <= 1 else f"differs from eager ({r.max_error:.3g}x tolerance)"
         rows.append([model_name, r.name, f"{r.latency * 1000:.3f}", f"{r.latency / eager:.2f}",
-                     f"{r.compile_seconds:.1f}", f"{r.memory_mb:.0f}", ""])
+                     f"{r.compile_seconds:.1f}", f"{r.memory_mb:.0f}", note])
     return rows
 
 

@@ -138,3 +138,24 @@ def test_bundled_models_match_eager(name, examples_dir):
     model, inputs = load_model_file(examples_dir / f"{name}.py")
     report = mlirc.compile(model, inputs).verify(*inputs, rtol=1e-4, atol=1e-5)
     assert report.passed, f"\n{report}"
+
+
+class WithPositions(torch.nn.Module):
+    """A buffer registered with persistent=False (Hugging Face's
+    position_ids): torch.export keeps it among the program's constants."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("positions", torch.arange(8.0), persistent=False)
+        self.project = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        return self.project(x + self.positions)
+
+
+def test_a_non_persistent_buffer_is_imported():
+    torch.manual_seed(0)
+    model, x = WithPositions().eval(), torch.randn(2, 8)
+    compiled = mlirc.compile(model, (x,), cache=False)
+    np.testing.assert_allclose(compiled(x).numpy(), model(x).detach().numpy(),
+                               rtol=1e-4, atol=1e-5)

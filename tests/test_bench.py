@@ -25,3 +25,11 @@ def test_a_failing_runner_is_reported_not_fatal():
     (result,) = bench.benchmark(Tiny(), (torch.randn(8, 8),), ["no-such-runner"],
                                 rounds=1, calls=1, log=lambda *_: None)
     assert "unknown runner" in result.error
+
+
+def test_every_runners_outputs_are_checked_against_eager():
+    results = bench.benchmark(Tiny(), (torch.randn(8, 8),), ["eager", "onnxruntime", "mlirc-jit"],
+                              rounds=1, calls=1, log=lambda *_: None)
+    assert all(r.max_error <= 1 for r in results)
+    assert bench._error_ratio([torch.ones(2).numpy()], [torch.zeros(2).numpy()]) > 1
+    assert bench._error_ratio([torch.ones(2).numpy()], [torch.ones(3).numpy()]) == float("inf")

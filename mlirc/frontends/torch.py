@@ -78,6 +78,17 @@ def _var_mean_in_f32(x, dim=None, *, correction=None, keepdim=False):
     return variance, (mean if keepdim else torch.squeeze(mean, dims))
 
 
+def _expose_non_persistent_buffers(program) -> None:
+    """torch.export keeps a buffer registered with persistent=False (e.g.
+    Hugging Face's position_ids) among the program's constants, where the FX
+    importer's frozen import does not look ("Could not find state mapping
+    for buffer"); it is given to the importer in the state dict too."""
+    for spec in program.graph_signature.input_specs:
+        if spec.kind.name == "BUFFER" and spec.persistent is False and \
+                spec.target not in program.state_dict and spec.target in program.constants:
+            program.state_dict[spec.target] = program.constants[spec.target]
+
+
 def import_module(model, example_args, context: ir.Context | None = None,
                   fold_batch_norm: bool = True):
     """Returns (module in the torch dialect, Signature). The signature is also
@@ -111,6 +122,7 @@ def import_module(model, example_args, context: ir.Context | None = None,
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise FrontendError(f"torch.export failed: {type(error).__name__}: {message}") from None
 
+    _expose_non_persistent_buffers(program)
     context = context or ir.new_context()
     importer = FxImporter(context=context, hooks=_fast_literal_hooks())
     try:
