@@ -22,6 +22,7 @@ from .passes.residual_in_place import ResidualInPlace
 from .passes.float8 import ExpandFloat8Casts, OnnxCastToFloat8
 from .passes.math_approx import ApproximateMath
 from .passes.reassociate import ReassociateReductions
+from .passes.depthwise import DepthwiseChannelsLast
 from .passes.vectorize import Vectorize
 
 
@@ -122,10 +123,12 @@ def _native_stages(blas: bool = True, vectorize: bool = False) -> list[Stage]:
     fusion = [] if blas else ["func.func(linalg-fuse-elementwise-ops)"]
     return [
         Stage("optimized", "linalg on tensors after cleanup: unused results dropped, "
-              "f32 exp and erf as polynomials, reductions reassociable"
+              "f32 exp and erf as polynomials, reductions reassociable, depthwise "
+              "convolutions channels-last and vectorized"
               + ("" if blas else " and elementwise fusion"),
               [ExpandFloat8Casts(), DropUnusedResults(), ApproximateMath(), ReassociateReductions(),
-               *_mlir(*fusion, "func.func(canonicalize)", "func.func(cse)")]),
+               *_mlir(*fusion, "func.func(canonicalize)", "func.func(cse)"),
+               DepthwiseChannelsLast()]),
         *([Stage("vectorized", "elementwise ops, broadcasts and row reductions tiled into rows "
                  "and vectorized (vector dialect on tensors)",
                  # no CSE here: it would merge the row loops' empty inits again
