@@ -39,24 +39,22 @@ RUNNERS = ["eager", "torch.compile", "onnxruntime", "openvino", "mlirc-jit", "ml
            "mlirc-iree-cpu"]
 
 
-class LastHiddenState:
-    """A transformer's last hidden state as the model's one output (the
-    runners compare and time one tensor, not a ModelOutput)."""
+def last_hidden_state(model):
+    """A transformer whose one output is its last hidden state (the runners
+    compare and time one tensor, not a ModelOutput)."""
+    import torch
 
-    def __new__(cls, model):
-        import torch
+    class LastHiddenState(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
 
-        class Wrapped(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.model = model
-
-            def forward(self, input_ids):
-                # an explicit mask: without one, GPT-2's mask code calls
-                # aten::diff, which the ONNX exporter lacks
-                mask = torch.ones_like(input_ids)
-                return self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
-        return Wrapped()
+        def forward(self, input_ids):
+            # an explicit mask: without one, GPT-2's mask code calls
+            # aten::diff, which the ONNX exporter lacks
+            mask = torch.ones_like(input_ids)
+            return self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+    return LastHiddenState()
 
 
 def build(name: str, batch: int):
@@ -80,7 +78,7 @@ def build(name: str, batch: int):
         raise SystemExit(f"zoo: unknown model '{name}' (choose from {', '.join(MODELS)})")
     model.config.use_cache = False
     ids = torch.randint(0, model.config.vocab_size, (batch, SEQUENCE))
-    return LastHiddenState(model.eval()), (ids,)
+    return last_hidden_state(model.eval()), (ids,)
 
 
 def run_one(name: str, batch: int, threads: int, runners: list[str], rounds: int,

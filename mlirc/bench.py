@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 IDLE_SECONDS = 0.05
 WARMUP_SECONDS = 0.02
 RUNNERS = ["eager", "torch.compile", "onnxruntime", "mlirc-jit", "mlirc-aot", "mlirc-iree-cpu"]
-PEERS = ["eager", "torch.compile", "onnxruntime", "openvino"]
 RTOL, ATOL = 1e-4, 1e-5
 
 
@@ -114,9 +113,9 @@ def _arrays(value) -> list:
         return [value.detach().numpy()]
     if isinstance(value, np.ndarray):
         return [value]
-    if isinstance(value, dict) or hasattr(value, "to_tuple"):
-        value = value.to_tuple() if hasattr(value, "to_tuple") else list(value.values())
-    if hasattr(value, "values") and not isinstance(value, (list, tuple)):  # OpenVINO's results
+    if hasattr(value, "to_tuple"):  # Hugging Face's ModelOutput
+        value = value.to_tuple()
+    elif hasattr(value, "values") and not isinstance(value, (list, tuple)):  # dicts, OpenVINO's
         value = list(value.values())
     if isinstance(value, (list, tuple)):
         return [array for item in value for array in _arrays(item)]

@@ -34,12 +34,19 @@ def test_each_unit_compiles_on_its_own(unit, march):
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+def _exported_functions(shared_library) -> set[str]:
+    result = subprocess.run(["nm", "-D", "--defined-only", str(shared_library)],
+                            capture_output=True, text=True, check=True)
+    return {line.split()[-1] for line in result.stdout.splitlines() if " T " in line}
+
+
+def _portable_shared_library():
+    return build.shared_library(build.portable_object(), buildspec.SHIM_LIBRARIES)
+
+
 @pytest.mark.skipif(not shutil.which("nm"), reason="no nm")
 def test_the_library_exports_the_public_header_and_nothing_else():
-    result = subprocess.run(["nm", "-D", "--defined-only", str(library.build_shim())],
-                            capture_output=True, text=True, check=True)
-    exported = {line.split()[-1] for line in result.stdout.splitlines() if " T " in line}
-    assert exported == _public_functions()
+    assert _exported_functions(library.build_shim()) == _public_functions()
 
 
 def test_the_portable_librarys_entry_point_list_is_the_headers():
@@ -49,30 +56,22 @@ def test_the_portable_librarys_entry_point_list_is_the_headers():
 
 @pytest.mark.skipif(not shutil.which("nm") or platform.machine() != "x86_64",
                     reason="the portable library is x86-64's")
-def test_the_portable_library_exports_the_public_header_and_hides_its_copies(tmp_path):
-    shared = tmp_path / "libportable.so"
-    subprocess.run([COMPILER, "-shared", "-o", str(shared), str(build.portable_object()),
-                    "-ldl", "-lpthread"], check=True)
-    result = subprocess.run(["nm", "-D", "--defined-only", str(shared)],
-                            capture_output=True, text=True, check=True)
-    exported = {line.split()[-1] for line in result.stdout.splitlines() if " T " in line}
-    assert exported == _public_functions()
+def test_the_portable_library_exports_the_public_header_and_hides_its_copies():
+    assert _exported_functions(_portable_shared_library()) == _public_functions()
 
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="the portable library is x86-64's")
 @pytest.mark.parametrize("level", buildspec.LEVELS)
-def test_the_portable_library_runs_the_copy_of_each_level_the_cpu_has(level, tmp_path):
+def test_the_portable_library_runs_the_copy_of_each_level_the_cpu_has(level):
     """Each copy answers for its level when the environment asks for it;
     a level above the CPU's is not taken."""
-    shared = tmp_path / "libportable.so"
-    subprocess.run([COMPILER, "-shared", "-o", str(shared), str(build.portable_object()),
-                    "-ldl", "-lpthread"], check=True)
+    shared = _portable_shared_library()
     probe = ("import ctypes, sys; lib = ctypes.CDLL(sys.argv[1]); "
              "lib.mlirc_kernels_isa.restype = ctypes.c_char_p; "
              "print(lib.mlirc_kernels_isa().decode())")
     env = dict(os.environ, MLIRC_TARGET_ISA=level)
     ran = subprocess.run([sys.executable, "-c", probe, str(shared)], env=env,
                          capture_output=True, text=True, check=True).stdout.strip()
-    best = buildspec.detected_level(buildspec.cpu_flags_and_model()[0])
+    best = buildspec.machine_level(platform.machine(), buildspec.cpu_flags_and_model()[0])
     lower = min(buildspec.LEVELS.index(level), buildspec.LEVELS.index(best))
     assert ran == buildspec.LEVELS[lower]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .. import ir
 from ..kernels.buildspec import MARCH
-from ..kernels.host import host, machine_level
+from ..kernels.host import host
 
 
 def set_target_cpu(module: ir.Module, target: str) -> None:
@@ -33,6 +33,6 @@ def set_target_cpu(module: ir.Module, target: str) -> None:
 def jit_target() -> str:
     """"host", or the level MLIRC_TARGET_ISA lowers this machine to."""
     here = host()
-    if here.machine != "x86_64" or here.level == machine_level():
+    if here.machine != "x86_64" or here.level == here.machine_level:
         return "host"
     return MARCH[here.level]

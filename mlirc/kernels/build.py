@@ -26,7 +26,28 @@ def build_object(name: str, source: Path, includes: tuple[Path, ...],
                  flags: tuple[str, ...], folder: Path | None = None) -> Path:
     """`source` compiled with `flags` (the prebuilt copy, a cached one, or
     built now into `folder`, default the cache's runtime folder)."""
-    file_name = buildspec.object_name(name, source, includes, flags)
+    return _prebuilt_or_built(
+        buildspec.object_name(name, source, includes, flags), folder, source.name,
+        f"{source.name} ({' '.join(flags)})",
+        lambda target, announce: buildspec.compile_object(source, target, flags, announce))
+
+
+def portable_object() -> Path:
+    """The portable kernel library (x86-64): a copy of the kernels per CPU
+    level behind entry points that pick one when loaded (src/dispatch.c),
+    prebuilt, cached, or built now."""
+    what = "the portable kernel library"
+    return _prebuilt_or_built(
+        buildspec.portable_object_name(), None, what,
+        f"{what} ({', '.join(buildspec.LEVELS)})",
+        lambda target, announce: buildspec.build_portable(target.parent, announce))
+
+
+def _prebuilt_or_built(file_name: str, folder: Path | None, what: str, announced: str,
+                       build) -> Path:
+    """`file_name` from the package's prebuilt/ folder, or from `folder`
+    (default: the cache's runtime folder), where `build(target, announce)`
+    makes it when it is missing; build errors become BackendErrors."""
     if folder is None:
         if (PREBUILT / file_name).exists():
             return PREBUILT / file_name
@@ -36,15 +57,14 @@ def build_object(name: str, source: Path, includes: tuple[Path, ...],
         return target
     compiler = os.environ.get("CC", "cc")
     if not shutil.which(compiler):
-        raise BackendError(f"building {source.name} needs a C compiler ('{compiler}')")
+        raise BackendError(f"building {what} needs a C compiler ('{compiler}')")
 
     def announce():
-        print(f"mlirc: building {source.name} ({' '.join(flags)}) once into {folder}",
-              file=sys.stderr, flush=True)
+        print(f"mlirc: building {announced} once into {folder}", file=sys.stderr, flush=True)
     try:
-        return buildspec.compile_object(source, target, flags, announce)
+        return build(target, announce)
     except buildspec.BuildFailed as error:
-        raise BackendError(f"building {source.name} failed: {error}") from None
+        raise BackendError(f"building {what} failed: {error}") from None
 
 
 def shared_library(object_path: Path, libraries: tuple[str, ...] = ()) -> Path:
@@ -61,24 +81,3 @@ def shared_library(object_path: Path, libraries: tuple[str, ...] = ()) -> Path:
     except buildspec.BuildFailed as error:
         raise BackendError(f"linking {object_path.name} failed: {error}") from None
 
-
-def portable_object() -> Path:
-    """The portable kernel library (x86-64): a copy of the kernels per CPU
-    level behind entry points that pick one when loaded (src/dispatch.c),
-    prebuilt, cached, or built now."""
-    file_name = buildspec.portable_object_name()
-    if (PREBUILT / file_name).exists():
-        return PREBUILT / file_name
-    folder = cache_dir() / "runtime"
-    compiler = os.environ.get("CC", "cc")
-    if not (folder / file_name).exists() and not shutil.which(compiler):
-        raise BackendError(f"building the portable kernel library needs a C compiler "
-                           f"('{compiler}')")
-
-    def announce():
-        print(f"mlirc: building the portable kernel library ({', '.join(buildspec.LEVELS)}) "
-              f"once into {folder}", file=sys.stderr, flush=True)
-    try:
-        return buildspec.build_portable(folder, announce)
-    except buildspec.BuildFailed as error:
-        raise BackendError(f"building the portable kernel library failed: {error}") from None

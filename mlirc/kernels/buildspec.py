@@ -75,6 +75,12 @@ def detected_level(flags: set[str]) -> str:
     return "generic"
 
 
+def machine_level(machine: str, flags: set[str]) -> str:
+    """The level of a machine of kind `machine` with /proc/cpuinfo's `flags`
+    (every machine that is not x86-64 builds and runs the generic level)."""
+    return detected_level(flags) if machine == "x86_64" else "generic"
+
+
 def march_flags(machine: str, level: str) -> tuple[str, ...]:
     if machine != "x86_64":
         return ("-march=native",)  # aarch64 and others: the host's own
@@ -210,7 +216,7 @@ def build_all(folder: Path, level: str | None = None) -> list[Path]:
     `folder` (setup.py's and make's step), compiled side by side."""
     machine = platform.machine()
     if level is None:
-        level = detected_level(cpu_flags_and_model()[0]) if machine == "x86_64" else "generic"
+        level = machine_level(machine, cpu_flags_and_model()[0])
     parts = [(SHIM_NAME, SHIM_SOURCE, SHIM_INCLUDES, shim_flags(machine, level)),
              (PROFILE_NAME, PROFILE_SOURCE, (), PROFILE_FLAGS)]
     if machine == "x86_64":
@@ -224,8 +230,7 @@ def build_all(folder: Path, level: str | None = None) -> list[Path]:
     return built
 
 
-def _compile_parts(parts: list, folder: Path, announce=None) -> list[Path]:
+def _compile_parts(parts: list, folder: Path) -> list[Path]:
     with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
         return list(pool.map(
-            lambda part: compile_object(part[1], folder / object_name(*part), part[3], announce),
-            parts))
+            lambda part: compile_object(part[1], folder / object_name(*part), part[3]), parts))

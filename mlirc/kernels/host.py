@@ -3,12 +3,11 @@
 Kernels are compiled for a named instruction-set level, not `-march=native`,
 so that the build says what it needs and a host can be told to act as a
 smaller one: `MLIRC_TARGET_ISA=avx2` on an AVX-512 machine builds and picks
-the AVX2 kernels, which is how the AVX2 kernels are measured there. (The
-code the JIT generates around the kernels is still for the host: MLIR's
-ExecutionEngine compiles for the CPU it runs on. `aot` libraries are
-generated for a level, `target_cpu` below, and link the portable kernels;
-a native artifact records the level it needs and is refused on a lesser
-CPU, see artifact.py.)
+the AVX2 kernels, and the JIT generates its code for that level too
+(backends/target.py), which is how the AVX2 path is measured there. `aot`
+libraries are generated for a level, `target_cpu` below, and link the
+portable kernels; a native artifact records the level it needs and is
+refused on a lesser CPU, see artifact.py.
 
 | level   | GCC `-march` | what the kernels get                                    |
 |---------|--------------|---------------------------------------------------------|
@@ -26,14 +25,16 @@ import platform
 from dataclasses import dataclass
 
 from ..errors import InputError
-from .buildspec import LEVELS, cpu_flags_and_model, detected_level, march_flags
+from .buildspec import (LEVELS, MARCH, cpu_flags_and_model, detected_level,  # noqa: F401
+                        machine_level, march_flags)
 
 
 @dataclass(frozen=True)
 class Host:
     machine: str     # platform.machine()
-    level: str       # one of LEVELS
+    level: str       # one of LEVELS: what mlirc builds and generates for
     model: str       # the CPU's model name, for reports and tuning keys
+    machine_level: str = ""  # the machine's own level, whatever MLIRC_TARGET_ISA says
 
     @property
     def has_avx512(self) -> bool:
@@ -48,20 +49,13 @@ class Host:
         return f"{self.model} ({self.machine}, kernels for {self.level})"
 
 
-def machine_level() -> str:
-    """This machine's own level, whatever MLIRC_TARGET_ISA says."""
-    if platform.machine() != "x86_64":
-        return "generic"
-    return detected_level(cpu_flags_and_model()[0])
-
-
 @functools.cache
 def host() -> Host:
     """This machine, or the level MLIRC_TARGET_ISA asks for (never above the
     machine's own: code for features it lacks would die of SIGILL)."""
     flags, model = cpu_flags_and_model()
     machine = platform.machine()
-    level = detected_level(flags) if machine == "x86_64" else "generic"
+    level = own = machine_level(machine, flags)
     wanted = os.environ.get("MLIRC_TARGET_ISA")
     if wanted:
         if wanted not in LEVELS:
@@ -69,12 +63,12 @@ def host() -> Host:
         if LEVELS.index(wanted) > LEVELS.index(level):
             raise InputError(f"MLIRC_TARGET_ISA={wanted}: this CPU ({model}) only has {level}")
         level = wanted
-    return Host(machine, level, model)
+    return Host(machine, level, model, own)
 
 
 # What `aot` libraries are generated for (`target_cpu`): an x86-64 level by
 # its GCC/LLVM name, or "host" (this CPU, as the JIT does).
-AOT_TARGETS = {"x86-64": "generic", "x86-64-v3": "avx2", "x86-64-v4": "avx512"}
+AOT_TARGETS = {march: level for level, march in MARCH.items()}
 
 
 def aot_target(requested: str | None) -> str:

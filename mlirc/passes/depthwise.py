@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from .. import ir
 from .base import PythonPass, register_pass
+from .marked_scripts import apply_marked, mark
 
 MARK = "mlirc.depthwise"
 
@@ -112,30 +113,18 @@ class DepthwiseChannelsLast(PythonPass):
 
     def run(self, module_op) -> None:
         with module_op.context, ir.Location.unknown():
-            found = [op for op in ir.walk_ops(module_op)
-                     if op.name == "linalg.depthwise_conv_2d_nchw_chw"]
-            i64 = ir.IntegerType.get_signless(64)
-            plans = []
-            for op in found:
+            scripts = []
+            for op in [op for op in ir.walk_ops(module_op)
+                       if op.name == "linalg.depthwise_conv_2d_nchw_chw"]:
                 out_shape = _static_f32(op.operands[2])
                 if out_shape is None:
                     continue
                 n, c, h, w = out_shape
                 sizes = tile_sizes([n, h, w, c], self.pixels, self.channels)
-                if sizes is None:
-                    continue
-                nhwc = _channels_last(op)
+                nhwc = _channels_last(op) if sizes is not None else None
                 if nhwc is None:
                     continue
-                nhwc.attributes[MARK] = ir.IntegerAttr.get(i64, len(plans))
-                plans.append(sizes)
-            for index, sizes in enumerate(plans):
-                script = ir.Module.parse(_SCRIPT.format(mark=MARK, index=index, sizes=sizes))
-                try:
-                    ir.transform_interpreter.apply_named_sequence(
-                        module_op, script.body.operations[0], script)
-                except ir.MLIRError:
-                    pass  # declined: the NHWC convolution stays a loop nest
-            for op in ir.walk_ops(module_op):
-                if MARK in op.attributes:
-                    del op.attributes[MARK]
+                mark(nhwc, MARK, len(scripts))
+                scripts.append(_SCRIPT.format(mark=MARK, index=len(scripts), sizes=sizes))
+            # a declined NHWC convolution stays a loop nest
+            apply_marked(module_op, MARK, scripts)

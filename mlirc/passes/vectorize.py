@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from .. import ir
 from .base import PythonPass, register_pass
+from .marked_scripts import apply_marked, mark
 
 MARK = "mlirc.vectorize"
 # Named ops that are elementwise loops in disguise: generalised, then handled
@@ -165,22 +166,15 @@ class Vectorize(PythonPass):
     vector_width: int = 16  # f32 lanes of one vector register (AVX-512)
 
     def run(self, module_op) -> None:
-        interpreter = ir.transform_interpreter
-        context = module_op.context
-        with context, ir.Location.unknown():
+        with module_op.context, ir.Location.unknown():
             candidates = _candidates(module_op, self.vector_width)
-            i64 = ir.IntegerType.get_signless(64)
             for index, (op, _, _) in enumerate(candidates):
-                op.attributes[MARK] = ir.IntegerAttr.get(i64, index)
+                mark(op, MARK, index)
                 _own_empty_init(op)
-            for index, (op, sizes, generalize) in enumerate(candidates):
-                script = ir.Module.parse(tile_and_vectorize_script(index, sizes, generalize))
-                try:
-                    interpreter.apply_named_sequence(module_op, script.body.operations[0], script)
-                except ir.MLIRError:
-                    pass  # declined: the op stays a scalar loop nest
-            for op in ir.walk_ops(module_op):
-                if MARK in op.attributes:
-                    del op.attributes[MARK]
+            # a declined op stays a scalar loop nest
+            apply_marked(module_op, MARK, [tile_and_vectorize_script(index, sizes, generalize)
+                                           for index, (_, sizes, generalize)
+                                           in enumerate(candidates)])
             cleanup = ir.Module.parse(_CLEANUP)
-            interpreter.apply_named_sequence(module_op, cleanup.body.operations[0], cleanup)
+            ir.transform_interpreter.apply_named_sequence(module_op, cleanup.body.operations[0],
+                                                          cleanup)
