@@ -9,6 +9,7 @@ import argparse
 import re
 import sys
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +154,11 @@ def cmd_explore(args) -> int:
     if choices:
         print("\nkernels (the blas stage's calls; override with --kernels):")
         print(table(["op", "call", "kernel"], choices, "lll"))
+    tiles = _parallel_tiles(compiled)
+    if tiles:
+        print("\nparallel tile loops (the parallel stage's mlirc.parallel_tiles; "
+              "0: loop not split):")
+        print(table(["tile sizes", "ops"], tiles, "lr"))
     if args.dump_dir:
         print(f"wrote {len(rows)} files to {args.dump_dir}/")
     if args.passes:
@@ -160,6 +166,13 @@ def cmd_explore(args) -> int:
             for name, seconds in result.pass_seconds:
                 print(f"  {result.name:<14} {name:<48} {seconds * 1000:8.1f} ms")
     return 0
+
+
+def _parallel_tiles(compiled) -> list[list]:
+    """[tile sizes, how many ops] for the ops the parallel stage split."""
+    text = compiled.ir.get("parallel") if "parallel" in compiled.ir else None
+    found = re.findall(r"mlirc\.parallel_tiles = array<i64: ([\d, ]+)>", text or "")
+    return [[f"[{sizes}]", count] for sizes, count in Counter(found).most_common()]
 
 
 def _kernel_choices(compiled) -> list[list[str]]:

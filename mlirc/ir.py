@@ -51,11 +51,13 @@ DenseElementsAttr = ir.DenseElementsAttr
 DenseIntElementsAttr = ir.DenseIntElementsAttr
 ArrayAttr = ir.ArrayAttr
 DenseI32ArrayAttr = ir.DenseI32ArrayAttr
+DenseI64ArrayAttr = ir.DenseI64ArrayAttr
 
 __all__ = [
     "dialects", "rewrite", "SymbolTable", "Type", "Attribute", "IntegerType", "AffineMap", "FlatSymbolRefAttr", "F32Type", "InsertionPoint",
     "BoolAttr", "Operation", "AffineMapAttr", "AffineDimExpr", "ShapedType", "VectorType", "FloatAttr",
     "DenseElementsAttr", "DenseIntElementsAttr", "ArrayAttr", "DenseI32ArrayAttr",
+    "DenseI64ArrayAttr",
     "transform_interpreter",
     "Context", "Module", "Location", "MLIRError", "PassManager", "UnitAttr",
     "StringAttr", "TypeAttr", "FunctionType", "ExecutionEngine", "new_context", "parse_module",

@@ -79,7 +79,9 @@ def profile(model, example_args=(), *, repeat: int = 20, warmup: int = 3,
     times on `example_args` (or the model's own example inputs, for ONNX:
     random ones)."""
     pipeline = default_pipeline("jit", compiler._frontend_of(model), blas, vectorize)
-    pipeline.set_passes("loops", [ProfileOps(), *pipeline["loops"].passes])
+    # timed before the parallel stage wraps ops in tile loops
+    first = "parallel" if "parallel" in pipeline.names() else "loops"
+    pipeline.set_passes(first, [ProfileOps(), *pipeline[first].passes])
     runtime = ctypes.CDLL(kernel_library.load_profile_timers())
     compiled = compiler.compile(model, example_args, backend="jit", pipeline=pipeline,
                                 blas=blas, cache=False, **compile_options)

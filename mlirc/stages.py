@@ -24,6 +24,7 @@ from .passes.math_approx import ApproximateMath
 from .passes.reassociate import ReassociateReductions
 from .passes.depthwise import DepthwiseChannelsLast
 from .passes.vectorize import Vectorize
+from .passes.parallel_tiles import ParallelTiles
 
 
 @dataclass
@@ -155,20 +156,30 @@ def _native_stages(blas: bool = True, vectorize: bool = False) -> list[Stage]:
                  "and ReLU, folded into them",
                  [BlasOffload(), PoolOffload(), MlirPass("func.func(canonicalize)")])]
           if blas else []),
+        Stage("parallel", "each large linalg op's outer parallel loop split into tiles "
+              "(scf.forall; the op keeps the tile sizes chosen as mlirc.parallel_tiles), "
+              "run on all cores by the kernel library's threads",
+              [*_mlir(
+                  # memref.copy of strided views would call the runtime's
+                  # memrefCopy; as linalg.copy it becomes plain loops.
+                  "func.func(refback-munge-memref-copy)",
+                  # the same loops, with iterator types to choose from
+                  "func.func(linalg-generalize-named-ops)"),
+               ParallelTiles()]),
         Stage("loops", "scf loops over memrefs: linalg, tm_tensor and affine lowered; "
               "buffers freed after their last use, a residual convolution writing over its "
-              "dead residual",
+              "dead residual; parallel tile loops as OpenMP worksharing loops",
               [FreeAfterLastUse(), ResidualInPlace(),
                *_mlir("func.func(tm-tensor-to-loops)",
-                      # memref.copy of strided views would call the runtime's
-                      # memrefCopy; as linalg.copy it becomes plain loops.
                       "func.func(refback-munge-memref-copy)",
+                      "scf-forall-to-parallel",
                       "func.func(convert-linalg-to-loops)",
                       # vector code from the vectorized stage: multi-dimensional
                       # reductions and transfers down to 1-D vector ops
                       "func.func(lower-vector-multi-reduction)",
                       "convert-vector-to-scf",
                       "func.func(lower-affine)",
+                      "convert-scf-to-openmp",
                       "func.func(canonicalize)")]),
         Stage("llvm", "LLVM dialect, with _mlir_ciface_ wrappers for C callers",
               [EmitCInterface(),
@@ -184,6 +195,7 @@ def _native_stages(blas: bool = True, vectorize: bool = False) -> list[Stage]:
                       # with BLAS, allocations go to the shim's buffer cache
                       # (kernels/src/buffers.c), which hands out memory freed last
                       "finalize-memref-to-llvm" + ("{use-generic-functions}" if blas else ""),
+                      "convert-openmp-to-llvm",
                       "func.func(convert-arith-to-llvm)",
                       "convert-func-to-llvm",
                       "convert-cf-to-llvm",

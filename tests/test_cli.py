@@ -16,7 +16,7 @@ MLIRC = [sys.executable, "-m", "mlirc"]
 def test_stages_lists_stages_and_passes(capsys):
     assert main(["stages"]) == 0
     out = capsys.readouterr().out
-    for name in ["00 torch", "02 linalg", "04 bufferized", "05 blas", "07 llvm"]:
+    for name in ["00 torch", "02 linalg", "04 bufferized", "05 blas", "06 parallel", "08 llvm"]:
         assert name in out
     assert "one-shot-bufferize" in out and "mlirc-emit-c-interface" in out
 
@@ -27,7 +27,8 @@ def test_explore_writes_one_file_per_stage_and_a_table(tmp_path, capsys):
     assert "ops per dialect" in out and "02-linalg" in out and "linalg:" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "00-torch.mlir", "01-torch-backend.mlir", "02-linalg.mlir", "03-optimized.mlir",
-        "04-bufferized.mlir", "05-blas.mlir", "06-loops.mlir", "07-llvm.mlir"]
+        "04-bufferized.mlir", "05-blas.mlir", "06-parallel.mlir", "07-loops.mlir",
+        "08-llvm.mlir"]
 
 
 def test_compile_to_a_stage_then_from_it(tmp_path, capsys):

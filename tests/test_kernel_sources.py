@@ -21,7 +21,7 @@ COMPILER = os.environ.get("CC", "cc")
 
 def _public_functions() -> set[str]:
     text = buildspec.HEADER.read_text()
-    return set(re.findall(r"^(?:void|int64_t|const char|void \*)\s*\*?\s*(\w+)\(", text, re.M))
+    return set(re.findall(r"^(?:void|int32_t|int64_t|const char|void \*)\s*\*?\s*(\w+)\(", text, re.M))
 
 
 @pytest.mark.skipif(not shutil.which(COMPILER), reason="no C compiler")

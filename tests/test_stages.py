@@ -18,7 +18,8 @@ class Tanh(torch.nn.Module):
 
 def test_default_stage_order():
     assert mlirc.default_pipeline("jit").names() == [
-        "torch", "torch-backend", "linalg", "optimized", "bufferized", "blas", "loops", "llvm"]
+        "torch", "torch-backend", "linalg", "optimized", "bufferized", "blas", "parallel", "loops",
+        "llvm"]
     assert "blas" not in mlirc.default_pipeline("jit", blas=False).names()
     assert mlirc.default_pipeline("iree-cpu").names() == ["torch", "torch-backend", "linalg"]
 

@@ -29,6 +29,7 @@ from .. import ir
 from ..version import __version__
 from ..errors import BackendError
 from ..passes.blas_offload import uses_blas
+from ..passes.parallel_tiles import uses_threads
 from ..kernels import build as kernels_build
 from ..kernels import library as blas
 from ..runtime import memref
@@ -57,6 +58,21 @@ def kernels_object(target: str) -> Path:
     """The kernels an aot library links: the portable library for an x86-64
     level, the host's own build for "host"."""
     return blas.shim_object() if target == "host" else kernels_build.portable_object()
+
+
+def bind_openmp_calls(objects: Path) -> None:
+    """Renames the model object's references to the OpenMP runtime
+    (__kmpc_*) to the kernel library's functions that answer them, so the
+    library neither needs nor shadows a real OpenMP runtime."""
+    renames = [f"--redefine-sym={kmpc}={ours}" for kmpc, ours in blas.OPENMP_FUNCTIONS.items()]
+    objcopy = os.environ.get("OBJCOPY", "objcopy")
+    try:
+        result = subprocess.run([objcopy, *renames, str(objects)], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise BackendError(f"'{objcopy}' (binutils) is needed to link a multi-threaded "
+                           "library; install binutils or set OBJCOPY") from None
+    if result.returncode != 0:
+        raise BackendError(f"{objcopy} failed on {objects.name}: {result.stderr.strip()[:300]}")
 
 
 def compiler_command() -> str:
@@ -104,24 +120,31 @@ class AotBackend:
         # Large weights go into the library as raw bytes (weights.s) rather
         # than through LLVM, which took 50 s and 2.5 GB for ResNet-50's.
         bound = weights.externalize(module)
+        threads = uses_threads(module)
+        kernels = uses_blas(module) or threads
         try:
             # The engine links what it compiles, so the GEMM shim and the
             # weights must resolve.
             engine = ir.ExecutionEngine(module, opt_level=options.get("opt_level", 3),
-                                        shared_libs=blas.load() if uses_blas(module) else [],
+                                        shared_libs=blas.load() if kernels else [],
                                         enable_pic=True)
             for symbol, buffer in bound:
                 engine.raw_register_runtime(symbol, ctypes.c_void_p(buffer.ctypes.data))
+            if threads:
+                for symbol, address in blas.openmp_addresses().items():
+                    engine.raw_register_runtime(symbol, ctypes.c_void_p(address))
             engine.dump_to_object_file(str(objects))
         except Exception as error:
             raise BackendError(f"code generation failed: {str(error).strip()[:300]}") from None
+        if threads:
+            bind_openmp_calls(objects)
         # -Bsymbolic: the model calls its own kernels even in a process that
         # has loaded mlirc's host kernels, whose names are the same.
         link = [compiler_command(), "-shared", "-Wl,-Bsymbolic", "-o", str(library),
                 str(objects), "-lm"]
         if bound:
             link.append(str(weights.write_assembly(bound, folder)))
-        if uses_blas(module):
+        if kernels:
             # The shim goes into the library; the BLAS is found through rpath.
             blas_library = blas.blas_library()
             # --no-as-needed: the shim finds cblas with dlsym, so nothing would

@@ -12,6 +12,7 @@ import numpy as np
 from .. import ir
 from ..errors import BackendError
 from ..passes.blas_offload import uses_blas
+from ..passes.parallel_tiles import uses_threads
 from ..passes.profile import uses_timers
 from ..kernels import library as blas
 from ..runtime import memref
@@ -27,7 +28,8 @@ class JitExecutable:
         self.signature = signature
         self.module = module
         self._arguments = memref.CallArguments()
-        if uses_blas(module):
+        threads = uses_threads(module)
+        if uses_blas(module) or threads:
             shared_libs = list(shared_libs or []) + blas.load()
         if uses_timers(module):
             shared_libs = list(shared_libs or []) + [blas.load_profile_timers()]
@@ -41,6 +43,9 @@ class JitExecutable:
                                                  shared_libs=shared_libs or [])
                 for symbol, buffer in self.weights:
                     self.engine.raw_register_runtime(symbol, ctypes.c_void_p(buffer.ctypes.data))
+                if threads:
+                    for symbol, address in blas.openmp_addresses().items():
+                        self.engine.raw_register_runtime(symbol, ctypes.c_void_p(address))
                 self._function = self.engine.lookup(entry)
             except Exception as error:
                 # Unresolved symbols are reported on stderr by the JIT itself.

@@ -34,7 +34,7 @@ HEADER = HERE / "include" / "mlirc_kernels.h"
 SHIM_SOURCE = SOURCES / "mlirc_kernels.c"
 UNITS = tuple(SOURCES / f"{name}.c" for name in (
     "pool", "buffers", "gemm", "maxpool", "conv", "packed_conv", "winograd", "winograd4",
-    "strided_conv"))
+    "strided_conv", "openmp"))
 SHIM_INCLUDES = (HEADER, SOURCES / "kernels.h", *UNITS)
 PROFILE_SOURCE = SOURCES / "profile_runtime.c"
 # The portable library (for `aot`): one copy of the kernels per level and

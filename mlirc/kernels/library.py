@@ -83,6 +83,21 @@ def symbol(name: str, restype, argtypes: list):
     return function
 
 
+# The OpenMP runtime functions generated parallel loops call, and the kernel
+# library's functions that answer them on its thread pool (src/openmp.c).
+OPENMP_FUNCTIONS = {f"__kmpc_{name}": f"mlirc_omp_{name}" for name in (
+    "fork_call", "global_thread_num", "for_static_init_4", "for_static_init_4u",
+    "for_static_init_8", "for_static_init_8u", "for_static_fini", "barrier")}
+
+
+def openmp_addresses() -> dict[str, int]:
+    """The address of the kernel library's answer to each OpenMP runtime
+    function, for the JIT to bind the generated code's references to."""
+    handle = _kernels_handle()
+    return {kmpc: ctypes.cast(getattr(handle, ours), ctypes.c_void_p).value
+            for kmpc, ours in OPENMP_FUNCTIONS.items()}
+
+
 @functools.cache
 def _kernels_handle() -> ctypes.CDLL:
     return ctypes.CDLL(load()[0], mode=ctypes.RTLD_GLOBAL)

@@ -9,10 +9,11 @@ convolution vectorizer takes depthwise convolutions only channels-last
     transpose(input to NHWC), transpose(filter to HWC), transpose(init)
     -> linalg.depthwise_conv_2d_nhwc_hwc -> transpose(result to NCHW)
 
-and the NHWC convolution is tiled (a tile: `pixels` output pixels of one row
-x `channels` channels, one kernel row), decomposed into 1-D convolutions and
-vectorized with the transform dialect: the kernel width unrolls into vector
-FMAs over channels. The transposes stay plain copies.
+and the NHWC convolution is tiled: its output rows form an `scf.forall` (run
+on all cores, see parallel_tiles.py), and each row's tiles (`pixels` output
+pixels x `channels` channels, one kernel row) are decomposed into 1-D
+convolutions and vectorized with the transform dialect: the kernel width
+unrolls into vector FMAs over channels. The transposes stay plain copies.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ module attributes {{transform.with_named_sequence}} {{
   transform.named_sequence @__transform_main(%root: !transform.any_op {{transform.readonly}}) {{
     %op = transform.structured.match attributes {{{mark} = {index} : i64}} in %root
       : (!transform.any_op) -> !transform.any_op
-    %tiled, %loops:5 = transform.structured.tile_using_for %op tile_sizes {sizes}
+    %rows, %forall = transform.structured.tile_using_forall %op tile_sizes [1, 1]
+      : (!transform.any_op) -> (!transform.any_op, !transform.any_op)
+    %tiled, %loops:5 = transform.structured.tile_using_for %rows tile_sizes {sizes}
       : (!transform.any_op) -> (!transform.any_op, !transform.any_op, !transform.any_op,
                                 !transform.any_op, !transform.any_op, !transform.any_op)
     %one_d = transform.structured.decompose %tiled : (!transform.any_op) -> !transform.any_op

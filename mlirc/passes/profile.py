@@ -71,10 +71,10 @@ def _label(op) -> dict:
         iterators = str(op.attributes["iterator_types"])
         kind = "linalg.generic (reduction)" if "reduction" in iterators else \
             "linalg.generic (elementwise)"
-    elif op.name == "scf.for":
-        # a vectorized op: a loop over rows around vector code
+    elif op.name in ("scf.for", "scf.forall"):
+        # a vectorized op: a loop over rows (or parallel rows) around vector code
         inner = [o for o in ir.walk_ops(op) if o.name == "vector.transfer_write"]
-        kind = "vector loop" if inner else "scf.for"
+        kind = "vector loop" if inner else op.name
         if inner:
             op = inner[0]
     buffers = [str(_source_buffer(v).type) for v in op.operands

@@ -143,4 +143,28 @@ void mlirc_kernel_runs_reset(void);
 /* The CPU level this build was compiled for: "avx512", "avx2" or "generic". */
 const char *mlirc_kernels_isa(void);
 
+/* ---- Threads for generated code ----------------------------------------- */
+
+/* The subset of the OpenMP runtime ABI (libomp's __kmpc_* functions) that
+ * generated parallel loops call, on this library's thread pool: mlirc
+ * binds the model's __kmpc_<name> references to mlirc_omp_<name>. Only
+ * one static worksharing loop per parallel region is supported. */
+void mlirc_omp_fork_call(void *location, int32_t count,
+                         void (*body)(int32_t *global_tid, int32_t *bound_tid, ...), ...);
+int32_t mlirc_omp_global_thread_num(void *location);
+void mlirc_omp_for_static_init_4(void *location, int32_t tid, int32_t schedule, int32_t *last,
+                                 int32_t *lower, int32_t *upper, int32_t *stride,
+                                 int32_t increment, int32_t chunk);
+void mlirc_omp_for_static_init_4u(void *location, int32_t tid, int32_t schedule, int32_t *last,
+                                  uint32_t *lower, uint32_t *upper, uint32_t *stride,
+                                  uint32_t increment, uint32_t chunk);
+void mlirc_omp_for_static_init_8(void *location, int32_t tid, int32_t schedule, int32_t *last,
+                                 int64_t *lower, int64_t *upper, int64_t *stride,
+                                 int64_t increment, int64_t chunk);
+void mlirc_omp_for_static_init_8u(void *location, int32_t tid, int32_t schedule, int32_t *last,
+                                  uint64_t *lower, uint64_t *upper, uint64_t *stride,
+                                  uint64_t increment, uint64_t chunk);
+void mlirc_omp_for_static_fini(void *location, int32_t tid);
+void mlirc_omp_barrier(void *location, int32_t tid);
+
 #endif

@@ -24,6 +24,14 @@
   X(mlirc_conv2d_kernel_fits)               \
   X(mlirc_kernel_runs)                      \
   X(mlirc_kernel_runs_reset)                \
-  X(mlirc_kernels_isa)
+  X(mlirc_kernels_isa)                       \
+  X(mlirc_omp_fork_call)                     \
+  X(mlirc_omp_global_thread_num)             \
+  X(mlirc_omp_for_static_init_4)             \
+  X(mlirc_omp_for_static_init_4u)            \
+  X(mlirc_omp_for_static_init_8)             \
+  X(mlirc_omp_for_static_init_8u)            \
+  X(mlirc_omp_for_static_fini)               \
+  X(mlirc_omp_barrier)
 
 #endif

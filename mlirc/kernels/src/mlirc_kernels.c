@@ -14,3 +14,4 @@
 #include "winograd.c"
 #include "winograd4.c"
 #include "strided_conv.c"
+#include "openmp.c"

@@ -1,0 +1,131 @@
+"""Generated loops on all cores: each large linalg op's outer parallel loop
+becomes an `scf.forall` of tiles.
+
+Ops the kernel library does not take (elementwise chains, reductions,
+pooling, transposes, convolutions without a kernel...) lower to loop nests
+that run on one thread. This pass, on memrefs just before
+`convert-linalg-to-loops`, tiles each top-level linalg op whose loop nest
+runs at least `min_iterations` iterations along one parallel loop with
+`transform.structured.tile_using_forall`; the loops stage then turns each
+`scf.forall` into an OpenMP worksharing loop (`scf-forall-to-parallel`,
+`convert-scf-to-openmp`), whose runtime calls the kernel library answers on
+its own thread pool (kernels/src/openmp.c), so kernels and generated code
+share one set of threads.
+
+The loop chosen, and its tile size, are one decision per op made by
+`parallel_tile_sizes` from the op's iterator types and static loop extents:
+the outermost parallel loop of extent >= 2 that is not the innermost loop,
+one index per tile (the innermost loop stays whole for the vectorizer); if
+only the innermost loop is parallel, tiles of a multiple of 16 iterations.
+The chosen sizes stay in the IR as the op's `mlirc.parallel_tiles`
+attribute until the op becomes loops (the `loops` stage's IR shows the
+resulting `omp.parallel` regions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import ir
+from .base import PythonPass, register_pass
+from .marked_scripts import apply_marked, mark
+
+MARK = "mlirc.parallel_tile"
+DECISION = "mlirc.parallel_tiles"
+VECTOR_ITERATIONS = 16  # an AVX-512 vector of f32: innermost tiles are multiples of it
+
+_SCRIPT = """
+module attributes {{transform.with_named_sequence}} {{
+  transform.named_sequence @__transform_main(%root: !transform.any_op {{transform.readonly}}) {{
+    %op = transform.structured.match attributes {{{mark} = {index} : i64}} in %root
+      : (!transform.any_op) -> !transform.any_op
+    %tiled, %forall = transform.structured.tile_using_forall %op tile_sizes {sizes}
+      : (!transform.any_op) -> (!transform.any_op, !transform.any_op)
+    transform.yield
+  }}
+}}
+"""
+
+
+def static_loop_extents(op) -> list[int] | None:
+    """A linalg.generic's loop extents, read from the operands' static shapes
+    where an indexing map's result is a plain loop index; None if any loop
+    has no such operand dimension or a shape is dynamic."""
+    maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
+    extents: list[int | None] = [None] * maps[0].n_dims
+    for operand, indexing in zip(op.operands, maps):
+        if not isinstance(operand.type, ir.ShapedType):
+            continue
+        if not operand.type.has_static_shape:
+            return None
+        for expr, size in zip(indexing.results, operand.type.shape):
+            if isinstance(expr, ir.AffineDimExpr):
+                extents[expr.position] = size
+    return None if any(e is None for e in extents) else extents
+
+
+def parallel_tile_sizes(iterators: list[str], extents: list[int], min_iterations: int,
+                        tasks: int) -> list[int] | None:
+    """Tile sizes (0: loop not tiled) that make one parallel loop a loop of
+    tiles, or None when the op is too small or has no loop worth splitting."""
+    total = 1
+    for extent in extents:
+        total *= extent
+    if total < min_iterations or not extents:
+        return None
+    innermost = len(extents) - 1
+    sizes = [0] * len(extents)
+    for loop, (kind, extent) in enumerate(zip(iterators, extents)):
+        if kind == "parallel" and extent >= 2 and loop != innermost:
+            sizes[loop] = 1
+            return sizes
+    if iterators[innermost] == "parallel" and extents[innermost] >= 2 * VECTOR_ITERATIONS:
+        per_task = -(-extents[innermost] // tasks)
+        sizes[innermost] = -(-per_task // VECTOR_ITERATIONS) * VECTOR_ITERATIONS
+        return sizes
+    return None
+
+
+def _iterator_kinds(op) -> list[str]:
+    # printed as #linalg.iterator_type<parallel>
+    return [str(a).rsplit("<", 1)[-1].rstrip(">")
+            for a in ir.ArrayAttr(op.attributes["iterator_types"])]
+
+
+def _at_top_level(op) -> bool:
+    parent = op.parent
+    return parent is not None and parent.name == "func.func"
+
+
+@register_pass
+@dataclass(frozen=True)
+class ParallelTiles(PythonPass):
+    name = "mlirc-parallel-tiles"
+    description = ("Each large linalg.generic on memrefs tiled along one parallel loop into "
+                   "an scf.forall (run on the kernel library's threads)")
+    min_iterations: int = 16384  # smaller ops stay serial: a fork costs a few microseconds
+    tasks: int = 8  # tiles of an innermost-only parallel loop
+
+    def run(self, module_op) -> None:
+        with module_op.context, ir.Location.unknown():
+            scripts = []
+            for op in list(ir.walk_ops(module_op)):
+                if op.name != "linalg.generic" or not _at_top_level(op):
+                    continue
+                extents = static_loop_extents(op)
+                if extents is None:
+                    continue
+                sizes = parallel_tile_sizes(_iterator_kinds(op), extents, self.min_iterations,
+                                            self.tasks)
+                if sizes is None:
+                    continue
+                op.attributes[DECISION] = ir.DenseI64ArrayAttr.get(sizes)
+                mark(op, MARK, len(scripts))
+                scripts.append(_SCRIPT.format(mark=MARK, index=len(scripts), sizes=sizes))
+            apply_marked(module_op, MARK, scripts)
+
+
+def uses_threads(module) -> bool:
+    """Whether a module has parallel regions (whose runtime calls the kernel
+    library answers)."""
+    return any(op.name == "omp.parallel" for op in ir.walk_ops(module.operation))
