@@ -19,7 +19,7 @@ from .errors import ArtifactError
 from .runtime.signature import Signature
 
 FORMAT = "mlirc-artifact"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 
 
@@ -66,6 +66,7 @@ def write(path: str | Path, backend: str, signature: Signature, files: dict[str,
         "files": {name: {"bytes": len(data), "sha256": sha256(data)}
                   for name, data in files.items()},
     }
+    manifest["manifest_sha256"] = manifest_digest(manifest)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
     try:
         for name, data in files.items():
@@ -92,17 +93,32 @@ def read_manifest(path: Path) -> dict:
     try:
         manifest = json.loads(manifest_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ArtifactError(f"{manifest_path} is not valid JSON ({error.msg}): "
+        reason = error.msg if isinstance(error, json.JSONDecodeError) else "not UTF-8"
+        raise ArtifactError(f"{manifest_path} is not valid JSON ({reason}): "
                             "truncated or corrupt") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ArtifactError(f"{manifest_path} is not an mlirc manifest")
     if manifest.get("format_version", 0) > FORMAT_VERSION:
         raise ArtifactError(f"{path} was written by a newer mlirc (format "
                             f"{manifest['format_version']}, this reads {FORMAT_VERSION})")
+    if manifest.get("format_version", 0) < FORMAT_VERSION:
+        raise ArtifactError(f"{path} was written by an older mlirc (format "
+                            f"{manifest.get('format_version')}) without a manifest hash; "
+                            "save it again")
+    if manifest.get("manifest_sha256") != manifest_digest(manifest):
+        raise ArtifactError(f"{manifest_path} does not match its own manifest_sha256 "
+                            "(edited or corrupt)")
     for key in ("backend", "signature", "files", "versions"):
         if key not in manifest:
             raise ArtifactError(f"{manifest_path} has no '{key}' entry")
     return manifest
+
+
+def manifest_digest(manifest: dict) -> str:
+    """SHA-256 of the manifest without its own digest. The manifest holds
+    each payload file's hash, so this one covers manifest and payload."""
+    rest = {key: value for key, value in manifest.items() if key != "manifest_sha256"}
+    return sha256(json.dumps(rest, sort_keys=True).encode())
 
 
 def read_files(path: Path, manifest: dict) -> dict[str, bytes]:

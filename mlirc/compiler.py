@@ -38,6 +38,23 @@ class Imported:
     onnx_nodes: dict = field(default_factory=dict)  # ONNX node name -> op type
 
 
+def _check_arguments(model, opt_level, pipeline, dump_dir, blas, vectorize) -> None:
+    """Typed errors for arguments of the wrong kind, before any work."""
+    if isinstance(model, (str, Path)) and not str(model).strip():
+        raise InputError("the model is an empty path")
+    if isinstance(opt_level, bool) or not isinstance(opt_level, int) or not 0 <= opt_level <= 3:
+        raise InputError(f"opt_level must be an int from 0 to 3, not {opt_level!r}")
+    if pipeline is not None and not isinstance(pipeline, Pipeline):
+        hint = " (to stop at a stage, pass stop_at=)" if isinstance(pipeline, str) else ""
+        raise InputError(f"pipeline must be a mlirc.Pipeline, not {type(pipeline).__name__}"
+                         + hint)
+    if dump_dir is not None and Path(dump_dir).exists() and not Path(dump_dir).is_dir():
+        raise InputError(f"dump_dir {dump_dir} exists and is not a folder")
+    for flag, value in (("blas", blas), ("vectorize", vectorize)):
+        if not isinstance(value, bool):
+            raise InputError(f"{flag} must be True or False, not {value!r}")
+
+
 def compile(model, example_args=(), *, backend: str = "jit",
             stop_at: str | None = None, start_from: str | None = None,
             dump_dir: str | Path | None = None, pipeline: Pipeline | None = None,
@@ -78,6 +95,7 @@ def compile(model, example_args=(), *, backend: str = "jit",
     on_stage: called with each StageResult as it completes (progress).
     """
     started = time.perf_counter()
+    _check_arguments(model, opt_level, pipeline, dump_dir, blas, vectorize)
     frontend = _frontend_of(model)
     pipeline = pipeline or default_pipeline(backend, frontend, blas, vectorize)
     if kernels is not None:

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import mlirc
+from mlirc import artifact
 from mlirc.backends.iree import TARGETS, device_available
 from mlirc.frontends.python_file import load_model_file
 
@@ -206,8 +207,30 @@ class TestArtifactErrors:
     def test_version_mismatch(self, saved):
         manifest = json.loads((saved / "manifest.json").read_text())
         manifest["versions"]["torch-mlir"] = "19990101"
+        # as another mlirc would have written it: the manifest's own hash matches
+        manifest["manifest_sha256"] = artifact.manifest_digest(manifest)
         (saved / "manifest.json").write_text(json.dumps(manifest))
         with pytest.raises(mlirc.ArtifactError, match="built with torch-mlir 19990101"):
+            mlirc.load(saved)
+
+    @pytest.mark.parametrize("edit", ["signature", "backend", "files", "format"])
+    def test_an_edited_manifest_is_refused(self, saved, edit):
+        manifest = json.loads((saved / "manifest.json").read_text())
+        if edit == "signature":
+            manifest["signature"]["inputs"][0] = "4x6xf64"
+        elif edit == "backend":
+            manifest["backend"] = "aot" if manifest["backend"] != "aot" else "jit"
+        elif edit == "files":
+            manifest["files"] = {}
+        else:
+            manifest["format_version"] = 1
+        (saved / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(mlirc.ArtifactError, match="manifest"):
+            mlirc.load(saved)
+
+    def test_a_manifest_that_is_not_utf8(self, saved):
+        (saved / "manifest.json").write_bytes(b"\xff\xfe{}")
+        with pytest.raises(mlirc.ArtifactError, match="not valid JSON"):
             mlirc.load(saved)
 
     def test_save_of_a_stopped_compile(self, small, tmp_path):

@@ -143,3 +143,51 @@ def test_verify_without_reference(add_model, tmp_path):
     restarted = mlirc.compile(compiled.ir["linalg"], start_from="linalg")
     with pytest.raises(mlirc.InputError, match="no reference model"):
         restarted.verify(x, y)
+
+
+# ---- Bad input found by fuzzing: each a typed error, never a traceback ----
+
+@pytest.mark.parametrize("arguments,message", [
+    (["run", "{mlp}", "--input=99999999999x3x8x8xf32=1"], "give a large input as @file.npy"),
+    (["run", "{mlp}", "--input=2x8xi8=300"], "300 does not fit i8"),
+    (["run", "{mlp}", "--input=32x256xf32=1", "--output=@/no/such/dir/y.npy"],
+     "cannot write /no/such/dir/y.npy"),
+    (["compile", "{exits}"], "exited while loading"),
+    (["compile", "{binary}"], "not MLIR text"),
+    (["compile", "{mlp}", "--dump-dir", "{mlp}"], "exists and is not a folder"),
+])
+def test_cli_bad_input_is_one_line_and_exit_2(arguments, message, tmp_path, capsys):
+    from pathlib import Path
+    from mlirc.cli import main
+    files = {"mlp": str(Path(__file__).resolve().parent.parent / "examples" / "mlp.py"),
+             "exits": str(tmp_path / "exits.py"), "binary": str(tmp_path / "binary.mlir")}
+    (tmp_path / "exits.py").write_text("import sys\nsys.exit(0)\n")
+    (tmp_path / "binary.mlir").write_bytes(b"\x00\x01\xff\xfe module")
+    assert main([a.format(**files) for a in arguments]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("mlirc: error:") and message in error
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"pipeline": "linalg"}, "pass stop_at="),
+    ({"opt_level": "3"}, "opt_level must be an int"),
+    ({"blas": "no"}, "blas must be True or False"),
+])
+def test_api_arguments_of_the_wrong_kind(options, message):
+    with pytest.raises(mlirc.InputError, match=message):
+        mlirc.compile(Add(), (torch.randn(2, 3), torch.randn(2, 3)), **options)
+
+
+def test_an_empty_model_path():
+    with pytest.raises(mlirc.InputError, match="empty path"):
+        mlirc.compile("")
+
+
+def test_a_signature_attribute_that_disagrees_with_main_is_refused(tmp_path):
+    x = torch.randn(2, 3)
+    linalg = mlirc.compile(Add(), (x, x), stop_at="linalg").ir["linalg"]
+    assert "2x3xf32" in linalg
+    edited = linalg.replace("\\222x3xf32\\22", "\\222x4xf32\\22", 1)  # MLIR's escapes
+    assert edited != linalg
+    with pytest.raises(mlirc.InputError, match="says input 1 is 2x4xf32"):
+        mlirc.compile(edited, start_from="linalg")

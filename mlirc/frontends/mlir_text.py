@@ -21,7 +21,14 @@ def read_text(source) -> tuple[str, str]:
         path = Path(source)
         if not path.exists():
             raise InputError(f"no such file: {path}")
-        return path.read_text(), str(path)
+        if not path.is_file():
+            raise InputError(f"{path}: not a file")
+        try:
+            return path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError as error:
+            raise InputError(f"{path}: not MLIR text (byte {error.start} is not UTF-8)") from None
+        except OSError as error:
+            raise InputError(f"{path}: cannot read: {error.strerror or error}") from None
     return str(source), "<string>"
 
 

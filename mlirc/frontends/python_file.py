@@ -22,12 +22,20 @@ def load_model_file(path: str | Path):
     sys.modules[spec.name] = module
     try:
         spec.loader.exec_module(module)
+    except SystemExit as error:  # a script's sys.exit() is not a model
+        raise InputError(f"{path}: exited while loading (SystemExit {error.code}); a model "
+                         "file defines model() and example_inputs()") from None
     except Exception as error:
         raise InputError(f"{path}: failed to load: {type(error).__name__}: {error}") from None
     for required in ("model", "example_inputs"):
         if not callable(getattr(module, required, None)):
             raise InputError(f"{path}: a model file must define {required}()")
-    inputs = module.example_inputs()
+    try:
+        inputs = module.example_inputs()
+        model = module.model()
+    except (Exception, SystemExit) as error:
+        raise InputError(f"{path}: model() or example_inputs() failed: "
+                         f"{type(error).__name__}: {error}") from None
     if not isinstance(inputs, (tuple, list)):
         inputs = (inputs,)
-    return module.model(), tuple(inputs)
+    return model, tuple(inputs)

@@ -19,6 +19,8 @@ from .signature import DTYPES, TensorSpec
 # iree-run-module's element type names, beside mlirc's own.
 _ALIASES = {"i1": "bool", "ui8": "u8", "si8": "i8", "si32": "i32", "si64": "i64"}
 MAX_PRINTED_ELEMENTS = 1024
+# Values typed on the command line: larger inputs come from .npy files.
+MAX_INPUT_BYTES = 1 << 30
 
 
 def parse_input(text: str, position: int) -> np.ndarray:
@@ -45,6 +47,11 @@ def parse_input(text: str, position: int) -> np.ndarray:
         raise InputError(f"{where}: bad shape '{'x'.join(dims)}': dimensions are "
                          "non-negative integers")
     shape = tuple(int(d) for d in dims)
+    numpy_dtype = np.dtype(DTYPES[dtype].numpy)
+    if prod(shape) * numpy_dtype.itemsize > MAX_INPUT_BYTES:
+        raise InputError(f"{where}: shape {list(shape)} needs "
+                         f"{prod(shape) * numpy_dtype.itemsize / 2**30:.3g} GiB; give a large "
+                         "input as @file.npy")
     items = [v for v in re.split(r"[,\s]+", values_text.strip()) if v]
     try:
         if dtype == "bool":
@@ -53,6 +60,12 @@ def parse_input(text: str, position: int) -> np.ndarray:
             values = [float(v) if DTYPES[dtype].numpy.kind == "f" else int(v) for v in items]
     except ValueError as error:
         raise InputError(f"{where}: {error}") from None
+    if numpy_dtype.kind in "iub":
+        limits = np.iinfo(numpy_dtype) if numpy_dtype.kind != "b" else None
+        outside = [v for v in values if limits and not limits.min <= v <= limits.max]
+        if outside:
+            raise InputError(f"{where}: {outside[0]} does not fit {dtype} "
+                             f"([{limits.min}, {limits.max}])")
     count = prod(shape)
     if len(values) == 1 and count != 1:
         values = values * count
@@ -106,5 +119,9 @@ def save_output(array: np.ndarray, target: str, position: int) -> Path:
     if not target.startswith("@"):
         raise InputError(f"--output {position} ('{target}'): expected @file.npy")
     path = Path(target[1:])
-    np.save(path, array)
+    try:
+        np.save(path, array)
+    except OSError as error:
+        raise InputError(f"--output {position}: cannot write {path}: "
+                         f"{error.strerror or error}") from None
     return path

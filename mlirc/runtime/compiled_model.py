@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import ArtifactError, InputError, MlircError
 from ..runner import StageResult
 from . import inputs as input_checks
 from .signature import Signature
@@ -124,7 +124,10 @@ def load(path: str | Path):
     artifact.check_versions(path, manifest)
     artifact.check_cpu(path, manifest)
     files = artifact.read_files(path, manifest)
-    signature = Signature.from_json(json.dumps(manifest["signature"]))
+    try:
+        signature = Signature.from_json(json.dumps(manifest["signature"]))
+    except (ValueError, KeyError, TypeError, AttributeError, MlircError) as error:
+        raise ArtifactError(f"{path}: the manifest's signature is not valid: {error}") from None
     backend = get_backend(manifest["backend"])
     executable = backend.from_payload(files, signature, path)
     stages = [StageResult(name, files[f"stages/{index:02d}-{name}.mlir"].decode(), 0.0)

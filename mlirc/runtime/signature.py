@@ -136,8 +136,54 @@ def read(module: ir.Module, entry: str = "main") -> Signature:
     function's tensor, memref or !torch.vtensor types."""
     attributes = module.operation.attributes
     if SIGNATURE_ATTR in attributes:
-        return Signature.from_json(ir.StringAttr(attributes[SIGNATURE_ATTR]).value)
+        try:
+            stored = Signature.from_json(ir.StringAttr(attributes[SIGNATURE_ATTR]).value)
+        except (ValueError, KeyError, TypeError, AttributeError, InputError) as error:
+            raise InputError(f"the module's {SIGNATURE_ATTR} attribute is not a valid "
+                             f"signature: {error}") from None
+        _check_against_function(module, entry, stored)
+        return stored
     return _infer_from_function(module, entry)
+
+
+def _check_against_function(module: ir.Module, entry: str, stored: Signature) -> None:
+    """Refuses a stored signature that disagrees with the entry function's
+    own types (tensor-level: inputs and results; bufferized: inputs then
+    out-parameters). LLVM-level functions carry no shapes to compare."""
+    func = next((op for op in module.body.operations if op.operation.name == "func.func" and
+                 ir.StringAttr(op.attributes["sym_name"]).value == entry), None)
+    if func is None:
+        return
+    function_type = ir.FunctionType(ir.TypeAttr(func.attributes["function_type"]).value)
+    arguments = [str(t) for t in function_type.inputs]
+    if any(t.startswith("memref") for t in arguments):
+        expected = [("input", i, spec) for i, spec in enumerate(stored.inputs)] + \
+                   [("output", i, spec) for i, spec in enumerate(stored.outputs)]
+        actual = arguments
+    else:
+        expected = [("input", i, spec) for i, spec in enumerate(stored.inputs)]
+        actual = arguments
+        if len(stored.outputs) != len(function_type.results):
+            raise InputError(f"the module's {SIGNATURE_ATTR} lists {len(stored.outputs)} "
+                             f"outputs, but @{entry} returns {len(function_type.results)}")
+        results = [str(t) for t in function_type.results]
+        for i, (spec, type_text) in enumerate(zip(stored.outputs, results)):
+            _compare(entry, "output", i, spec, type_text)
+    if len(expected) != len(actual):
+        raise InputError(f"the module's {SIGNATURE_ATTR} has {len(expected)} arguments, "
+                         f"but @{entry} takes {len(actual)}")
+    for (kind, i, spec), type_text in zip(expected, actual):
+        _compare(entry, kind, i, spec, type_text)
+
+
+def _compare(entry: str, kind: str, index: int, spec: "TensorSpec", type_text: str) -> None:
+    try:
+        actual = _spec_of_type(type_text)
+    except InputError:
+        return  # a boundary type mlirc does not read (checked where it is used)
+    if actual != spec:
+        raise InputError(f"the module's {SIGNATURE_ATTR} says {kind} {index + 1} is {spec}, "
+                         f"but @{entry} has {type_text}")
 
 
 def entry_function(module: ir.Module, entry: str = "main"):
