@@ -36,8 +36,9 @@ from .. import ir
 from ..errors import InputError
 from ..kernels import choice
 from .base import PythonPass, register_pass
-from .call_folding import (CONV, CONV_BIAS_CALL, match_epilogue, match_gemm_bias,
-                           match_padding, redirect_after_add, zero_fill_before)
+from .call_folding import (CONV, CONV_BIAS_CALL, _aliases, _first_toucher, match_epilogue,
+                           match_gemm_bias, match_padding, position, redirect_after_add,
+                           zero_fill_before)
 
 SHIM_PREFIX = "mlirc_"
 # the shim's entry points (a module calling one needs the shim loaded)
@@ -177,7 +178,7 @@ class BlasOffload(PythonPass):
         erase = [op] + ([zero_fill] if zero_fill is not None else [])
         with ir.InsertionPoint(op), op.location:
             if self.fold_transposes:  # views made here are transposed row-major
-                operands[:2] = [self._fold_transpose(v, rank) for v in operands[:2]]
+                operands[:2] = [self._fold_transpose(v, rank, op) for v in operands[:2]]
             callee = f"{SHIM_PREFIX}gemm_{element}{'_batched' if rank == 3 else ''}"
             generic = generic_memref_type(rank, element)
             packable = rank == 2 and element == "f32" and _packs(op.operands) and \
@@ -306,22 +307,35 @@ class BlasOffload(PythonPass):
         return chosen
 
     @staticmethod
-    def _fold_transpose(value, rank: int):
-        """`value` itself, or a transposed view of the buffer it was copied from."""
+    def _fold_transpose(value, rank: int, reader):
+        """`value` itself, or a transposed view of the buffer it was copied
+        from: the linalg.transpose into `value` that `reader` (the GEMM)
+        sees, when nothing else reads what that transpose wrote. The buffer
+        may be written by other transposes before and after (bufferization
+        reuses one buffer for same-shaped temporaries)."""
         if ir.defining_op_name(value) != "memref.alloc":
             return value
-        writers = [use.owner for use in value.uses if use.owner.name == "linalg.transpose"]
-        others = [use.owner for use in value.uses
-                  if use.owner.name not in ("linalg.transpose", "memref.dealloc")]
-        if len(writers) != 1 or len(others) != 1:
+        block = list(reader.block.operations)
+        aliases = _aliases(block, value)
+        at = position(block, reader)
+        transpose = _first_toucher(reversed(block[:at]), aliases)
+        if transpose is None or transpose.name != "linalg.transpose" or \
+                transpose.operands[1] != value:
             return value
-        transpose = writers[0]
+        for later in block[position(block, transpose) + 1:]:
+            later = later.operation
+            if later == reader or not _touches(later, aliases):
+                continue
+            if later.name in ("linalg.transpose", "memref.dealloc") and \
+                    list(later.operands)[-1] == value:
+                break  # overwritten or freed: nothing after reads this transpose
+            return value  # another reader needs the materialised transpose
         swap = list(range(rank - 2)) + [rank - 1, rank - 2]
         permutation = [int(x) for x in re.search(r"permutation = \[([\d, ]+)\]",
                                                  str(transpose)).group(1).split(",")]
         source = transpose.operands[0]
         info = memref_info(source)
-        if permutation != swap or transpose.operands[1] != value or info is None or not info[2]:
+        if permutation != swap or info is None or not info[2]:
             return value
         view_map = ir.AffineMap.get_permutation(swap)
         shape = [int(d) for d in str(value.type)[7:].split("x")[:-1]]
@@ -332,6 +346,14 @@ class BlasOffload(PythonPass):
         view = ir.dialects.memref.TransposeOp(view_type, source, view_map).result
         transpose.erase()
         return view
+
+
+def _touches(op, aliases) -> bool:
+    """Whether `op`, or an op nested in it, has one of `aliases` as operand."""
+    if any(operand in aliases for operand in op.operands):
+        return True
+    return any(any(operand in aliases for operand in nested.operands)
+               for nested in ir.walk_ops(op))
 
 
 def _static_shape(value) -> list[int]:

@@ -14,12 +14,16 @@ share one set of threads.
 
 The loop chosen, and its tile size, are one decision per op made by
 `parallel_tile_sizes` from the op's iterator types and static loop extents:
-the outermost parallel loop of extent >= 2 that is not the innermost loop,
-one index per tile (the innermost loop stays whole for the vectorizer); if
-only the innermost loop is parallel, tiles of a multiple of 16 iterations.
-The chosen sizes stay in the IR as the op's `mlirc.parallel_tiles`
-attribute until the op becomes loops (the `loops` stage's IR shows the
-resulting `omp.parallel` regions).
+the outermost parallel loop of extent >= 2 that is not the innermost loop
+(preferring one that runs along no operand's contiguous last dimension, as
+a transpose's channel loop does), one index per tile (the innermost loop
+stays whole for the vectorizer); if only the innermost loop is parallel,
+tiles of a multiple of 16 iterations. Where an input is read across the
+innermost loop with a stride (a transpose), that loop is also blocked
+(`strided_read_tile_sizes`) so each block touches few pages. The sizes
+stay in the IR as the op's `mlirc.parallel_tiles` and `mlirc.cache_tiles`
+attributes in the `parallel` stage (`mlirc explore` lists them); the
+`loops` stage shows the resulting `omp.parallel` regions.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from .marked_scripts import apply_marked, mark
 
 MARK = "mlirc.parallel_tile"
 DECISION = "mlirc.parallel_tiles"
+CACHE_DECISION = "mlirc.cache_tiles"
 VECTOR_ITERATIONS = 16  # an AVX-512 vector of f32: innermost tiles are multiples of it
 
 _SCRIPT = """
@@ -40,7 +45,7 @@ module attributes {{transform.with_named_sequence}} {{
     %op = transform.structured.match attributes {{{mark} = {index} : i64}} in %root
       : (!transform.any_op) -> !transform.any_op
     %tiled, %forall = transform.structured.tile_using_forall %op tile_sizes {sizes}
-      : (!transform.any_op) -> (!transform.any_op, !transform.any_op)
+      : (!transform.any_op) -> (!transform.any_op, !transform.any_op){cache_tiling}
     transform.yield
   }}
 }}
@@ -65,9 +70,12 @@ def static_loop_extents(op) -> list[int] | None:
 
 
 def parallel_tile_sizes(iterators: list[str], extents: list[int], min_iterations: int,
-                        tasks: int) -> list[int] | None:
+                        tasks: int, contiguous: frozenset[int] = frozenset()) -> list[int] | None:
     """Tile sizes (0: loop not tiled) that make one parallel loop a loop of
-    tiles, or None when the op is too small or has no loop worth splitting."""
+    tiles, or None when the op is too small or has no loop worth splitting.
+    Loops in `contiguous` run along some operand's last dimension: splitting
+    one of those (a transpose's) would give each tile a sliver of every cache
+    line, so another loop is taken first where there is one."""
     total = 1
     for extent in extents:
         total *= extent
@@ -75,15 +83,59 @@ def parallel_tile_sizes(iterators: list[str], extents: list[int], min_iterations
         return None
     innermost = len(extents) - 1
     sizes = [0] * len(extents)
-    for loop, (kind, extent) in enumerate(zip(iterators, extents)):
-        if kind == "parallel" and extent >= 2 and loop != innermost:
-            sizes[loop] = 1
-            return sizes
+    candidates = [loop for loop, (kind, extent) in enumerate(zip(iterators, extents))
+                  if kind == "parallel" and extent >= 2 and loop != innermost]
+    if candidates:
+        apart = [loop for loop in candidates if loop not in contiguous]
+        sizes[(apart or candidates)[0]] = 1
+        return sizes
     if iterators[innermost] == "parallel" and extents[innermost] >= 2 * VECTOR_ITERATIONS:
         per_task = -(-extents[innermost] // tasks)
         sizes[innermost] = -(-per_task // VECTOR_ITERATIONS) * VECTOR_ITERATIONS
         return sizes
     return None
+
+
+_CACHE_TILING = """
+    %blocks, %loop = transform.structured.tile_using_for %tiled tile_sizes {sizes}
+      : (!transform.any_op) -> (!transform.any_op, !transform.any_op)"""
+
+
+def strided_read_tile_sizes(op, iterators: list[str], extents: list[int],
+                            parallel_sizes: list[int], block: int) -> list[int] | None:
+    """Tile sizes (inside a parallel tile) that block the innermost loop
+    when an input is read across it with a stride, as a transpose reads:
+    then each pass of the innermost loop touches `block` rows of that
+    input (as many pages) instead of all of them, and the next loop reuses
+    the rows' cache lines. None when every input is read along the
+    innermost loop or that loop is too short to block."""
+    innermost = len(extents) - 1
+    if iterators[innermost] != "parallel" or extents[innermost] < 2 * block \
+            or parallel_sizes[innermost]:
+        return None
+    maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
+    for operand, indexing in list(zip(op.operands, maps))[:-1]:
+        if not isinstance(operand.type, ir.ShapedType) or not indexing.results:
+            continue
+        fastest = indexing.results[len(indexing.results) - 1]
+        reads_innermost = any(isinstance(e, ir.AffineDimExpr) and e.position == innermost
+                              for e in indexing.results)
+        if reads_innermost and not (isinstance(fastest, ir.AffineDimExpr)
+                                    and fastest.position == innermost):
+            sizes = [0] * len(extents)
+            sizes[innermost] = block
+            return sizes
+    return None
+
+
+def _contiguous_loops(op) -> frozenset[int]:
+    """The loops that index some operand's last (contiguous) dimension."""
+    loops = set()
+    for attribute in ir.ArrayAttr(op.attributes["indexing_maps"]):
+        results = ir.AffineMapAttr(attribute).value.results
+        if results and isinstance(results[len(results) - 1], ir.AffineDimExpr):
+            loops.add(results[len(results) - 1].position)
+    return frozenset(loops)
 
 
 def _iterator_kinds(op) -> list[str]:
@@ -105,6 +157,7 @@ class ParallelTiles(PythonPass):
                    "an scf.forall (run on the kernel library's threads)")
     min_iterations: int = 16384  # smaller ops stay serial: a fork costs a few microseconds
     tasks: int = 8  # tiles of an innermost-only parallel loop
+    block: int = 16  # innermost-loop block where an input is read across it (transposes)
 
     def run(self, module_op) -> None:
         with module_op.context, ir.Location.unknown():
@@ -116,12 +169,19 @@ class ParallelTiles(PythonPass):
                 if extents is None:
                     continue
                 sizes = parallel_tile_sizes(_iterator_kinds(op), extents, self.min_iterations,
-                                            self.tasks)
+                                            self.tasks, _contiguous_loops(op))
                 if sizes is None:
                     continue
                 op.attributes[DECISION] = ir.DenseI64ArrayAttr.get(sizes)
+                blocks = strided_read_tile_sizes(op, _iterator_kinds(op), extents, sizes,
+                                                 self.block)
+                cache_tiling = ""
+                if blocks is not None:
+                    op.attributes[CACHE_DECISION] = ir.DenseI64ArrayAttr.get(blocks)
+                    cache_tiling = _CACHE_TILING.format(sizes=blocks)
                 mark(op, MARK, len(scripts))
-                scripts.append(_SCRIPT.format(mark=MARK, index=len(scripts), sizes=sizes))
+                scripts.append(_SCRIPT.format(mark=MARK, index=len(scripts), sizes=sizes,
+                                              cache_tiling=cache_tiling))
             apply_marked(module_op, MARK, scripts)
 
 

@@ -29,6 +29,35 @@ func.func @matmul_transposed(%a: memref<4x8xf32>, %w: memref<16x8xf32>, %c: memr
   return
 }
 
+// One buffer reused for two layers' transposed weights (bufferization shares
+// same-shaped temporaries): each GEMM reads its own weight through a view.
+// A transpose that something else also reads stays.
+// CHECK-LABEL: func.func @transposes_into_one_buffer
+// CHECK: %[[V1:.*]] = memref.transpose %arg1
+// CHECK: %[[B1:.*]] = memref.cast %[[V1]]
+// CHECK: call @mlirc_gemm_f32(%{{.*}}, %[[B1]], %{{.*}})
+// CHECK: %[[V2:.*]] = memref.transpose %arg2
+// CHECK: %[[B2:.*]] = memref.cast %[[V2]]
+// CHECK: call @mlirc_gemm_f32(%{{.*}}, %[[B2]], %{{.*}})
+// CHECK: linalg.transpose ins(%arg1
+// CHECK: call @mlirc_gemm_f32
+// CHECK: memref.copy
+func.func @transposes_into_one_buffer(%a: memref<4x8xf32>, %w1: memref<16x8xf32>,
+                                      %w2: memref<16x8xf32>, %c1: memref<4x16xf32>,
+                                      %c2: memref<4x16xf32>, %c3: memref<4x16xf32>,
+                                      %keep: memref<8x16xf32>) {
+  %t = memref.alloc() : memref<8x16xf32>
+  linalg.transpose ins(%w1 : memref<16x8xf32>) outs(%t : memref<8x16xf32>) permutation = [1, 0]
+  linalg.matmul ins(%a, %t : memref<4x8xf32>, memref<8x16xf32>) outs(%c1 : memref<4x16xf32>)
+  linalg.transpose ins(%w2 : memref<16x8xf32>) outs(%t : memref<8x16xf32>) permutation = [1, 0]
+  linalg.matmul ins(%a, %t : memref<4x8xf32>, memref<8x16xf32>) outs(%c2 : memref<4x16xf32>)
+  linalg.transpose ins(%w1 : memref<16x8xf32>) outs(%t : memref<8x16xf32>) permutation = [1, 0]
+  linalg.matmul ins(%a, %t : memref<4x8xf32>, memref<8x16xf32>) outs(%c3 : memref<4x16xf32>)
+  memref.copy %t, %keep : memref<8x16xf32> to memref<8x16xf32>
+  memref.dealloc %t : memref<8x16xf32>
+  return
+}
+
 // CHECK-LABEL: func.func @batched
 // CHECK: call @mlirc_gemm_f64_batched
 func.func @batched(%a: memref<2x3x4xf64>, %b: memref<2x4x5xf64>, %c: memref<2x3x5xf64>) {

@@ -79,3 +79,38 @@ func.func @dynamic(%x: memref<?x4096xf32>, %y: memref<?x4096xf32>) {
   }
   return
 }
+
+// NCHW -> NHWC (the depthwise pass's transposes): the input is read across
+// the channel loop, so rows split (h, not the contiguous c), and channels
+// go in blocks of 16 inside a row.
+// CHECK-LABEL: func.func @to_channels_last
+// CHECK: scf.forall ({{.*}}) in (56)
+// CHECK: scf.for {{.*}} step %c16
+// CHECK: linalg.generic {{.*}}mlirc.cache_tiles = array<i64: 0, 0, 0, 16>{{.*}}mlirc.parallel_tiles = array<i64: 0, 1, 0, 0>
+#nchw_of_nhwc = affine_map<(n, h, w, c) -> (n, c, h, w)>
+func.func @to_channels_last(%x: memref<1x96x56x56xf32>, %y: memref<1x56x56x96xf32>) {
+  linalg.generic {indexing_maps = [#nchw_of_nhwc, #id4],
+                  iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%x : memref<1x96x56x56xf32>) outs(%y : memref<1x56x56x96xf32>) {
+  ^bb0(%a: f32, %b: f32):
+    linalg.yield %a : f32
+  }
+  return
+}
+
+// NHWC -> NCHW: the channel loop indexes the input's contiguous dimension,
+// so the rows split instead, and the width goes in blocks of 16.
+// CHECK-LABEL: func.func @to_channels_first
+// CHECK: scf.forall ({{.*}}) in (56)
+// CHECK: scf.for {{.*}} step %c16
+// CHECK: mlirc.cache_tiles = array<i64: 0, 0, 0, 16>{{.*}}mlirc.parallel_tiles = array<i64: 0, 0, 1, 0>
+#nhwc_of_nchw = affine_map<(n, c, h, w) -> (n, h, w, c)>
+func.func @to_channels_first(%x: memref<1x56x56x96xf32>, %y: memref<1x96x56x56xf32>) {
+  linalg.generic {indexing_maps = [#nhwc_of_nchw, #id4],
+                  iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%x : memref<1x56x56x96xf32>) outs(%y : memref<1x96x56x56xf32>) {
+  ^bb0(%a: f32, %b: f32):
+    linalg.yield %a : f32
+  }
+  return
+}
