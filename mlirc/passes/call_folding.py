@@ -244,7 +244,23 @@ def match_gemm_bias(matmul, inputs) -> GemmEpilogue | None:
         used_before = _first_toucher(after[:add_index], target_aliases) is not None or \
             any(_hides_uses(o) for o in after[:add_index])
         epilogue.through_output = target in input_aliases or used_before
+        if not epilogue.through_output and not _available_at(target, matmul, block):
+            # the add's output is allocated after the matmul: allocate it
+            # before, or write C and copy
+            owner = target.owner
+            if ir.defining_op_name(target) == "memref.alloc" and not owner.operands:
+                owner.operation.move_before(matmul)
+            else:
+                epilogue.through_output = True
     return epilogue
+
+
+def _available_at(value, op, block) -> bool:
+    """Whether `value` is defined before `op` (or outside its block)."""
+    owner = value.owner
+    if not hasattr(owner, "operation") or owner.operation.block != op.block:
+        return True  # a block argument, or defined in an enclosing block
+    return position(block, owner.operation) < position(block, op)
 
 
 def redirect_after_add(epilogue, output) -> bool:

@@ -530,3 +530,32 @@ func.func @linear_bias_into_input_buffer(%x: memref<4x32xf32>, %result: memref<4
   memref.dealloc %c : memref<4x32xf32>
   return
 }
+
+// The add's output is allocated after the matmul (as BERT's attention
+// projections bufferize): the allocation moves up so the call can write it.
+// CHECK-LABEL: func.func @linear_bias_into_a_later_allocation
+// CHECK: %[[OUT:.*]] = memref.alloc() : memref<4x32xf32>
+// CHECK: %[[CAST:.*]] = memref.cast %[[OUT]]
+// CHECK: call @mlirc_gemm_f32_packed_bias(%{{.*}}, %{{.*}}, %[[CAST]], %{{.*}}, %c0_i64, %{{.*}})
+// CHECK-NOT: linalg.generic
+// CHECK: return %[[OUT]]
+func.func @linear_bias_into_a_later_allocation(%a: memref<4x8xf32>) -> memref<4x32xf32> {
+  %zero = arith.constant 0.0 : f32
+  %w = memref.get_global @weight32x8 : memref<32x8xf32>
+  %bias = memref.get_global @bias32 : memref<32xf32>
+  %t = memref.alloc() : memref<8x32xf32>
+  linalg.transpose ins(%w : memref<32x8xf32>) outs(%t : memref<8x32xf32>) permutation = [1, 0]
+  %c = memref.alloc() : memref<4x32xf32>
+  linalg.fill ins(%zero : f32) outs(%c : memref<4x32xf32>)
+  linalg.matmul ins(%a, %t : memref<4x8xf32>, memref<8x32xf32>) outs(%c : memref<4x32xf32>)
+  %d = memref.alloc() : memref<4x32xf32>
+  linalg.generic {indexing_maps = [#rows, #columns, #rows], iterator_types = ["parallel", "parallel"]}
+      ins(%c, %bias : memref<4x32xf32>, memref<32xf32>) outs(%d : memref<4x32xf32>) {
+  ^bb0(%x: f32, %b: f32, %out: f32):
+    %sum = arith.addf %x, %b : f32
+    linalg.yield %sum : f32
+  }
+  memref.dealloc %c : memref<4x32xf32>
+  memref.dealloc %t : memref<8x32xf32>
+  return %d : memref<4x32xf32>
+}
