@@ -78,7 +78,9 @@ def build(name: str, batch: int):
         raise SystemExit(f"zoo: unknown model '{name}' (choose from {', '.join(MODELS)})")
     model.config.use_cache = False
     ids = torch.randint(0, model.config.vocab_size, (batch, SEQUENCE))
-    return last_hidden_state(model.eval()), (ids,)
+    # the wrapper in eval mode too: an exporter that restores the wrapper's
+    # mode after tracing would otherwise switch the model's dropout on
+    return last_hidden_state(model.eval()).eval(), (ids,)
 
 
 def run_one(name: str, batch: int, threads: int, runners: list[str], rounds: int,

@@ -148,7 +148,12 @@ def benchmark(model, inputs, runners=RUNNERS, rounds: int = 7, calls: int = 10,
         result = RunnerResult(name)
         before = _rss_mb()
         try:
-            run, result.compile_seconds = _prepare(name, model, inputs, threads)
+            modes = {module: module.training for module in model.modules()}
+            try:
+                run, result.compile_seconds = _prepare(name, model, inputs, threads)
+            finally:  # an exporter that restores only the top module's mode
+                for module, training in modes.items():
+                    module.training = training
             result.max_error = _error_ratio(_arrays(run()), reference)
             prepared[name] = run
         except Exception as error:  # a peer that cannot run this model is reported, not fatal

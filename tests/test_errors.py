@@ -191,3 +191,15 @@ def test_a_signature_attribute_that_disagrees_with_main_is_refused(tmp_path):
     assert edited != linalg
     with pytest.raises(mlirc.InputError, match="says input 1 is 2x4xf32"):
         mlirc.compile(edited, start_from="linalg")
+
+
+@pytest.mark.parametrize("backend", ["jit", "aot"])
+def test_a_module_without_inputs_compiles(backend):
+    class Factory(torch.nn.Module):
+        def forward(self):
+            return torch.arange(10, dtype=torch.float32) * 2, torch.eye(3), torch.hann_window(8)
+
+    compiled = mlirc.compile(Factory(), (), backend=backend, cache=False)
+    for got, expected in zip(compiled(), Factory()()):
+        assert isinstance(got, torch.Tensor)
+        torch.testing.assert_close(got, expected)

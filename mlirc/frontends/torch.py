@@ -103,9 +103,7 @@ def import_module(model, example_args, context: ir.Context | None = None,
     if not isinstance(example_args, (tuple, list)):
         example_args = (example_args,)
     args = to_torch_args(example_args)
-    leaves = pytree.tree_leaves(args)
-    if not leaves:
-        raise InputError("no example inputs: give the tensors the model is called with")
+    leaves = pytree.tree_leaves(args)  # none: a factory module (arange, eye, constants)
     for leaf in leaves:
         if not isinstance(leaf, torch.Tensor):
             raise InputError(f"example inputs must be tensors or numpy arrays, "
@@ -120,6 +118,9 @@ def import_module(model, example_args, context: ir.Context | None = None,
             program = program.run_decompositions(_decompositions())
     except Exception as error:  # torch.export raises many kinds; report one line
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        if not leaves and isinstance(error, TypeError) and "missing" in message:
+            raise InputError(f"no example inputs, but the model needs some ({message}): "
+                             "give the tensors it is called with") from None
         raise FrontendError(f"torch.export failed: {type(error).__name__}: {message}") from None
 
     _expose_non_persistent_buffers(program)

@@ -32,7 +32,10 @@ def flatten_arguments(signature: Signature, args: tuple, kwargs: dict | None = N
     if len(leaves) != len(signature.inputs):
         raise InputError(f"expected {len(signature.inputs)} input tensor(s) "
                          f"{signature.describe().split(' -> ')[0]}, got {len(leaves)}")
-    used_torch = any(_is_torch_tensor(v) for v in leaves)
+    # a PyTorch factory module (no inputs; torch models carry an in_tree)
+    # returns torch tensors as a module called with tensors does
+    used_torch = any(_is_torch_tensor(v) for v in leaves) or \
+        (not leaves and signature.in_tree is not None)
     arrays = []
     for index, (value, spec) in enumerate(zip(leaves, signature.inputs)):
         name = _input_name(signature, index)
