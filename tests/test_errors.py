@@ -203,3 +203,18 @@ def test_a_module_without_inputs_compiles(backend):
     for got, expected in zip(compiled(), Factory()()):
         assert isinstance(got, torch.Tensor)
         torch.testing.assert_close(got, expected)
+
+
+def test_an_onnx_initializer_shorter_than_its_dims_is_refused(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+    weights = numpy_helper.from_array(np.ones((4, 1, 3, 3), np.float32), "w")
+    weights.raw_data = weights.raw_data[:20]
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], group=4)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [weights])
+    path = tmp_path / "short.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    with pytest.raises(mlirc.InputError, match="holds 20 bytes; its dims \\[4, 1, 3, 3\\] need 144"):
+        mlirc.compile(str(path))

@@ -55,6 +55,7 @@ def load_model(source, input_shapes: dict | None = None, expand: set[str] = froz
     else:
         model = onnx.ModelProto()
         model.CopyFrom(source)
+    _check_initializers(model.graph)
     _fix_input_shapes(model, input_shapes or {})
     model = _convert_old_opset(model)
     _name_nodes(model.graph)  # before folding: errors name the user's nodes
@@ -66,6 +67,33 @@ def load_model(source, input_shapes: dict | None = None, expand: set[str] = froz
     _name_nodes(model.graph)
     model.graph.name = "main"
     return _infer_shapes(model)
+
+
+def _check_initializers(graph) -> None:
+    """Refuses an initializer whose data does not fill its dimensions (the
+    importer would read past it, giving different outputs run to run; ONNX
+    Runtime refuses such a file too). External data is checked when loaded."""
+    onnx = _onnx()
+    for tensor in list(graph.initializer) + [a.t for n in graph.node for a in n.attribute
+                                             if a.type == onnx.AttributeProto.TENSOR]:
+        if any(d < 0 for d in tensor.dims):
+            raise InputError(f"initializer '{tensor.name}' has a negative dimension "
+                             f"{list(tensor.dims)}")
+        if tensor.data_location == onnx.TensorProto.EXTERNAL or \
+                tensor.data_type in (onnx.TensorProto.STRING, onnx.TensorProto.UNDEFINED):
+            continue
+        count = np_prod(tensor.dims)
+        if tensor.HasField("raw_data"):
+            try:
+                itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+            except (KeyError, ValueError, TypeError):
+                continue  # an element type without a numpy equivalent here
+            bits = {getattr(onnx.TensorProto, name) for name in ("INT4", "UINT4", "FLOAT4E2M1")
+                    if hasattr(onnx.TensorProto, name)}
+            expected = (count + 1) // 2 if tensor.data_type in bits else count * itemsize
+            if len(tensor.raw_data) != expected:
+                raise InputError(f"initializer '{tensor.name}' holds {len(tensor.raw_data)} "
+                                 f"bytes; its dims {list(tensor.dims)} need {expected}")
 
 
 def _initializer_names(graph) -> set[str]:
