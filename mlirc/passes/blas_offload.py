@@ -38,7 +38,7 @@ from ..kernels import choice
 from .base import PythonPass, register_pass
 from .call_folding import (CONV, CONV_BIAS_CALL, _aliases, _first_toucher, match_epilogue,
                            match_gemm_bias, match_padding, position, redirect_after_add,
-                           zero_fill_before)
+                           uses_any, zero_fill_before)
 
 SHIM_PREFIX = "mlirc_"
 # the shim's entry points (a module calling one needs the shim loaded)
@@ -324,7 +324,7 @@ class BlasOffload(PythonPass):
             return value
         for later in block[position(block, transpose) + 1:]:
             later = later.operation
-            if later == reader or not _touches(later, aliases):
+            if later == reader or not uses_any(later, aliases):
                 continue
             if later.name in ("linalg.transpose", "memref.dealloc") and \
                     list(later.operands)[-1] == value:
@@ -346,14 +346,6 @@ class BlasOffload(PythonPass):
         view = ir.dialects.memref.TransposeOp(view_type, source, view_map).result
         transpose.erase()
         return view
-
-
-def _touches(op, aliases) -> bool:
-    """Whether `op`, or an op nested in it, has one of `aliases` as operand."""
-    if any(operand in aliases for operand in op.operands):
-        return True
-    return any(any(operand in aliases for operand in nested.operands)
-               for nested in ir.walk_ops(op))
 
 
 def _static_shape(value) -> list[int]:

@@ -371,6 +371,14 @@ def fill_before(op, output, is_value):
     return fill
 
 
+def uses_any(op, values) -> bool:
+    """Whether `op` or an operation nested in it has one of `values` as operand."""
+    if any(operand in values for operand in op.operands):
+        return True
+    return any(any(operand in values for operand in nested.operands)
+               for nested in ir.walk_ops(op))
+
+
 def position(operations, operation) -> int:
     return next(i for i, o in enumerate(operations) if o.operation == operation)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from .. import ir
 from .base import PythonPass, register_pass
-from .call_folding import VIEWS, position
+from .call_folding import VIEWS, position, uses_any
 
 # extract_strided_metadata's first result is the base buffer of its operand
 _VIEWS = VIEWS + ("memref.extract_strided_metadata",)
@@ -38,14 +38,6 @@ def root_allocation(value):
         if name not in _VIEWS:
             return None  # a block argument, a global, a call's result...
         value = value.owner.operation.operands[0]
-
-
-def _uses_any(op, values) -> bool:
-    """Whether `op` or an operation nested in it has one of `values` as operand."""
-    if any(operand in values for operand in op.operands):
-        return True
-    return any(any(operand in values for operand in nested.operands)
-               for nested in ir.walk_ops(op))
 
 
 def _nested_in(op, ancestor) -> bool:
@@ -67,7 +59,7 @@ def _move_up(dealloc) -> bool:
     start, end = position(operations, allocation), position(operations, dealloc)
     derived, last = list(allocation.results), start
     for index in range(start + 1, end):
-        if _uses_any(operations[index], derived):
+        if uses_any(operations[index], derived):
             last = index
             derived.extend(operations[index].results)
     # Every use of the buffer and of what came from it lies in [alloc, last].
