@@ -6,9 +6,11 @@ mobilenet_v2 spent 72% of its time there (docs/performance.md). MLIR's
 convolution vectorizer takes depthwise convolutions only channels-last
 (docs/experiments.md), so each static f32 one is rewritten as
 
-    transpose(input to NHWC), transpose(filter to HWC), transpose(init)
+    transpose(input to NHWC), transpose(filter to HWC), NHWC init
     -> linalg.depthwise_conv_2d_nhwc_hwc -> transpose(result to NCHW)
 
+(the init, a bias broadcast or a fill, is built NHWC directly; other inits
+are transposed)
 and the NHWC convolution is tiled: its output rows form an `scf.forall` (run
 on all cores, see parallel_tiles.py), and each row's tiles (`pixels` output
 pixels x `channels` channels, one kernel row) are decomposed into 1-D
@@ -83,6 +85,24 @@ def _transposed(value, permutation: list[int]):
                                             permutation=permutation))
 
 
+def _channels_last_init(init):
+    """The NHWC form of a convolution's initial output: a per-channel bias
+    broadcast (or a fill) made NHWC directly, else a transpose of it."""
+    from ..ir import dialects
+    n, c, h, w = _static_f32(init)
+    owner = init.owner
+    name = ir.defining_op_name(init)
+    if name == "linalg.broadcast" and \
+            list(ir.DenseI64ArrayAttr(owner.attributes["dimensions"])) == [0, 2, 3]:
+        empty = dialects.tensor.EmptyOp([n, h, w, c], ir.F32Type.get())
+        return _value(dialects.linalg.broadcast(owner.operands[0], outs=[empty.result],
+                                                dimensions=[0, 1, 2]))
+    if name == "linalg.fill":
+        empty = dialects.tensor.EmptyOp([n, h, w, c], ir.F32Type.get())
+        return _value(dialects.linalg.fill(owner.operands[0], outs=[empty.result]))
+    return _transposed(init, [0, 2, 3, 1])
+
+
 def _channels_last(op) -> object | None:
     """Replaces one NCHW depthwise convolution with its NHWC form between
     transposes; returns the NHWC op, or None when `op` does not qualify."""
@@ -95,13 +115,16 @@ def _channels_last(op) -> object | None:
     with ir.InsertionPoint(op), op.location:
         image_nhwc = _transposed(image, [0, 2, 3, 1])
         weights_hwc = _transposed(weights, [1, 2, 0])
-        init_nhwc = _transposed(init, [0, 2, 3, 1])
+        init_nhwc = _channels_last_init(init)
         conv = _value(dialects.linalg.depthwise_conv_2d_nhwc_hwc(
             image_nhwc, weights_hwc, outs=[init_nhwc], strides=strides, dilations=dilations))
         result = _transposed(conv, [0, 3, 1, 2])
     op.results[0].replace_all_uses_with(result)
     nhwc = conv.owner
     op.erase()
+    if ir.defining_op_name(init) in ("linalg.broadcast", "linalg.fill") and \
+            not list(init.uses):
+        init.owner.erase()  # the NCHW init, rebuilt NHWC above
     return nhwc
 
 

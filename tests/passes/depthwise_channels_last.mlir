@@ -31,3 +31,20 @@ func.func @narrow(%x: tensor<1x2x10x10xf32>, %w: tensor<2x3x3xf32>,
          outs(%o : tensor<1x2x8x8xf32>) -> tensor<1x2x8x8xf32>
   return %r : tensor<1x2x8x8xf32>
 }
+
+// A bias broadcast as the initial output is built channels-last directly
+// (no transpose of it; the NCHW broadcast goes).
+// CHECK-LABEL: func.func @bias_init
+// CHECK-NOT: dimensions = [0, 2, 3]
+// CHECK: linalg.broadcast ins(%{{.*}} : tensor<32xf32>) outs(%{{.*}} : tensor<1x16x16x32xf32>) dimensions = [0, 1, 2]
+// CHECK-NOT: linalg.transpose ins(%broadcasted
+func.func @bias_init(%x: tensor<1x32x18x18xf32>, %w: tensor<32x3x3xf32>,
+                     %b: tensor<32xf32>) -> tensor<1x32x16x16xf32> {
+  %e = tensor.empty() : tensor<1x32x16x16xf32>
+  %o = linalg.broadcast ins(%b : tensor<32xf32>) outs(%e : tensor<1x32x16x16xf32>) dimensions = [0, 2, 3]
+  %r = linalg.depthwise_conv_2d_nchw_chw
+         {dilations = dense<1> : tensor<2xi64>, strides = dense<1> : tensor<2xi64>}
+         ins(%x, %w : tensor<1x32x18x18xf32>, tensor<32x3x3xf32>)
+         outs(%o : tensor<1x32x16x16xf32>) -> tensor<1x32x16x16xf32>
+  return %r : tensor<1x32x16x16xf32>
+}
