@@ -15,6 +15,7 @@ import inspect
 import json
 import shutil
 import sys
+import time
 
 from .artifact import tool_versions
 from .settings import cache_dir, cache_enabled_by_default
@@ -76,8 +77,26 @@ def lookup(key: str):
         return None
 
 
+# A staging folder (artifact.write builds an entry in `.<key>-XXXX` and
+# renames it) older than this was left by a killed compile.
+STALE_STAGING_SECONDS = 3600
+
+
+def remove_stale_staging(folder) -> None:
+    """Removes staging folders that a compile killed mid-write left behind."""
+    now = time.time()
+    try:
+        for entry in folder.iterdir():
+            if entry.name.startswith(".") and entry.is_dir() and \
+                    now - entry.stat().st_mtime > STALE_STAGING_SECONDS:
+                shutil.rmtree(entry, ignore_errors=True)
+    except OSError:
+        pass  # a missing or unreadable cache folder holds nothing to clean
+
+
 def store(key: str, compiled, source_ir_hash: str) -> None:
     from .artifact import write
+    remove_stale_staging(cache_dir())
     try:
         write(cache_dir() / key, compiled.backend, compiled.signature,
               compiled.executable.payload(), source_ir_hash, compiled.extra.get("options"),

@@ -115,3 +115,33 @@ def test_every_shim_file_is_part_of_the_build_hash():
                 seen.add(path)
                 pending.append(path)
     assert seen == listed
+
+
+def test_a_killed_compiles_staging_folder_is_removed_later(cache_dir):
+    import os
+    import time
+    cache_dir.mkdir(parents=True)
+    stale, fresh = cache_dir / ".abc-left-by-kill", cache_dir / ".def-being-written"
+    for folder in (stale, fresh):
+        folder.mkdir()
+        (folder / "llvm.mlir").write_text("partial")
+    hours_ago = time.time() - 2 * 3600
+    os.utime(stale, (hours_ago, hours_ago))
+    mlirc.compile(Double(), (torch.randn(3, 4),))
+    assert not stale.exists()
+    assert fresh.exists()  # another process may still be writing it
+
+
+@pytest.mark.parametrize("edit", ["signature", "stages", "options"])
+def test_an_edited_manifest_is_rebuilt(cache_dir, edit):
+    import json
+    x = torch.randn(3, 4)
+    mlirc.compile(Double(), (x,))
+    (entry,) = entries(cache_dir)
+    manifest = json.loads((entry / "manifest.json").read_text())
+    manifest[edit] = {"signature": {"inputs": ["3x4xf64"], "outputs": ["9xf64"]},
+                      "stages": ["nope"], "options": None}[edit]
+    (entry / "manifest.json").write_text(json.dumps(manifest))
+    rebuilt = mlirc.compile(Double(), (x,))
+    assert not rebuilt.extra["cache_hit"]
+    torch.testing.assert_close(rebuilt(x), x * 2 + 1)
