@@ -171,6 +171,7 @@ def _native_stages(blas: bool = True, vectorize: bool = False) -> list[Stage]:
               "dead residual; parallel tile loops as OpenMP worksharing loops",
               [FreeAfterLastUse(), ResidualInPlace(),
                *_mlir("func.func(tm-tensor-to-loops)",
+                      # again for pipelines without the parallel stage
                       "func.func(refback-munge-memref-copy)",
                       "scf-forall-to-parallel",
                       "func.func(convert-linalg-to-loops)",

@@ -131,8 +131,7 @@ class AotBackend:
             for symbol, buffer in bound:
                 engine.raw_register_runtime(symbol, ctypes.c_void_p(buffer.ctypes.data))
             if threads:
-                for symbol, address in blas.openmp_addresses().items():
-                    engine.raw_register_runtime(symbol, ctypes.c_void_p(address))
+                blas.bind_openmp(engine)
             engine.dump_to_object_file(str(objects))
         except Exception as error:
             raise BackendError(f"code generation failed: {str(error).strip()[:300]}") from None

@@ -44,8 +44,7 @@ class JitExecutable:
                 for symbol, buffer in self.weights:
                     self.engine.raw_register_runtime(symbol, ctypes.c_void_p(buffer.ctypes.data))
                 if threads:
-                    for symbol, address in blas.openmp_addresses().items():
-                        self.engine.raw_register_runtime(symbol, ctypes.c_void_p(address))
+                    blas.bind_openmp(self.engine)
                 self._function = self.engine.lookup(entry)
             except Exception as error:
                 # Unresolved symbols are reported on stderr by the JIT itself.

@@ -74,6 +74,8 @@ def _check_initializers(graph) -> None:
     importer would read past it, giving different outputs run to run; ONNX
     Runtime refuses such a file too). External data is checked when loaded."""
     onnx = _onnx()
+    four_bit = {getattr(onnx.TensorProto, name) for name in ("INT4", "UINT4", "FLOAT4E2M1")
+                if hasattr(onnx.TensorProto, name)}
     for tensor in list(graph.initializer) + [a.t for n in graph.node for a in n.attribute
                                              if a.type == onnx.AttributeProto.TENSOR]:
         if any(d < 0 for d in tensor.dims):
@@ -88,9 +90,7 @@ def _check_initializers(graph) -> None:
                 itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
             except (KeyError, ValueError, TypeError):
                 continue  # an element type without a numpy equivalent here
-            bits = {getattr(onnx.TensorProto, name) for name in ("INT4", "UINT4", "FLOAT4E2M1")
-                    if hasattr(onnx.TensorProto, name)}
-            expected = (count + 1) // 2 if tensor.data_type in bits else count * itemsize
+            expected = (count + 1) // 2 if tensor.data_type in four_bit else count * itemsize
             if len(tensor.raw_data) != expected:
                 raise InputError(f"initializer '{tensor.name}' holds {len(tensor.raw_data)} "
                                  f"bytes; its dims {list(tensor.dims)} need {expected}")

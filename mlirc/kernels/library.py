@@ -90,12 +90,12 @@ OPENMP_FUNCTIONS = {f"__kmpc_{name}": f"mlirc_omp_{name}" for name in (
     "for_static_init_8", "for_static_init_8u", "for_static_fini", "barrier")}
 
 
-def openmp_addresses() -> dict[str, int]:
-    """The address of the kernel library's answer to each OpenMP runtime
-    function, for the JIT to bind the generated code's references to."""
+def bind_openmp(engine) -> None:
+    """Binds an ExecutionEngine's references to the OpenMP runtime
+    functions to the kernel library's answers (loaded first)."""
     handle = _kernels_handle()
-    return {kmpc: ctypes.cast(getattr(handle, ours), ctypes.c_void_p).value
-            for kmpc, ours in OPENMP_FUNCTIONS.items()}
+    for kmpc, ours in OPENMP_FUNCTIONS.items():
+        engine.raw_register_runtime(kmpc, ctypes.cast(getattr(handle, ours), ctypes.c_void_p))
 
 
 @functools.cache

@@ -36,7 +36,7 @@ from .. import ir
 from ..errors import InputError
 from ..kernels import choice
 from .base import PythonPass, register_pass
-from .call_folding import (CONV, CONV_BIAS_CALL, _aliases, _first_toucher, match_epilogue,
+from .call_folding import (CONV, CONV_BIAS_CALL, buffer_aliases, first_toucher, match_epilogue,
                            match_gemm_bias, match_padding, position, redirect_after_add,
                            uses_any, zero_fill_before)
 
@@ -316,9 +316,9 @@ class BlasOffload(PythonPass):
         if ir.defining_op_name(value) != "memref.alloc":
             return value
         block = list(reader.block.operations)
-        aliases = _aliases(block, value)
+        aliases = buffer_aliases(block, value)
         at = position(block, reader)
-        transpose = _first_toucher(reversed(block[:at]), aliases)
+        transpose = first_toucher(reversed(block[:at]), aliases)
         if transpose is None or transpose.name != "linalg.transpose" or \
                 transpose.operands[1] != value:
             return value

@@ -59,23 +59,23 @@ def match_epilogue(conv) -> ConvEpilogue | None:
     output = conv.operands[2]
     block = list(conv.block.operations)
     index = position(block, conv)
-    aliases = _aliases(block, output)
-    bias = _first_toucher(reversed(block[:index]), aliases)
+    aliases = buffer_aliases(block, output)
+    bias = first_toucher(reversed(block[:index]), aliases)
     if bias is None or not _is_channel_bias(bias, output):
         return None
     epilogue = ConvEpilogue(bias, target=output)
     after = block[index + 1:]
-    following = _first_toucher(after, aliases)
+    following = first_toucher(after, aliases)
     residual = _residual_operand(following, output) if following is not None else None
     if residual is not None and residual not in aliases:
         # The shim reads the residual during the convolution, so nothing
         # between the two may touch it.
         at = position(after, following)
-        if _first_toucher(after[:at], _aliases(block, residual)) is None and \
+        if first_toucher(after[:at], buffer_aliases(block, residual)) is None and \
                 not any(len(o.operation.regions) for o in after[:at]):
             epilogue.residual, epilogue.residual_value = following, residual
             after = after[at + 1:]
-            following = _first_toucher(after, aliases)
+            following = first_toucher(after, aliases)
     if following is not None and _is_relu(following, output, output):
         epilogue.relu = following
     elif following is not None and _is_relu_into_fresh_buffer(following, output, block, index):
@@ -99,9 +99,9 @@ def _is_relu_into_fresh_buffer(relu, output, block, conv_index) -> bool:
     allocation = target.owner.operation
     start, relu_index = position(block, allocation), position(block, relu)
     if not conv_index < start < relu_index or \
-            _first_toucher(block[start + 1:relu_index], _aliases(block, target)) is not None:
+            first_toucher(block[start + 1:relu_index], buffer_aliases(block, target)) is not None:
         return False
-    later = _first_toucher(block[relu_index + 1:], _aliases(block, output))
+    later = first_toucher(block[relu_index + 1:], buffer_aliases(block, output))
     if later is None:
         # Nothing reads it again in this block; a use elsewhere (or a region
         # that hides one) keeps the ReLU.
@@ -174,7 +174,7 @@ def match_padding(conv, epilogue: ConvEpilogue | None = None,
     block = list(conv.block.operations)
     output = conv.operands[2]
     overwrites_source = epilogue is not None and source == output
-    if source in _aliases(block, output) and not overwrites_source:
+    if source in buffer_aliases(block, output) and not overwrites_source:
         return None
     positions = [position(block, op) for op in (fill, subview, copy, conv)]
     if positions != sorted(positions):
@@ -182,7 +182,7 @@ def match_padding(conv, epilogue: ConvEpilogue | None = None,
     absorbed = [op.operation for op in epilogue.operations] if epilogue is not None else []
     between = [op for op in block[positions[2] + 1:positions[3]]
                if op.operation not in absorbed]
-    if _first_toucher(between, _aliases(block, source)) is not None or \
+    if first_toucher(between, buffer_aliases(block, source)) is not None or \
             any(_hides_uses(o) for o in between):
         return None
     erase = [copy, subview, fill] + by_name.get("memref.dealloc", []) + [padded.owner.operation]
@@ -214,21 +214,21 @@ def match_gemm_bias(matmul, inputs) -> GemmEpilogue | None:
     output = matmul.operands[2]
     block = list(matmul.block.operations)
     index = position(block, matmul)
-    aliases = _aliases(block, output)
+    aliases = buffer_aliases(block, output)
     zeroed = _zero_initializer(block[:index], output, block)
     if zeroed is None:
         return None
     initializer, read_between = zeroed
     after = block[index + 1:]
-    add = _first_toucher(after, aliases)
+    add = first_toucher(after, aliases)
     if add is None or not _is_row_bias_add(add, output):
         return None
     bias, target = add.operands[1], add.operands[2]
     add_index = position(after, add)
     rest = after[add_index + 1:]
-    target_aliases = _aliases(block, target)
+    target_aliases = buffer_aliases(block, target)
     if target not in aliases:
-        later = _first_toucher(rest, aliases)
+        later = first_toucher(rest, aliases)
         if later is not None and later.name != "memref.dealloc":
             return None
         if later is None and (any(_hides_uses(o) for o in rest) or
@@ -236,12 +236,12 @@ def match_gemm_bias(matmul, inputs) -> GemmEpilogue | None:
                                   for use in output.uses)):
             return None
     epilogue = GemmEpilogue(add, bias, target, initializer, not read_between)
-    following = _first_toucher(rest, target_aliases)
+    following = first_toucher(rest, target_aliases)
     if following is not None and _is_relu(following, target, target):
         epilogue.relu = following
     if target not in aliases:
-        input_aliases = [a for value in inputs for a in _aliases(block, value)]
-        used_before = _first_toucher(after[:add_index], target_aliases) is not None or \
+        input_aliases = [a for value in inputs for a in buffer_aliases(block, value)]
+        used_before = first_toucher(after[:add_index], target_aliases) is not None or \
             any(_hides_uses(o) for o in after[:add_index])
         epilogue.through_output = target in input_aliases or used_before
         if not epilogue.through_output and not _available_at(target, matmul, block):
@@ -305,7 +305,7 @@ def _zero_initializer(before, value, block):
     """(the last write of `value` before, when it makes `value` all zeros: a
     zero fill, or a copy from a buffer so zeroed; whether something read
     `value` after it), else None."""
-    aliases = _aliases(block, value)
+    aliases = buffer_aliases(block, value)
     read_between = False
     for op in reversed(before):
         op = op.operation
@@ -364,7 +364,7 @@ def fill_before(op, output, is_value):
     """The linalg.fill of a value that `is_value` accepts into exactly
     `output`, when it is the last thing to touch `output` before `op`; or None."""
     block = list(op.block.operations)
-    fill = _first_toucher(reversed(block[:position(block, op)]), _aliases(block, output))
+    fill = first_toucher(reversed(block[:position(block, op)]), buffer_aliases(block, output))
     if fill is None or fill.name != "linalg.fill" or list(fill.operands)[1:] != [output] or \
             not is_value(fill.operands[0]):
         return None
@@ -383,7 +383,7 @@ def position(operations, operation) -> int:
     return next(i for i, o in enumerate(operations) if o.operation == operation)
 
 
-def _aliases(block, value) -> list:
+def buffer_aliases(block, value) -> list:
     """`value` and the views of it made in `block`."""
     aliases = [value]
     for candidate in block:
@@ -399,7 +399,7 @@ def _hides_uses(op) -> bool:
     return bool(len(op.regions)) and not op.name.startswith("linalg.")
 
 
-def _first_toucher(operations, aliases):
+def first_toucher(operations, aliases):
     """The first of `operations` that uses one of `aliases` (None when an
     operation that hides uses comes first)."""
     for candidate in operations:
@@ -487,8 +487,8 @@ def match_conv_before_pool(pool, initializer, padding: PaddedInput | None = None
     if ir.defining_op_name(source) != "memref.alloc":
         return None
     block = list(pool.block.operations)
-    aliases = _aliases(block, source)
-    call = _first_toucher(reversed(block[:position(block, reader)]), aliases)
+    aliases = buffer_aliases(block, source)
+    call = first_toucher(reversed(block[:position(block, reader)]), aliases)
     if call is None or call.name != "func.call" or \
             ir.FlatSymbolRefAttr(call.attributes["callee"]).value != CONV_BIAS_CALL or \
             call.operands[2] not in aliases[1:] or \
@@ -504,7 +504,7 @@ def match_conv_before_pool(pool, initializer, padding: PaddedInput | None = None
     # The call writes the pooled output earlier than the pool did: the call
     # must not read it, nor anything in between touch it (but its -inf
     # fill, which goes).
-    if any(operand in _aliases(block, output) for operand in call.operands):
+    if any(operand in buffer_aliases(block, output) for operand in call.operands):
         return None
     start, end = position(block, call), position(block, pool)
     # ... and it must exist there (an allocation after the call can move)
@@ -514,7 +514,7 @@ def match_conv_before_pool(pool, initializer, padding: PaddedInput | None = None
         return None
     folded = [initializer] + (padding.operations if padding is not None else [])
     between = [op for op in block[start + 1:end] if op.operation not in folded]
-    if _first_toucher(between, _aliases(block, output)) is not None or \
+    if first_toucher(between, buffer_aliases(block, output)) is not None or \
             any(_hides_uses(op) for op in between):
         return None
     return call

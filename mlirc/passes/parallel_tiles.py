@@ -52,11 +52,15 @@ module attributes {{transform.with_named_sequence}} {{
 """
 
 
-def static_loop_extents(op) -> list[int] | None:
+def indexing_maps(op) -> list:
+    """A linalg op's indexing maps, one per operand."""
+    return [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
+
+
+def static_loop_extents(op, maps: list) -> list[int] | None:
     """A linalg.generic's loop extents, read from the operands' static shapes
     where an indexing map's result is a plain loop index; None if any loop
     has no such operand dimension or a shape is dynamic."""
-    maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
     extents: list[int | None] = [None] * maps[0].n_dims
     for operand, indexing in zip(op.operands, maps):
         if not isinstance(operand.type, ir.ShapedType):
@@ -101,7 +105,7 @@ _CACHE_TILING = """
       : (!transform.any_op) -> (!transform.any_op, !transform.any_op)"""
 
 
-def strided_read_tile_sizes(op, iterators: list[str], extents: list[int],
+def strided_read_tile_sizes(op, maps: list, iterators: list[str], extents: list[int],
                             parallel_sizes: list[int], block: int) -> list[int] | None:
     """Tile sizes (inside a parallel tile) that block the innermost loop
     when an input is read across it with a stride, as a transpose reads:
@@ -113,7 +117,6 @@ def strided_read_tile_sizes(op, iterators: list[str], extents: list[int],
     if iterators[innermost] != "parallel" or extents[innermost] < 2 * block \
             or parallel_sizes[innermost]:
         return None
-    maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
     for operand, indexing in list(zip(op.operands, maps))[:-1]:
         if not isinstance(operand.type, ir.ShapedType) or not indexing.results:
             continue
@@ -128,11 +131,11 @@ def strided_read_tile_sizes(op, iterators: list[str], extents: list[int],
     return None
 
 
-def _contiguous_loops(op) -> frozenset[int]:
+def _contiguous_loops(maps: list) -> frozenset[int]:
     """The loops that index some operand's last (contiguous) dimension."""
     loops = set()
-    for attribute in ir.ArrayAttr(op.attributes["indexing_maps"]):
-        results = ir.AffineMapAttr(attribute).value.results
+    for indexing in maps:
+        results = indexing.results
         if results and isinstance(results[len(results) - 1], ir.AffineDimExpr):
             loops.add(results[len(results) - 1].position)
     return frozenset(loops)
@@ -165,15 +168,17 @@ class ParallelTiles(PythonPass):
             for op in list(ir.walk_ops(module_op)):
                 if op.name != "linalg.generic" or not _at_top_level(op):
                     continue
-                extents = static_loop_extents(op)
+                maps = indexing_maps(op)
+                extents = static_loop_extents(op, maps)
                 if extents is None:
                     continue
-                sizes = parallel_tile_sizes(_iterator_kinds(op), extents, self.min_iterations,
-                                            self.tasks, _contiguous_loops(op))
+                iterators = _iterator_kinds(op)
+                sizes = parallel_tile_sizes(iterators, extents, self.min_iterations,
+                                            self.tasks, _contiguous_loops(maps))
                 if sizes is None:
                     continue
                 op.attributes[DECISION] = ir.DenseI64ArrayAttr.get(sizes)
-                blocks = strided_read_tile_sizes(op, _iterator_kinds(op), extents, sizes,
+                blocks = strided_read_tile_sizes(op, maps, iterators, extents, sizes,
                                                  self.block)
                 cache_tiling = ""
                 if blocks is not None:
