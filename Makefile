@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast kernels conformance bench bench-deps bench-zoo clean
+.PHONY: run test test-fast fuzz kernels conformance bench bench-deps bench-zoo clean
 BENCH_STAMP := $(VENV)/.bench-installed
 
 $(STAMP): requirements.txt pyproject.toml
@@ -25,6 +25,14 @@ test: kernels
 # The quick tiers (unit, passes, kernels) for the edit loop.
 test-fast: kernels
 	$(PY) -m pytest tests -m "not e2e and not onnx and not slow"
+
+# 10,000 mutated inputs (IR at every stage, ONNX files, --input strings,
+# artifacts, cache entries, call arguments, compile options), each in a worker
+# process; fails on any crash, hang, untyped error or wrong result. About half
+# an hour on 2 cores; findings and summary.json in fuzz-out/. FUZZ_CASES=N.
+FUZZ_CASES ?= 10000
+fuzz: kernels
+	$(PY) -m fuzz --cases $(FUZZ_CASES) --jobs 2 --out fuzz-out
 
 # The kernel libraries (this CPU's, the portable one), ahead of the first
 # compile; a no-op when they are built and their sources unchanged.

@@ -98,10 +98,14 @@ def read_manifest(path: Path) -> dict:
                             "truncated or corrupt") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ArtifactError(f"{manifest_path} is not an mlirc manifest")
-    if manifest.get("format_version", 0) > FORMAT_VERSION:
+    version = manifest.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ArtifactError(f"{manifest_path}: format_version {version!r} is not a number "
+                            "(edited or corrupt)")
+    if version > FORMAT_VERSION:
         raise ArtifactError(f"{path} was written by a newer mlirc (format "
                             f"{manifest['format_version']}, this reads {FORMAT_VERSION})")
-    if manifest.get("format_version", 0) < FORMAT_VERSION:
+    if version < FORMAT_VERSION:
         raise ArtifactError(f"{path} was written by an older mlirc (format "
                             f"{manifest.get('format_version')}) without a manifest hash; "
                             "save it again")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from . import compiler
+from .frontends import mlir_text
 from .errors import BackendError, InputError, MlircError
 from .report import format_counts, table
 
@@ -68,7 +69,7 @@ def cmd_compile(args) -> int:
     compiled, _, _ = _compile(args, stop_at=args.to)
     final = compiled.stages[-1]
     if args.output:  # a restart point: weights in full
-        Path(args.output).write_text(compiled.full_text(final.name))
+        Path(args.output).write_text(mlir_text.restart_point(compiled.full_text(final.name)))
     print(f"compiled {args.source} to stage '{final.name}' in "
           f"{compiled.compile_seconds:.2f}s: {compiled.signature.describe()}")
     if args.output:
@@ -119,7 +120,7 @@ def cmd_export(args) -> int:
 
 def _export_level(args) -> int:
     """`export --to LEVEL`: the model's IR at an output level, as one .mlir file."""
-    from .frontends import mlir_text, onnx as onnx_frontend
+    from .frontends import onnx as onnx_frontend
     from .stages import output_level_pipeline
     frontend = ("onnx" if onnx_frontend.is_onnx_source(args.source) else
                 "stablehlo" if mlir_text.is_stablehlo(args.source) else "torch")
@@ -128,7 +129,8 @@ def _export_level(args) -> int:
     compiled = compiler.compile(source, inputs or (), pipeline=pipeline,
                                 stop_at=pipeline.names()[-1],
                                 input_shapes=_parse_input_shapes(args.input_shape))
-    Path(args.output).write_text(compiled.full_text(compiled.stages[-1].name))
+    Path(args.output).write_text(
+        mlir_text.restart_point(compiled.full_text(compiled.stages[-1].name)))
     print(f"wrote {args.source} at level '{args.to}' to {args.output}")
     return 0
 

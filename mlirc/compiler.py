@@ -104,6 +104,7 @@ def compile(model, example_args=(), *, backend: str = "jit",
         pipeline.index(stop_at)  # fails early on an unknown name
     imported = _import(model, example_args, frontend, pipeline, start_from, input_shapes,
                        opt_level=opt_level)
+    _refuse_zero_size_inputs(imported.signature)
     if dump_dir is not None and imported.first.elided:  # dumps are restart points: in full
         imported.first.text = ir.module_text(imported.module, debug_info=True)
     _report(imported.first, pipeline, dump_dir, on_stage)
@@ -194,6 +195,16 @@ def _import(model, example_args, frontend: str, pipeline: Pipeline, start_from,
 
 
 
+def _refuse_zero_size_inputs(signature) -> None:
+    """An input with no elements crashes torch-mlir's lowering (a division by
+    zero in the linalg stage); refused until that holds."""
+    for index, spec in enumerate(signature.inputs):
+        if 0 in spec.shape:
+            name = signature.input_names[index] if index < len(signature.input_names) else index
+            raise InputError(f"input {name} has shape {list(spec.shape)}: inputs with no "
+                             "elements (a 0 dimension) cannot be compiled")
+
+
 def _run_stages(imported: Imported, pipeline: Pipeline, stop_at, dump_dir,
                 on_stage) -> list[StageResult]:
     results = [imported.first]
@@ -252,7 +263,8 @@ def _report(result: StageResult, pipeline: Pipeline, dump_dir, on_stage) -> None
         folder = Path(dump_dir)
         folder.mkdir(parents=True, exist_ok=True)
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", result.name)
-        (folder / f"{pipeline.index(result.name):02d}-{safe}.mlir").write_text(result.text)
+        (folder / f"{pipeline.index(result.name):02d}-{safe}.mlir").write_text(
+            mlir_text.restart_point(result.text))
     if on_stage:
         on_stage(result)
 

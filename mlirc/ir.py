@@ -61,7 +61,7 @@ __all__ = [
     "transform_interpreter",
     "Context", "Module", "Location", "MLIRError", "PassManager", "UnitAttr",
     "StringAttr", "TypeAttr", "FunctionType", "ExecutionEngine", "new_context", "parse_module",
-    "module_text", "module_digest", "elided_resources", "KEPT_RESOURCE_LIMIT", "walk_ops", "defining_op_name", "op_counts_by_dialect", "Diagnostic",
+    "module_text", "module_digest", "is_llvm_dialect", "elided_resources", "KEPT_RESOURCE_LIMIT", "walk_ops", "defining_op_name", "op_counts_by_dialect", "Diagnostic",
     "capture_diagnostics", "diagnostics_of", "source_location",
 ]
 
@@ -110,6 +110,13 @@ def elided_resources(text: str) -> set[str]:
         return set()
     present = set(re.findall(r'^\s*([^\s:"]+): "0x', text, re.MULTILINE))
     return referenced - present
+
+
+def is_llvm_dialect(module: ir.Module) -> bool:
+    """Whether every op at the module's top level is in the llvm dialect (the
+    last stage, ready for translation to LLVM IR)."""
+    ops = list(module.body.operations)
+    return bool(ops) and all(op.operation.name.startswith("llvm.") for op in ops)
 
 
 def module_digest(module: ir.Module) -> str:

@@ -218,3 +218,112 @@ def test_an_onnx_initializer_shorter_than_its_dims_is_refused(tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     with pytest.raises(mlirc.InputError, match="holds 20 bytes; its dims \\[4, 1, 3, 3\\] need 144"):
         mlirc.compile(str(path))
+
+
+# ---- Text that kills MLIR's parser: parsed in a child process first ----
+
+TRANSPOSE_WITH_BAD_PERMUTATION = """
+func.func @main(%a: tensor<2x3xf32>) -> tensor<3x2xf32> {
+  %e = tensor.empty() : tensor<3x2xf32>
+  %t = linalg.transpose ins(%a : tensor<2x3xf32>) outs(%e : tensor<3x2xf32>) permutation = [1,.0]
+  return %t : tensor<3x2xf32>
+}
+"""
+BLOB_WITH_ALIGNMENT_0 = """
+func.func @main() -> tensor<2xf32> {
+  %c = arith.constant dense_resource<blob1> : tensor<2xf32>
+  return %c : tensor<2xf32>
+}
+{-#
+  dialect_resources: { builtin: { blob1: "0x000000000000803F0000803F" } }
+#-}
+"""
+
+
+@pytest.mark.parametrize("text,signal", [(TRANSPOSE_WITH_BAD_PERMUTATION, "SIGSEGV"),
+                                         (BLOB_WITH_ALIGNMENT_0, "SIGABRT")])
+def test_text_that_crashes_the_parser_is_an_input_error(text, signal, tmp_path):
+    path = tmp_path / "bad.mlir"
+    path.write_text(text)
+    with pytest.raises(mlirc.InputError, match=f"the MLIR parser crashed \\({signal}\\)"):
+        mlirc.compile(path)
+    with pytest.raises(mlirc.InputError, match="crashed"):
+        mlirc.compile(text)
+
+
+def test_restart_points_carry_a_mark_and_an_edited_one_is_checked(tmp_path, monkeypatch):
+    from mlirc.frontends import mlir_text
+    x = torch.randn(2, 3)
+    mlirc.compile(Add(), (x, x), dump_dir=tmp_path, cache=False)
+    dump = next(tmp_path.glob("*-linalg.mlir"))
+    assert dump.read_text().splitlines()[-1].startswith(mlir_text.TRUST_MARK)
+    checked = []
+    monkeypatch.setattr(mlir_text, "check_parse_in_child",
+                        lambda text, name, path=None: checked.append(name))
+    mlirc.compile(dump, start_from="linalg", cache=False)
+    assert checked == []  # printed by mlirc: parsed in process
+    edited = tmp_path / "edited.mlir"
+    edited.write_text(dump.read_text().replace("func.func", "func.func ", 1))
+    mlirc.compile(edited, start_from="linalg", cache=False)(x, x)
+    assert checked == [str(edited)]
+
+
+# ---- ONNX attributes the lowering does not survive ----
+
+def _onnx_file(tmp_path, node, input_type=1, input_shape=(1, 4, 8, 8)):
+    onnx = pytest.importorskip("onnx")
+    from onnx import helper, numpy_helper
+    weights = numpy_helper.from_array(np.ones((4, 1, 3, 3), np.float32), "w")
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", input_type, list(input_shape))],
+        [helper.make_tensor_value_info("y", 1, None)], [weights])
+    path = tmp_path / "model.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+@pytest.mark.parametrize("attributes,input_type,message", [
+    ({"op_type": "Conv", "inputs": ["x", "w"], "group": -7}, 1, "group -7 must be >= 1"),
+    ({"op_type": "Conv", "inputs": ["x", "w"], "group": 0}, 1, "group 0 must be >= 1"),
+    ({"op_type": "Conv", "inputs": ["x", "w"], "group": 3}, 1, "group 3 does not divide"),
+    ({"op_type": "Conv", "inputs": ["x", "w"], "group": 4}, 3, "not a valid ONNX model"),  # INT8 x
+    ({"op_type": "Conv", "inputs": ["x", "w"], "strides": [0, 1]}, 1, "strides \\[0, 1\\]"),
+    ({"op_type": "Softmax", "inputs": ["x"], "axis": -7}, 1, "axis -7 is outside the input's rank 4"),
+    ({"op_type": "Softmax", "inputs": ["x"], "axis": 2**63 - 1}, 1, "outside the input's rank"),
+    ({"op_type": "Softmax", "inputs": ["x", "w"]}, 1, "not a valid ONNX model"),
+    ({"op_type": "Transpose", "inputs": ["x"], "perm": [0, 1, 1, 2]}, 1, "not a"),
+])
+def test_onnx_attributes_that_crashed_or_hung_the_lowering(attributes, input_type, message,
+                                                           tmp_path):
+    from onnx import helper
+    attributes = dict(attributes)
+    node = helper.make_node(attributes.pop("op_type"), attributes.pop("inputs"), ["y"],
+                            **attributes)
+    with pytest.raises(mlirc.InputError, match=message):
+        mlirc.compile(_onnx_file(tmp_path, node, input_type), cache=False)
+
+
+def test_a_zero_size_example_input_is_refused():
+    with pytest.raises(mlirc.InputError, match="no elements"):
+        mlirc.compile(Add(), (torch.randn(0, 3), torch.randn(0, 3)), cache=False)
+
+
+# ---- Call arguments numpy cannot hold ----
+
+@pytest.mark.parametrize("make,message", [
+    (lambda x: x.to_sparse(), "sparse_coo tensor"),
+    (lambda x: x.to("meta"), "meta tensor"),
+    (lambda x: x.to(torch.bfloat16), "expected dtype f32, got bf16"),
+    (lambda x: x.to(torch.float8_e4m3fn), "expected dtype f32, got f8E4M3FN"),
+    (lambda x: x.to(torch.complex64), "complex64"),
+])
+def test_tensors_of_other_layouts_devices_and_types_are_refused(add_model, make, message):
+    compiled, x, y = add_model
+    with pytest.raises(mlirc.InputError, match=message):
+        compiled(make(x), y)
+
+
+def test_a_requires_grad_or_channels_last_input_computes(add_model):
+    compiled, x, y = add_model
+    torch.testing.assert_close(compiled(x.clone().requires_grad_(), y.t().contiguous().t()),
+                               (x + y))

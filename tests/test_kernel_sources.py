@@ -75,3 +75,20 @@ def test_the_portable_library_runs_the_copy_of_each_level_the_cpu_has(level):
     best = buildspec.machine_level(platform.machine(), buildspec.cpu_flags_and_model()[0])
     lower = min(buildspec.LEVELS.index(level), buildspec.LEVELS.index(best))
     assert ran == buildspec.LEVELS[lower]
+
+
+def test_processes_that_start_at_once_build_once(tmp_path):
+    """Concurrent first uses wait for one build (a file lock) instead of each
+    running the C compiler."""
+    import subprocess
+    import sys
+    counter, target = tmp_path / "builds", tmp_path / "lib" / "library.so"
+    command = ["sh", "-c", f"echo built >> {counter}; sleep 1; echo done > {{out}}"]
+    script = ("import sys; from pathlib import Path; from mlirc.kernels import buildspec; "
+              f"buildspec._locked_build(Path(sys.argv[1]), {command!r}, None)")
+    processes = [subprocess.Popen([sys.executable, "-c", script, str(target)])
+                 for _ in range(3)]
+    assert all(p.wait(timeout=60) == 0 for p in processes)
+    assert counter.read_text().splitlines() == ["built"]
+    assert target.read_text() == "done\n"
+    assert not list(target.parent.glob("*.tmp"))

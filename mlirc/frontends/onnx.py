@@ -57,6 +57,7 @@ def load_model(source, input_shapes: dict | None = None, expand: set[str] = froz
         model.CopyFrom(source)
     _check_initializers(model.graph)
     _fix_input_shapes(model, input_shapes or {})
+    _check_model(model, source)
     model = _convert_old_opset(model)
     _name_nodes(model.graph)  # before folding: errors name the user's nodes
     if expand:
@@ -66,7 +67,9 @@ def load_model(source, input_shapes: dict | None = None, expand: set[str] = froz
     model = _fold_constants(model)
     _name_nodes(model.graph)
     model.graph.name = "main"
-    return _infer_shapes(model)
+    model = _infer_shapes(model)
+    _check_attributes(model.graph)
+    return model
 
 
 def _check_initializers(graph) -> None:
@@ -94,6 +97,112 @@ def _check_initializers(graph) -> None:
             if len(tensor.raw_data) != expected:
                 raise InputError(f"initializer '{tensor.name}' holds {len(tensor.raw_data)} "
                                  f"bytes; its dims {list(tensor.dims)} need {expected}")
+
+
+# Protobuf cannot serialize more than this in one message: bigger models are
+# checked through their file.
+_PROTOBUF_LIMIT = (2 << 30) - 1
+
+
+def _check_model(model, source) -> None:
+    """onnx.checker in full mode (types and shapes inferred strictly): it refuses
+    what crashed or hung the importer and the lowering (Conv with group 0, an
+    input type its op does not take, a Softmax axis outside the rank)."""
+    onnx = _onnx()
+    try:
+        if model.ByteSize() <= _PROTOBUF_LIMIT:
+            # Inferred first: the checker wants every graph output's shape,
+            # which files from other exporters (and ONNX Runtime) leave out.
+            inferred = onnx.shape_inference.infer_shapes(model)
+            _check_attributes(inferred.graph)  # before the checker: its messages are vaguer
+            onnx.checker.check_model(inferred, full_check=True)
+        elif isinstance(source, (str, Path)):
+            onnx.checker.check_model(str(source), full_check=True)
+    except InputError:
+        raise
+    except Exception as error:  # ValidationError, InferenceError, and worse on bad bytes
+        message = " ".join(str(error).split())[:400]
+        raise InputError(f"not a valid ONNX model: {message}") from None
+
+
+# Ops whose `axis` may also name the position after the last dimension.
+_AXIS_UP_TO_RANK = {"Flatten", "OneHot"}
+_CONV_OPS = {"Conv", "ConvTranspose", "ConvInteger", "QLinearConv"}
+_WINDOW_OPS = _CONV_OPS | {"AveragePool", "MaxPool", "LpPool", "MaxRoiPool"}
+
+
+def _check_attributes(graph) -> None:
+    """What onnx.checker lets through and the lowering does not survive
+    (divides by, loops up to, or indexes with the value): a Conv group below
+    1 or not dividing the channels, an axis or permutation outside the input's
+    rank, a kernel, stride or dilation below 1, a negative pad."""
+    ranks = _ranks(graph)
+    for node in graph.node:
+        attributes = {a.name: a for a in node.attribute}
+        rank = ranks.get(node.input[0]) if node.input else None
+        where = f"node '{node.name}' ({node.op_type})" if node.name else f"a {node.op_type} node"
+        if "axis" in attributes and rank is not None:
+            axis, top = attributes["axis"].i, rank + (node.op_type in _AXIS_UP_TO_RANK)
+            if not -top <= axis < max(top, 1):
+                raise InputError(f"{where}: axis {axis} is outside the input's rank {rank}")
+        if node.op_type == "Transpose" and "perm" in attributes and rank is not None:
+            perm = list(attributes["perm"].ints)
+            if sorted(perm) != list(range(rank)):
+                raise InputError(f"{where}: perm {perm} is not a permutation of the "
+                                 f"input's {rank} dimensions")
+        if node.op_type in _WINDOW_OPS:
+            _check_window(node, attributes, where, ranks)
+        _check_required_inputs(node, where)
+
+
+def _check_required_inputs(node, where: str) -> None:
+    """An empty input name marks an omitted optional input; in a required
+    slot (a Concat operand) the lowering loops on it."""
+    if "" not in node.input or node.domain not in ("", "ai.onnx"):
+        return
+    onnx = _onnx()
+    try:
+        formals = onnx.defs.get_schema(node.op_type).inputs
+    except Exception:  # not a standard op: the importer reports it
+        return
+    optional = onnx.defs.OpSchema.FormalParameterOption.Optional
+    for index, name in enumerate(node.input):
+        if name == "" and formals and formals[min(index, len(formals) - 1)].option != optional:
+            raise InputError(f"{where}: input {index} is empty, but it is not optional")
+
+
+def _check_window(node, attributes, where: str, ranks: dict) -> None:
+    for name in ("kernel_shape", "strides", "dilations"):
+        if name in attributes and any(v < 1 for v in attributes[name].ints):
+            raise InputError(f"{where}: {name} {list(attributes[name].ints)} must be >= 1")
+    if "pads" in attributes and any(v < 0 for v in attributes["pads"].ints):
+        raise InputError(f"{where}: pads {list(attributes['pads'].ints)} must be >= 0")
+    if node.op_type not in _CONV_OPS:
+        return
+    group = attributes["group"].i if "group" in attributes else 1
+    if group < 1:
+        raise InputError(f"{where}: group {group} must be >= 1")
+    channels = ranks.get(("channels", node.input[0]))
+    if channels and channels % group:
+        raise InputError(f"{where}: group {group} does not divide the {channels} input "
+                         "channels")
+
+
+def _ranks(graph) -> dict:
+    """Value name -> rank, and ("channels", name) -> dimension 1 where known."""
+    ranks = {}
+    for value in list(graph.input) + list(graph.value_info) + list(graph.output):
+        tensor_type = value.type.tensor_type
+        if value.type.HasField("tensor_type") and tensor_type.HasField("shape"):
+            dims = tensor_type.shape.dim
+            ranks[value.name] = len(dims)
+            if len(dims) > 1 and dims[1].HasField("dim_value"):
+                ranks[("channels", value.name)] = dims[1].dim_value
+    for tensor in graph.initializer:
+        ranks[tensor.name] = len(tensor.dims)
+        if len(tensor.dims) > 1:
+            ranks[("channels", tensor.name)] = tensor.dims[1]
+    return ranks
 
 
 def _initializer_names(graph) -> set[str]:
@@ -221,6 +330,9 @@ def _infer_shapes(model):
         return onnx.shape_inference.infer_shapes(model, data_prop=True)
     except ValueError:
         pass  # over protobuf's 2 GB: infer through files instead
+    except onnx.shape_inference.InferenceError as error:
+        raise InputError("ONNX shape inference failed: "
+                         f"{' '.join(str(error).split())[:400]}") from None
     with tempfile.TemporaryDirectory(prefix="mlirc-onnx-") as folder:
         raw, inferred = Path(folder) / "raw.onnx", Path(folder) / "inferred.onnx"
         onnx.save(model, str(raw), save_as_external_data=True)

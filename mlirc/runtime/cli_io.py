@@ -25,7 +25,9 @@ MAX_INPUT_BYTES = 1 << 30
 
 def parse_input(text: str, position: int) -> np.ndarray:
     """One --input value; errors name the input by position (1-based)."""
-    where = f"--input {position} ('{text if len(text) < 40 else text[:37] + '...'}')"
+    shown = re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1],
+                   text if len(text) < 40 else text[:37] + "...")
+    where = f"--input {position} ('{shown}')"
     if text.startswith("@"):
         path = Path(text[1:])
         if not path.exists():
@@ -71,7 +73,10 @@ def parse_input(text: str, position: int) -> np.ndarray:
         values = values * count
     if len(values) != count:
         raise InputError(f"{where}: shape {list(shape)} holds {count} values, got {len(values)}")
-    return np.array(values, dtype=DTYPES[dtype].numpy).reshape(shape)
+    try:
+        return np.array(values, dtype=DTYPES[dtype].numpy).reshape(shape)
+    except (ValueError, OverflowError, MemoryError) as error:  # numpy's own size limits
+        raise InputError(f"{where}: {error}") from None
 
 
 def _parse_bool(value: str) -> bool:

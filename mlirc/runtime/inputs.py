@@ -7,7 +7,7 @@ import numpy as np
 
 from ..errors import InputError
 from . import structure
-from .signature import Signature, dtype_of_numpy
+from .signature import DTYPES, Signature, dtype_of_numpy
 
 
 def _is_torch_tensor(value) -> bool:
@@ -60,11 +60,38 @@ def _as_numpy(value, name: str) -> np.ndarray:
     if isinstance(value, np.ndarray):
         return value
     if _is_torch_tensor(value):
-        return value.detach().cpu().resolve_conj().resolve_neg().numpy()
+        return _torch_to_numpy(value, name)
     if isinstance(value, (np.generic, int, float, bool)):
         return np.asarray(value)
     raise InputError(f"{name}: expected a numpy array or torch tensor, "
                      f"got {type(value).__name__}")
+
+
+# torch element types numpy has only through ml_dtypes: (mlirc's name, the
+# integer type of the same width their bits are read through).
+_THROUGH_BITS = {"bfloat16": ("bf16", "int16"), "float8_e4m3fn": ("f8E4M3FN", "uint8"),
+                 "float8_e5m2": ("f8E5M2", "uint8"), "float8_e4m3fnuz": ("f8E4M3FNUZ", "uint8"),
+                 "float8_e5m2fnuz": ("f8E5M2FNUZ", "uint8")}
+
+
+def _torch_to_numpy(tensor, name: str) -> np.ndarray:
+    """The tensor's values as numpy (bf16 and float8 as ml_dtypes' types, which
+    numpy lacks); layouts and devices without readable values are refused."""
+    import torch
+    if tensor.layout != torch.strided:
+        raise InputError(f"{name}: a {str(tensor.layout).replace('torch.', '')} tensor; "
+                         "pass a dense one (tensor.to_dense())")
+    if tensor.device.type == "meta":
+        raise InputError(f"{name}: a meta tensor has no values to compute with")
+    tensor = tensor.detach().cpu().resolve_conj().resolve_neg()
+    bits = _THROUGH_BITS.get(str(tensor.dtype).replace("torch.", ""))
+    if bits and bits[0] in DTYPES:
+        name, carrier = bits
+        return tensor.view(getattr(torch, carrier)).numpy().view(DTYPES[name].numpy)
+    try:
+        return tensor.numpy()
+    except (TypeError, RuntimeError) as error:
+        raise InputError(f"{name}: cannot read a {tensor.dtype} tensor: {error}") from None
 
 
 def restore_outputs(signature: Signature, outputs: list[np.ndarray], as_torch: bool):

@@ -138,7 +138,8 @@ def read(module: ir.Module, entry: str = "main") -> Signature:
     if SIGNATURE_ATTR in attributes:
         try:
             stored = Signature.from_json(ir.StringAttr(attributes[SIGNATURE_ATTR]).value)
-        except (ValueError, KeyError, TypeError, AttributeError, InputError) as error:
+        except (ValueError, KeyError, TypeError, AttributeError, InputError,
+                RuntimeError) as error:  # RuntimeError: bytes that are not UTF-8
             raise InputError(f"the module's {SIGNATURE_ATTR} attribute is not a valid "
                              f"signature: {error}") from None
         _check_against_function(module, entry, stored)

@@ -13,8 +13,8 @@
  *
  * Only what that lowering emits is here: one static (optionally chunked)
  * worksharing loop per parallel region, whose end needs no barrier (the
- * region's join waits for every thread). The team is the pool's threads;
- * a region run inside a task, or while the pool is busy, runs its threads'
+ * region's join waits for every thread). The team is TASKS_PER_THREAD
+ * shares per pool thread; a region run inside a task, or while the pool is busy, runs its threads'
  * shares one after another on the caller, which gives the same results. */
 
 #include <stdarg.h>
@@ -71,7 +71,12 @@ static void run_share(void *context, int64_t task) {
 
 void mlirc_omp_fork_call(void *location, int32_t count, microtask_fn body, ...) {
   (void)location;
-  struct parallel_region region = {body, count, (int32_t)pool_threads(), {0}};
+  /* More shares than threads, taken one at a time: a thread slowed down by
+   * another process on its core takes fewer (the static schedule would
+   * make every region wait for its one fixed share). */
+  int32_t threads = (int32_t)pool_threads();
+  struct parallel_region region = {body, count, threads > 1 ? threads * TASKS_PER_THREAD : 1,
+                                   {0}};
   if (count < 0 || count > MAX_CAPTURED) {
     fprintf(stderr, "mlirc: a parallel region captures %d values (at most %d)\n", count,
             MAX_CAPTURED);

@@ -11,8 +11,11 @@
  * (libgomp's default, ONNX Runtime's pool) takes a core from whatever runs
  * next in the process, and an OpenMP runtime with a short spin made eager
  * PyTorch several times slower in the same process. MLIRC_NUM_THREADS sets
- * the thread count (default: the CPUs this process may run on); in a forked
- * child, or inside a task, jobs run on the calling thread. */
+ * the thread count (default: the CPUs this process may run on, within its
+ * cgroup's CPU quota); in a forked child, or inside a task, jobs run on the
+ * calling thread. Jobs are cut into more tasks than threads (TASKS_PER_THREAD)
+ * and taken one at a time, so a thread whose core is shared with another
+ * process takes fewer of them instead of holding the others up. */
 
 /* Pause loops (about 23 ns each here): a worker spins about 0.5 ms for the
  * next job before it sleeps. */
@@ -64,6 +67,21 @@ static void *pool_worker(void *unused) {
   return NULL;
 }
 
+/* The CPUs a cgroup (v2) quota grants this process, rounded up; 0 when
+ * there is no quota. A container limited to 2 CPUs on a 64-core host would
+ * otherwise start 64 threads that take turns on 2 CPUs' worth of time. */
+static int quota_cpus(void) {
+  FILE *file = fopen("/sys/fs/cgroup/cpu.max", "r");
+  if (!file) return 0;
+  long long quota = 0, period = 0;
+  char first[32] = {0};
+  int read = fscanf(file, "%31s %lld", first, &period);
+  fclose(file);
+  if (read != 2 || strcmp(first, "max") == 0 || period <= 0) return 0;
+  quota = atoll(first);
+  return quota > 0 ? (int)((quota + period - 1) / period) : 0;
+}
+
 static void pool_start(void) {
   int threads = 0;
   const char *configured = getenv("MLIRC_NUM_THREADS");
@@ -71,6 +89,8 @@ static void pool_start(void) {
   if (threads <= 0) {
     cpu_set_t allowed;
     threads = sched_getaffinity(0, sizeof allowed, &allowed) == 0 ? CPU_COUNT(&allowed) : 1;
+    int quota = quota_cpus();
+    if (quota > 0 && quota < threads) threads = quota;
   }
   pool.workers = threads - 1 < MAX_WORKERS ? threads - 1 : MAX_WORKERS;
   pool.owner = getpid();
@@ -126,6 +146,13 @@ INTERNAL void parallel_for(int64_t count, task_fn fn, void *context) {
   if (atomic_load(&pool.sleeping))
     syscall(SYS_futex, &pool.generation, FUTEX_WAKE_PRIVATE, pool.workers, NULL, NULL, 0);
   run_tasks();
-  while (atomic_load(&pool.done) < count) __builtin_ia32_pause();
+  /* The other threads' last tasks: spin briefly, then yield, in case one of
+   * them waits for this core (more threads than the CPUs free to run them). */
+  for (int spins = 0; atomic_load(&pool.done) < count;) {
+    if (++spins < SPIN_ROUNDS)
+      __builtin_ia32_pause();
+    else
+      sched_yield();
+  }
   pthread_mutex_unlock(&pool.busy);
 }
