@@ -17,6 +17,7 @@ from .passes.blas_offload import BlasOffload
 from .passes.pool_offload import PoolOffload
 from .passes.c_interface import EmitCInterface
 from .passes.dead_results import DropUnusedResults
+from .passes.distinct_results import DistinctResults
 from .passes.early_free import FreeAfterLastUse
 from .passes.residual_in_place import ResidualInPlace
 from .passes.float8 import ExpandFloat8Casts, OnnxCastToFloat8
@@ -138,7 +139,8 @@ def _native_stages(blas: bool = True, vectorize: bool = False) -> list[Stage]:
         Stage("bufferized",
               "memrefs instead of tensors; results become out-parameters, "
               "temporaries are freed",
-              _mlir("func.func(refback-generalize-tensor-pad)",
+              [DistinctResults(),
+               *_mlir("func.func(refback-generalize-tensor-pad)",
                     "func.func(refback-generalize-tensor-concat)",
                     # tm_tensor ops (scan, scatter, sort) have no one-shot
                     # bufferization: let them through, then bufferize them.
@@ -150,7 +152,7 @@ def _native_stages(blas: bool = True, vectorize: bool = False) -> list[Stage]:
                     "refback-mlprogram-bufferize",
                     "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}",
                     "buffer-deallocation-pipeline",
-                    "func.func(canonicalize)")),
+                    "func.func(canonicalize)")]),
         *([Stage("blas", "matmul, batch_matmul, conv2d and pooling offloaded to the BLAS "
                  "shim's calls; transposes, and a convolution's padding, bias, residual add "
                  "and ReLU, folded into them",

@@ -25,6 +25,7 @@ TIERS = {
     "test_kernel_choice.py": "unit",
     "test_kernel_sources.py": "kernels",
     "test_errors.py": "unit",
+    "test_boundary.py": "unit",
     "test_stages.py": "unit",
     "test_pass_files.py": "passes",
     "test_conv_kernels.py": "kernels",

@@ -34,7 +34,7 @@ from ..kernels import build as kernels_build
 from ..kernels import library as blas
 from ..runtime import memref
 from ..runtime.signature import Signature
-from . import c_sources, weights
+from . import c_sources, soft_float, weights
 from .target import set_target_cpu
 
 ENTRY = "main"
@@ -122,25 +122,20 @@ class AotBackend:
         bound = weights.externalize(module)
         threads = uses_threads(module)
         kernels = uses_blas(module) or threads
-        try:
-            # The engine links what it compiles, so the GEMM shim and the
-            # weights must resolve.
-            engine = ir.ExecutionEngine(module, opt_level=options.get("opt_level", 3),
-                                        shared_libs=blas.load() if kernels else [],
-                                        enable_pic=True)
-            for symbol, buffer in bound:
-                engine.raw_register_runtime(symbol, ctypes.c_void_p(buffer.ctypes.data))
-            if threads:
-                blas.bind_openmp(engine)
-            engine.dump_to_object_file(str(objects))
-        except Exception as error:
-            raise BackendError(f"code generation failed: {str(error).strip()[:300]}") from None
+        extra_objects, symbols = [], {}
+        if soft_float.needed(module):
+            soft_float_object, symbols = soft_float.build(folder, compiler_command())
+            extra_objects.append(str(soft_float_object))
+        _emit_object(module, options, kernels, threads, bound, objects, symbols)
+        if not objects.exists():
+            raise BackendError("code generation failed: the ExecutionEngine wrote no object "
+                               "file (unresolved symbols are listed on stderr)")
         if threads:
             bind_openmp_calls(objects)
         # -Bsymbolic: the model calls its own kernels even in a process that
         # has loaded mlirc's host kernels, whose names are the same.
         link = [compiler_command(), "-shared", "-Wl,-Bsymbolic", "-o", str(library),
-                str(objects), "-lm"]
+                str(objects), *extra_objects, "-lm"]
         if bound:
             link.append(str(weights.write_assembly(bound, folder)))
         if kernels:
@@ -165,3 +160,23 @@ class AotBackend:
         (library_name,) = [f for f in files if f.startswith("lib") and f.endswith(".so")]
         name = library_name[3:-3]
         return AotExecutable(folder / library_name, name, signature, files)
+
+
+def _emit_object(module, options: dict, kernels: bool, threads: bool, bound: list,
+                 objects: Path, symbols: dict[str, int] | None = None) -> None:
+    """Compiles the module with MLIR's ExecutionEngine and dumps its object
+    file; the engine links what it compiles, so the GEMM shim, the weights
+    and `symbols` (name -> address) must resolve."""
+    try:
+        engine = ir.ExecutionEngine(module, opt_level=options.get("opt_level", 3),
+                                    shared_libs=blas.load() if kernels else [],
+                                    enable_pic=True)
+        for symbol, buffer in bound:
+            engine.raw_register_runtime(symbol, ctypes.c_void_p(buffer.ctypes.data))
+        for symbol, address in (symbols or {}).items():
+            engine.raw_register_runtime(symbol, ctypes.c_void_p(address))
+        if threads:
+            blas.bind_openmp(engine)
+        engine.dump_to_object_file(str(objects))
+    except Exception as error:
+        raise BackendError(f"code generation failed: {str(error).strip()[:300]}") from None

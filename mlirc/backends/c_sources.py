@@ -7,9 +7,13 @@ from math import prod
 
 from ..runtime.signature import Signature, TensorSpec
 
-C_TYPES = {"f32": "float", "f64": "double", "f16": "uint16_t", "i8": "int8_t",
-           "u8": "uint8_t", "i16": "int16_t", "i32": "int32_t", "i64": "int64_t",
-           "bool": "bool"}
+# f16 and bf16 are their bit patterns, float8 formats and 4-bit integers a
+# byte each (as LLVM lays them out).
+C_TYPES = {"f32": "float", "f64": "double", "f16": "uint16_t", "bf16": "uint16_t",
+           "i8": "int8_t", "u8": "uint8_t", "i16": "int16_t", "u16": "uint16_t",
+           "i32": "int32_t", "u32": "uint32_t", "i64": "int64_t", "u64": "uint64_t",
+           "bool": "bool", "i4": "int8_t", "u4": "uint8_t", "f8E4M3FN": "uint8_t",
+           "f8E5M2": "uint8_t", "f8E4M3FNUZ": "uint8_t", "f8E5M2FNUZ": "uint8_t"}
 
 
 def struct_name(spec: TensorSpec) -> str:
@@ -49,7 +53,7 @@ def header(name: str, signature: Signature, version: str) -> str:
  * {name}{signature.describe()}
  * Each argument is a pointer to a ranked memref descriptor. Outputs are written
  * into buffers the caller allocates (contiguous, row-major: strides in elements).
- * f16 values are IEEE half-precision bit patterns; bool is one byte per element.
+ * f16 and bf16 values are their 16-bit patterns; bool is one byte per element.
  */
 #ifndef {guard}
 #define {guard}
@@ -97,7 +101,8 @@ def example_program(name: str, signature: Signature) -> str:
                          f"    for (long i = 0; i < {count}; ++i) {parameter}_data[i] = ({c_type})(i % 7);\n"
                          f"  }}")
         else:
-            value = {"f16": "half_to_float({p}_data[i])", "bool": "(double){p}_data[i]"}.get(
+            value = {"f16": "half_to_float({p}_data[i])", "bf16": "bf16_to_float({p}_data[i])",
+                     "bool": "(double){p}_data[i]"}.get(
                 spec.dtype, "(double){p}_data[i]").format(p=parameter)
             prints.append(f'  printf("output {parameter[3:]}: {spec}\\n");\n'
                           f'  for (long i = 0; i < {count}; ++i) printf("%.9g\\n", {value});')
@@ -122,6 +127,11 @@ static int read_file(const char *path, void *data, size_t bytes) {{
     return 0;
   }}
   return 1;
+}}
+
+static double bf16_to_float(uint16_t h) {{
+  union {{ uint32_t bits; float value; }} word = {{ (uint32_t)h << 16 }};
+  return word.value;
 }}
 
 static double half_to_float(uint16_t h) {{

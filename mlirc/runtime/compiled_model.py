@@ -65,6 +65,7 @@ class CompiledModel:
                              "compile without stop_at to run the model")
         arrays, as_torch = input_checks.flatten_arguments(self.signature, args, kwargs)
         outputs = self.executable(arrays)
+        input_checks.write_back_updates(self.signature, args, kwargs, outputs)
         return input_checks.restore_outputs(self.signature, outputs, as_torch)
 
     def run_flat(self, arrays: list) -> list:
@@ -86,11 +87,18 @@ class CompiledModel:
         from ..frontends.torch import to_torch_args
 
         torch_args = to_torch_args(args)
-        with torch.no_grad():
-            expected = reference(*torch_args, **kwargs)
-        expected_flat = [t.detach().numpy() if isinstance(t, torch.Tensor) else t
-                         for t in pytree.tree_leaves(expected)]
+        # the model may update its inputs in place: mlirc's run gets the
+        # values eager started from, and the updated ones are compared too
         arrays, _ = input_checks.flatten_arguments(self.signature, torch_args, kwargs)
+        reference_args = pytree.tree_map(
+            lambda leaf: leaf.clone() if isinstance(leaf, torch.Tensor) else leaf,
+            (torch_args, kwargs))
+        with torch.no_grad():
+            expected = reference(*reference_args[0], **reference_args[1])
+        updated = input_checks.argument_leaves(self.signature, *reference_args)
+        expected_flat = [updated[i] for i in self.signature.input_updates] + \
+            pytree.tree_leaves(expected)
+        expected_flat = [input_checks.as_numpy(t, "reference output") for t in expected_flat]
         actual = self.executable(arrays)
         return compare(expected_flat, actual, rtol, atol)
 

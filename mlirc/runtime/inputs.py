@@ -18,17 +18,7 @@ def flatten_arguments(signature: Signature, args: tuple, kwargs: dict | None = N
                       flat: bool = False):
     """Returns (flat numpy inputs, whether the caller used torch tensors).
     `flat`: `args` are already the leaves, in order (as from the command line)."""
-    if signature.in_tree is not None and not flat:
-        try:
-            leaves = structure.flatten_as(signature.in_tree, (tuple(args), dict(kwargs or {})),
-                                          "arguments")
-        except ValueError as error:
-            raise InputError(f"expected {len(signature.inputs)} input tensor(s) "
-                             f"{signature.describe().split(' -> ')[0]}: {error}") from None
-    else:
-        if kwargs:
-            raise InputError("this model takes positional inputs only")
-        leaves = list(args)
+    leaves = argument_leaves(signature, args, kwargs, flat)
     if len(leaves) != len(signature.inputs):
         raise InputError(f"expected {len(signature.inputs)} input tensor(s) "
                          f"{signature.describe().split(' -> ')[0]}, got {len(leaves)}")
@@ -39,15 +29,57 @@ def flatten_arguments(signature: Signature, args: tuple, kwargs: dict | None = N
     arrays = []
     for index, (value, spec) in enumerate(zip(leaves, signature.inputs)):
         name = _input_name(signature, index)
-        array = _as_numpy(value, name)
+        array = as_numpy(value, name)
         if dtype_of_numpy(array.dtype).name != spec.dtype:
             raise InputError(f"{name}: expected dtype {spec.dtype}, got "
                              f"{dtype_of_numpy(array.dtype).name}")
         if tuple(array.shape) != spec.shape:
             raise InputError(f"{name}: expected shape {list(spec.shape)}, "
                              f"got {list(array.shape)}")
-        arrays.append(np.ascontiguousarray(array))
+        arrays.append(np.require(array, requirements="C"))  # ascontiguousarray makes 0-d 1-d
     return arrays, used_torch
+
+
+_SCALAR_DTYPES = {"int": np.int64, "float": np.float64, "bool": np.bool_}
+
+
+def argument_leaves(signature: Signature, args: tuple, kwargs: dict | None = None,
+                    flat: bool = False) -> list:
+    """The call's values in the order of the compiled function's inputs:
+    Python scalars as 0-d arrays, specialized scalars checked and left out."""
+    if signature.in_tree is None or flat:
+        if kwargs:
+            raise InputError("this model takes positional inputs only")
+        return list(args)
+    try:
+        values = structure.flatten_as(signature.in_tree, (tuple(args), dict(kwargs or {})),
+                                      "arguments")
+    except ValueError as error:
+        raise InputError(f"expected {len(signature.inputs)} input tensor(s) "
+                         f"{signature.describe().split(' -> ')[0]}: {error}") from None
+    leaves = []
+    for position, (kind, value) in enumerate(zip(structure.leaves(signature.in_tree), values)):
+        if isinstance(kind, dict) and kind["const"] is None:
+            if value is not None:
+                raise InputError(f"argument {position}: the model was compiled with None "
+                                 f"here, got {type(value).__name__}")
+            continue
+        if isinstance(kind, dict):  # {"const": v}
+            if structure.scalar_kind(value) is None or value != kind["const"] or \
+                    (type(value) is bool) != (type(kind["const"]) is bool):
+                raise InputError(f"argument {position}: the model was compiled for the value "
+                                 f"{kind['const']!r} here (its code depends on it), got "
+                                 f"{value!r}; compile again for another value")
+            continue
+        if kind in _SCALAR_DTYPES:
+            found = structure.scalar_kind(value)
+            if found is None or (kind != "float" and found != kind) or \
+                    (kind == "float" and found == "bool"):
+                raise InputError(f"argument {position}: expected a Python {kind}, "
+                                 f"got {type(value).__name__}")
+            value = np.asarray(value, _SCALAR_DTYPES[kind])
+        leaves.append(value)
+    return leaves
 
 
 def _input_name(signature: Signature, index: int) -> str:
@@ -56,7 +88,7 @@ def _input_name(signature: Signature, index: int) -> str:
     return f"input {index}"
 
 
-def _as_numpy(value, name: str) -> np.ndarray:
+def as_numpy(value, name: str) -> np.ndarray:
     if isinstance(value, np.ndarray):
         return value
     if _is_torch_tensor(value):
@@ -95,10 +127,44 @@ def _torch_to_numpy(tensor, name: str) -> np.ndarray:
 
 
 def restore_outputs(signature: Signature, outputs: list[np.ndarray], as_torch: bool):
-    """Flat outputs back in the model's structure, as torch tensors if asked."""
-    if as_torch:
-        import torch
-        outputs = [torch.from_numpy(o) for o in outputs]
+    """The model's own outputs (input updates left out) back in its structure:
+    tensors as torch tensors if asked, scalar leaves as Python values."""
+    outputs = list(outputs[len(signature.input_updates):])
+    kinds = structure.leaves(signature.out_tree) if signature.out_tree is not None \
+        else [structure.LEAF] * len(outputs)
+    outputs = [output.item() if kind in structure.SCALAR_LEAVES
+               else (numpy_to_torch(output) if as_torch else output)
+               for kind, output in zip(kinds, outputs)]
     if signature.out_tree is not None:
         return structure.unflatten(signature.out_tree, outputs)
     return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+
+def write_back_updates(signature: Signature, args: tuple, kwargs: dict | None,
+                       outputs: list[np.ndarray]) -> None:
+    """Copies the new values of inputs the model updates in place into the
+    caller's tensors or arrays, as eager PyTorch leaves them."""
+    if not signature.input_updates:
+        return
+    leaves = argument_leaves(signature, args, kwargs)
+    for output, index in zip(outputs, signature.input_updates):
+        target = leaves[index]
+        if _is_torch_tensor(target):
+            import torch
+            with torch.no_grad():
+                target.copy_(numpy_to_torch(output))
+        elif isinstance(target, np.ndarray) and target.flags.writeable:
+            np.copyto(target, output)
+        else:
+            raise InputError(f"{_input_name(signature, index)}: the model updates it in "
+                             "place; pass a writable numpy array or torch tensor")
+
+
+def numpy_to_torch(array: np.ndarray):
+    """A torch tensor sharing the array's memory; bf16 and float8 (ml_dtypes
+    types, unknown to torch.from_numpy) through their bits."""
+    import torch
+    for torch_name, (name, carrier) in _THROUGH_BITS.items():
+        if name in DTYPES and array.dtype == DTYPES[name].numpy:
+            return torch.from_numpy(array.view(carrier)).view(getattr(torch, torch_name))
+    return torch.from_numpy(array)

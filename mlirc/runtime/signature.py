@@ -103,22 +103,57 @@ class Signature:
     in_tree: object = None
     out_tree: object = None
     input_names: list[str] = field(default_factory=list)
+    # A model that updates inputs in place (x.add_(1), x[0] = 0) returns their
+    # new values first: output i is the new value of input input_updates[i].
+    # The runtime writes them back into the caller's tensors, as eager does.
+    input_updates: list[int] = field(default_factory=list)
+
+    @property
+    def user_outputs(self) -> list[TensorSpec]:
+        """The outputs the model returns (after its input updates)."""
+        return self.outputs[len(self.input_updates):]
 
     def to_json(self) -> str:
-        return json.dumps({
+        data = {
             "inputs": [str(s) for s in self.inputs],
             "outputs": [str(s) for s in self.outputs],
             "in_tree": self.in_tree, "out_tree": self.out_tree,
             "input_names": self.input_names,
-        })
+        }
+        if self.input_updates:
+            data["input_updates"] = self.input_updates
+        return json.dumps(data)
 
     @staticmethod
     def from_json(text: str) -> "Signature":
         data = json.loads(text)
-        return Signature([TensorSpec.parse(s) for s in data["inputs"]],
-                         [TensorSpec.parse(s) for s in data["outputs"]],
-                         data.get("in_tree"), data.get("out_tree"),
-                         data.get("input_names", []))
+        signature = Signature([TensorSpec.parse(s) for s in data["inputs"]],
+                              [TensorSpec.parse(s) for s in data["outputs"]],
+                              data.get("in_tree"), data.get("out_tree"),
+                              data.get("input_names", []), data.get("input_updates", []))
+        signature.check_consistent()
+        return signature
+
+    def check_consistent(self) -> None:
+        """Raises InputError when the parts of a (possibly edited) signature
+        disagree: update indices, leaf counts of the structures."""
+        from . import structure
+        updates = self.input_updates
+        if not isinstance(updates, list) or len(updates) > len(self.outputs) or not all(
+                type(i) is int and 0 <= i < len(self.inputs) for i in updates):
+            raise InputError(f"input_updates {updates!r} does not fit "
+                             f"{len(self.inputs)} inputs and {len(self.outputs)} outputs")
+        for name, tree, count in (("out_tree", self.out_tree, len(self.user_outputs)),
+                                  ("in_tree", self.in_tree, len(self.inputs))):
+            if tree is None:
+                continue
+            try:
+                kinds = structure.leaves(tree)
+            except (AttributeError, TypeError, ValueError, StopIteration) as error:
+                raise InputError(f"{name} is not a valid structure: {error}") from None
+            tensors = [k for k in kinds if not (isinstance(k, dict) and "const" in k)]
+            if len(tensors) != count:
+                raise InputError(f"{name} has {len(tensors)} leaves for {count} values")
 
     def describe(self) -> str:
         ins = ", ".join(map(str, self.inputs))
@@ -200,6 +235,11 @@ _BUILTIN_SHAPED = re.compile(r"^(?:tensor|memref)<((?:\d+x)*)(\w+)>$")
 
 
 def _spec_of_type(type_text: str) -> TensorSpec:
+    if "complex" in type_text:
+        raise InputError(f"complex tensors ({type_text}) cannot be compiled yet: mlirc's "
+                         "backends take real element types; pass torch.view_as_real(x) "
+                         "and return torch.view_as_real(y) (the last axis holds real and "
+                         "imaginary parts)")
     match = _TORCH_TENSOR.match(type_text)
     if match:
         dims = [int(d) for d in match.group(1).split(",") if d]

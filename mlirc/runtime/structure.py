@@ -4,18 +4,46 @@ survives in the IR and in saved artifacts without pickles.
 A structure is "*" for a tensor, or {"tuple": [...]}, {"list": [...]},
 {"dict": [[key, structure], ...]}. Named tuples (torch.return_types.topk and
 friends) become plain tuples.
+
+A Python scalar at the boundary is the leaf "int", "float" or "bool": it
+travels as a 0-d tensor (i64, f64, i1) and is a Python value again on the
+caller's side. A scalar the compiled code was specialized for is the leaf
+{"const": value}: a call must pass that value and it is not passed on.
 """
 
 from __future__ import annotations
 
 LEAF = "*"
+SCALAR_LEAVES = ("int", "float", "bool")
 
 
-def from_treespec(spec) -> object:
-    """A torch.utils._pytree.TreeSpec as a structure."""
+def is_leaf(node) -> bool:
+    return node == LEAF or node in SCALAR_LEAVES or (isinstance(node, dict) and "const" in node)
+
+
+def scalar_kind(value) -> str | None:
+    """"int", "float" or "bool" for a Python (or numpy) scalar, else None."""
+    import numbers
+    if isinstance(value, bool) or type(value).__name__ in ("bool_", "SymBool"):
+        return "bool"
+    if isinstance(value, numbers.Integral) or type(value).__name__ == "SymInt":
+        return "int"
+    if isinstance(value, numbers.Real) or type(value).__name__ == "SymFloat":
+        return "float"
+    return None
+
+
+def from_treespec(spec, leaf_kinds: list | None = None) -> object:
+    """A torch.utils._pytree.TreeSpec as a structure; `leaf_kinds` gives each
+    leaf's kind in flattening order (default: every leaf a tensor)."""
+    kinds = iter(leaf_kinds) if leaf_kinds is not None else None
+    return _from_treespec(spec, kinds)
+
+
+def _from_treespec(spec, kinds) -> object:
     if spec.is_leaf():
-        return LEAF
-    children = [from_treespec(child) for child in spec.children()]
+        return next(kinds) if kinds is not None else LEAF
+    children = [_from_treespec(child, kinds) for child in spec.children()]
     if spec.type is dict:
         return {"dict": [[key, child] for key, child in zip(spec.context, children)]}
     if spec.type is list:
@@ -23,8 +51,18 @@ def from_treespec(spec) -> object:
     return {"tuple": children}
 
 
+def leaves(structure) -> list:
+    """The leaf kinds ("*", "int", ..., {"const": v}) in flattening order."""
+    if is_leaf(structure):
+        return [structure]
+    kind, children = next(iter(structure.items()))
+    if kind == "dict":
+        children = [child for _, child in children]
+    return [leaf for child in children for leaf in leaves(child)]
+
+
 def count_leaves(structure) -> int:
-    if structure == LEAF:
+    if is_leaf(structure):
         return 1
     kind, children = next(iter(structure.items()))
     if kind == "dict":
@@ -37,7 +75,7 @@ def unflatten(structure, leaves: list):
     iterator = iter(leaves)
 
     def build(node):
-        if node == LEAF:
+        if is_leaf(node):
             return next(iterator)
         kind, children = next(iter(node.items()))
         if kind == "dict":
@@ -51,7 +89,7 @@ def flatten_as(structure, value, path: str = "inputs") -> list:
     """The leaves of `value`, read in the order `structure` gives: dict entries
     by key, so a caller's key order does not matter. Raises ValueError naming
     the first place where `value` does not fit."""
-    if structure == LEAF:
+    if is_leaf(structure):
         return [value]
     kind, children = next(iter(structure.items()))
     if kind == "dict":

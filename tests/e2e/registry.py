@@ -57,6 +57,14 @@ def case(inputs: Callable[[], tuple], *, module: bool = False,
     return register
 
 
+def register(name: str, forward: Callable, inputs: Callable[[], tuple] = tuple, *,
+             rtol: float = 1e-4, atol: float = 1e-5) -> None:
+    """A case from a forward function under an explicit name: for families
+    of cases generated in a loop."""
+    forward.__name__ = name
+    case(inputs=inputs, rtol=rtol, atol=atol)(forward)
+
+
 def randn(*shape, dtype=torch.float32):
     return torch.randn(*shape).to(dtype)
 
@@ -66,5 +74,6 @@ def randint(low, high, *shape, dtype=torch.int64):
 
 
 def load_all_cases() -> dict[str, Case]:
-    from . import cases_elementwise, cases_linear_algebra, cases_nn, cases_shapes  # noqa: F401
+    from . import (cases_boundary, cases_elementwise, cases_linear_algebra,  # noqa: F401
+                   cases_nn, cases_pools_bags_masks, cases_shapes, cases_types)
     return CASES
