@@ -94,13 +94,16 @@ def cmd_run(args) -> int:
         raise InputError(f"give --input for each of the {len(compiled.signature.inputs)} "
                          f"inputs: {compiled.signature.describe().split(' -> ')[0]}")
     outputs = compiled.run_flat(flat)
+    updates = compiled.signature.input_updates  # the model's in-place updates come first
     print("EXEC @main")
     for index, value in enumerate(outputs):
+        label = f"result[{index}]" + (f" (input {updates[index]} updated in place)"
+                                       if index < len(updates) else "")
         if args.output and index < len(args.output):
             path = cli_io.save_output(value, args.output[index], index + 1)
-            print(f"result[{index}]: saved to {path}")
+            print(f"{label}: saved to {path}")
         else:
-            print(f"result[{index}]: hal.buffer_view\n{cli_io.format_result(value)}")
+            print(f"{label}: hal.buffer_view\n{cli_io.format_result(value)}")
     return 0
 
 
