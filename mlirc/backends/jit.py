@@ -16,7 +16,7 @@ from ..passes.parallel_tiles import uses_threads
 from ..passes.profile import uses_timers
 from ..kernels import library as blas
 from ..runtime import memref
-from . import weights
+from . import soft_float, weights
 from .target import jit_target, set_target_cpu
 from ..runtime.signature import Signature
 
@@ -37,12 +37,17 @@ class JitExecutable:
         self.weights = external_weights if external_weights is not None \
             else weights.externalize(module)
         set_target_cpu(module, jit_target())
+        needs_soft_float = soft_float.needed(module)
         with ir.capture_diagnostics(module.context) as diagnostics:
             try:
                 self.engine = ir.ExecutionEngine(module, opt_level=opt_level,
                                                  shared_libs=shared_libs or [])
                 for symbol, buffer in self.weights:
                     self.engine.raw_register_runtime(symbol, ctypes.c_void_p(buffer.ctypes.data))
+                if needs_soft_float:
+                    from .aot import compiler_command
+                    for symbol, address in soft_float.process_symbols(compiler_command()).items():
+                        self.engine.raw_register_runtime(symbol, ctypes.c_void_p(address))
                 if threads:
                     blas.bind_openmp(self.engine)
                 self._function = self.engine.lookup(entry)

@@ -7,6 +7,9 @@ it, and the object is never written. These definitions (round to nearest
 even, NaN kept quiet) are registered in that engine and linked into the
 library. `_Float16` has the same calling convention as `__bf16` (the low 16
 bits of the first floating-point register) and GCC 12 knows it.
+
+The JIT needs them too on CPUs without AVX512-BF16 (every AVX2 machine),
+where LLVM calls the routine instead of using an instruction.
 """
 
 from __future__ import annotations
@@ -72,3 +75,15 @@ def build(folder: Path, compiler: str) -> tuple[Path, dict[str, int]]:
     library = ctypes.CDLL(str(shared))
     return obj, {name: ctypes.cast(getattr(library, name), ctypes.c_void_p).value
                  for name in SYMBOLS}
+
+
+_PROCESS_BUILD: dict[str, int] | None = None
+
+
+def process_symbols(compiler: str) -> dict[str, int]:
+    """The routines built once per process (for the JIT): name -> address."""
+    global _PROCESS_BUILD
+    if _PROCESS_BUILD is None:
+        import tempfile
+        _, _PROCESS_BUILD = build(Path(tempfile.mkdtemp(prefix="mlirc-soft-float-")), compiler)
+    return _PROCESS_BUILD
