@@ -60,7 +60,7 @@ def compile(model, example_args=(), *, backend: str = "jit",
             dump_dir: str | Path | None = None, pipeline: Pipeline | None = None,
             opt_level: int = 3, blas: bool = True, vectorize: bool = False,
             name: str | None = None,
-            input_shapes: dict | None = None,
+            input_shapes: dict | None = None, dynamic_shapes=None,
             iree_flags: tuple[str, ...] = (), cache: bool | None = None,
             kernels: dict | str | Path | None = None, target_cpu: str | None = None,
             on_stage=None) -> CompiledModel:
@@ -80,6 +80,11 @@ def compile(model, example_args=(), *, backend: str = "jit",
     vectorize: add the `vectorized` stage (transform-dialect tiling and
         vectorization of elementwise ops and row reductions; native backends).
     input_shapes: ONNX only: {input name: shape} fixing dynamic dimensions.
+    dynamic_shapes: PyTorch only: sizes that may change from call to call,
+      as torch.export's `dynamic_shapes` (torch.export.Dim) or the short
+      form {input name or position: {axis: "symbol" or ("symbol", min, max)}}
+      (one symbol name is one size). The compiled code takes those sizes at
+      run time; calls check them against the bounds.
     name: the C entry point of the aot backend (`_mlir_ciface_<name>`).
     iree_flags: extra iree-compile flags for the iree-* backends.
     cache: reuse and store compiled artifacts with their stage IR (default:
@@ -103,7 +108,7 @@ def compile(model, example_args=(), *, backend: str = "jit",
     if stop_at is not None:
         pipeline.index(stop_at)  # fails early on an unknown name
     imported = _import(model, example_args, frontend, pipeline, start_from, input_shapes,
-                       opt_level=opt_level)
+                       opt_level=opt_level, dynamic_shapes=dynamic_shapes)
     _refuse_zero_size_inputs(imported.signature)
     if dump_dir is not None and imported.first.elided:  # dumps are restart points: in full
         imported.first.text = ir.module_text(imported.module, debug_info=True)
@@ -164,7 +169,8 @@ def with_kernel_choices(pipeline: Pipeline, kernels: dict | str | Path) -> Pipel
 
 
 def _import(model, example_args, frontend: str, pipeline: Pipeline, start_from,
-            input_shapes, expand: set[str] = frozenset(), opt_level: int = 3) -> Imported:
+            input_shapes, expand: set[str] = frozenset(), opt_level: int = 3,
+            dynamic_shapes=None) -> Imported:
     first_stage = pipeline.names()[0]
     if start_from not in (None, first_stage) and not isinstance(model, (str, Path)):
         raise InputError("start_from applies to .mlir input only")
@@ -173,8 +179,12 @@ def _import(model, example_args, frontend: str, pipeline: Pipeline, start_from,
     reference, onnx_opset, onnx_nodes = None, 0, {}
     if frontend == "torch" and _is_torch_module(model):
         module, signature = torch_frontend.import_module(model, example_args, context,
-                                                         fold_batch_norm=opt_level > 0)
+                                                         fold_batch_norm=opt_level > 0,
+                                                         dynamic_shapes=dynamic_shapes)
         reference = model
+    elif dynamic_shapes is not None:
+        raise InputError("dynamic_shapes= applies to PyTorch models (ONNX: symbolic "
+                         "dimensions are fixed with input_shapes=)")
     elif frontend == "onnx":
         module, signature, onnx_nodes = onnx_frontend.import_model(model, context,
                                                                    input_shapes, expand)

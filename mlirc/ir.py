@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from torch_mlir import dialects, ir, passmanager, rewrite
-from torch_mlir.dialects import arith, func, linalg, math, memref, tensor  # noqa: F401 (dialects.*)
+from torch_mlir.dialects import arith, func, linalg, math, memref, scf, tensor  # noqa: F401 (dialects.*)
 from torch_mlir._mlir_libs import _stablehlo
 from torch_mlir.dialects import torch as torch_dialect
 from torch_mlir.dialects.transform import interpreter as transform_interpreter
@@ -52,12 +52,13 @@ DenseIntElementsAttr = ir.DenseIntElementsAttr
 ArrayAttr = ir.ArrayAttr
 DenseI32ArrayAttr = ir.DenseI32ArrayAttr
 DenseI64ArrayAttr = ir.DenseI64ArrayAttr
+IndexType = ir.IndexType
 
 __all__ = [
     "dialects", "rewrite", "SymbolTable", "Type", "Attribute", "IntegerType", "AffineMap", "FlatSymbolRefAttr", "F32Type", "InsertionPoint",
     "BoolAttr", "Operation", "AffineMapAttr", "AffineDimExpr", "ShapedType", "VectorType", "FloatAttr",
     "DenseElementsAttr", "DenseIntElementsAttr", "ArrayAttr", "DenseI32ArrayAttr",
-    "DenseI64ArrayAttr",
+    "DenseI64ArrayAttr", "IndexType",
     "transform_interpreter",
     "Context", "Module", "Location", "MLIRError", "PassManager", "UnitAttr",
     "StringAttr", "TypeAttr", "FunctionType", "ExecutionEngine", "new_context", "parse_module",

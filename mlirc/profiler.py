@@ -88,7 +88,9 @@ def profile(model, example_args=(), *, repeat: int = 20, warmup: int = 3,
     if example_args:
         arrays, _ = input_checks.flatten_arguments(compiled.signature, example_args, {})
     else:
-        arrays = [_random_input(spec) for spec in compiled.signature.inputs]
+        shapes, _ = compiled.signature.example_shapes()
+        arrays = [_random_input(spec, shape)
+                  for spec, shape in zip(compiled.signature.inputs, shapes)]
     labels = json.loads(ir.StringAttr(
         compiled.executable.module.operation.attributes[LABELS_ATTR]).value)
     for _ in range(warmup):
@@ -108,8 +110,8 @@ def profile(model, example_args=(), *, repeat: int = 20, warmup: int = 3,
     return Profile(entries, wall_seconds, repeat)
 
 
-def _random_input(spec) -> np.ndarray:
+def _random_input(spec, shape) -> np.ndarray:
     rng = np.random.default_rng(0)
     if np.issubdtype(spec.numpy_dtype, np.floating):
-        return rng.standard_normal(spec.shape).astype(spec.numpy_dtype)
-    return np.zeros(spec.shape, spec.numpy_dtype)
+        return rng.standard_normal(shape).astype(spec.numpy_dtype)
+    return np.zeros(shape, spec.numpy_dtype)

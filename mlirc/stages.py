@@ -18,6 +18,7 @@ from .passes.pool_offload import PoolOffload
 from .passes.c_interface import EmitCInterface
 from .passes.dead_results import DropUnusedResults
 from .passes.distinct_results import DistinctResults
+from .passes.generic_fill_copy import GenericFillCopy
 from .passes.early_free import FreeAfterLastUse
 from .passes.residual_in_place import ResidualInPlace
 from .passes.float8 import ExpandFloat8Casts, OnnxCastToFloat8
@@ -156,7 +157,8 @@ def _native_stages(blas: bool = True, vectorize: bool = False) -> list[Stage]:
         *([Stage("blas", "matmul, batch_matmul, conv2d and pooling offloaded to the BLAS "
                  "shim's calls; transposes, and a convolution's padding, bias, residual add "
                  "and ReLU, folded into them",
-                 [BlasOffload(), PoolOffload(), MlirPass("func.func(canonicalize)")])]
+                 [GenericFillCopy(), BlasOffload(), PoolOffload(),
+                  MlirPass("func.func(canonicalize)")])]
           if blas else []),
         Stage("parallel", "each large linalg op's outer parallel loop split into tiles "
               "(scf.forall; the op keeps the tile sizes chosen as mlirc.parallel_tiles), "

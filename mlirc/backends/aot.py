@@ -96,7 +96,8 @@ class AotExecutable:
         self._arguments = memref.CallArguments()
 
     def __call__(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        outputs = [np.empty(s.shape, s.numpy_dtype) for s in self.signature.outputs]
+        outputs = [np.empty(shape, spec.numpy_dtype) for shape, spec in
+                   zip(self.signature.output_shapes(inputs), self.signature.outputs)]
         self._function(*self._arguments.bind(list(inputs) + outputs).addresses)
         return outputs
 

@@ -35,8 +35,19 @@ def _parameters(signature: Signature) -> list[tuple[str, TensorSpec, str]]:
     for index, spec in enumerate(signature.inputs):
         label = signature.input_names[index] if index < len(signature.input_names) else ""
         parameters.append((f"in{index}", spec, f"input {index}{' ' + label if label else ''}: {spec}"))
+    sizes = {(index, axis): expression
+             for index, axis, expression in (signature.dynamic or {}).get("outputs", [])}
+    symbols = {(index, axis): symbol
+               for index, axis, symbol in (signature.dynamic or {}).get("inputs", [])}
+    for index, (_, spec, comment) in enumerate(list(parameters)):
+        named = [f"dim {axis} = {symbol}" for (i, axis), symbol in symbols.items() if i == index]
+        if named:
+            parameters[index] = (f"in{index}", spec, f"{comment} ({', '.join(named)})")
     for index, spec in enumerate(signature.outputs):
-        parameters.append((f"out{index}", spec, f"output {index}: {spec} (caller allocates)"))
+        named = [f"dim {axis} = {expression}" for (i, axis), expression in sizes.items()
+                 if i == index]
+        parameters.append((f"out{index}", spec, f"output {index}: {spec} (caller allocates"
+                           + (f"; {', '.join(named)}" if named else "") + ")"))
     return parameters
 
 
@@ -85,10 +96,12 @@ def _strides(shape: tuple[int, ...]) -> list[int]:
 
 def example_program(name: str, signature: Signature) -> str:
     setup, calls, prints = [], [], []
-    for parameter, spec, _ in _parameters(signature):
-        c_type, count = C_TYPES[spec.dtype], max(prod(spec.shape), 1)
-        rank = len(spec.shape)
-        dims = (f", {{{', '.join(map(str, spec.shape))}}}, {{{', '.join(map(str, _strides(spec.shape)))}}}"
+    input_shapes, output_shapes = signature.example_shapes()  # dynamic sizes: the example's
+    for (parameter, spec, _), shape in zip(_parameters(signature),
+                                           list(input_shapes) + list(output_shapes)):
+        c_type, count = C_TYPES[spec.dtype], max(prod(shape), 1)
+        rank = len(shape)
+        dims = (f", {{{', '.join(map(str, shape))}}}, {{{', '.join(map(str, _strides(shape)))}}}"
                 if rank else "")
         setup.append(f"  {c_type} *{parameter}_data = calloc({count}, sizeof({c_type}));\n"
                      f"  {struct_name(spec)} {parameter} = {{{parameter}_data, {parameter}_data, 0{dims}}};")

@@ -73,7 +73,8 @@ class IreeExecutable:
         outputs = []
         for result, spec in zip(results, self.signature.outputs):
             array = result.to_host() if hasattr(result, "to_host") else np.asarray(result)
-            outputs.append(np.asarray(array, dtype=spec.numpy_dtype).reshape(spec.shape))
+            shape = array.shape if spec.is_dynamic else spec.shape
+            outputs.append(np.asarray(array, dtype=spec.numpy_dtype).reshape(shape))
         return outputs
 
     # Artifact support: the payload is the .vmfb.

@@ -91,6 +91,134 @@ def _in_f32_when_narrow(op):
     return decomposition
 
 
+def _rewrite_dynamic_views(program) -> None:
+    """Views of tensors with dynamic sizes become, run by run of dimensions
+    with equal products, a collapse of the run and an unflatten into the
+    new sizes, in the exported graph.
+    torch-mlir lowers `aten.view` of `[?, ?, 32]` to `[?*?, 32]` by casting
+    the input to `?x1x32` (wrong results, NaN). The nodes are added after
+    decomposition, which would turn them into views
+    again. A dynamic view that does neither is refused: it would be wrong."""
+    torch = _torch()
+    aten = torch.ops.aten
+    graph = program.graph_module.graph
+    changed = False
+    for node in list(graph.nodes):
+        if node.op != "call_function" or node.target not in (
+                aten.view.default, aten._unsafe_view.default, aten.reshape.default):
+            continue
+        source_value, result_value = node.args[0].meta.get("val"), node.meta.get("val")
+        if source_value is None or result_value is None or \
+                all(isinstance(d, int) for d in source_value.shape):
+            continue
+        groups = _view_groups(list(source_value.shape), list(result_value.shape))
+        if groups is None:
+            where = (node.meta.get("stack_trace") or "").strip().splitlines()
+            raise FrontendError(f"a reshape of dynamic sizes {list(source_value.shape)} -> "
+                                f"{list(result_value.shape)} with no matching runs of "
+                                f"sizes ({where[-2].strip() if len(where) > 1 else node.name}"
+                                "); it cannot be compiled correctly yet")
+        if all(len(a) == 1 for a, _ in groups) and all(len(b) == 1 for _, b in groups):
+            continue
+        current, axis = node.args[0], 0
+        sizes = list(node.args[1])
+        with graph.inserting_before(node), source_value.fake_mode:
+            value = source_value
+            for source, target in groups:
+                # (op, its arguments in the graph, the same for the fake value)
+                steps = []
+                if len(source) > 1:
+                    span = (axis, axis + len(source) - 1)
+                    steps.append((torch.ops.prims.collapse.default, span, span))
+                if len(target) > 1:
+                    steps.append((torch.ops.aten.unflatten.int,
+                                  (axis, _unflatten_sizes(sizes[axis:axis + len(target)],
+                                                          target)),
+                                  (axis, list(result_value.shape[axis:axis + len(target)]))))
+                for target_op, arguments, fake_arguments in steps:
+                    current = graph.call_function(target_op, (current, *arguments))
+                    value = target_op(value, *fake_arguments)
+                    current.meta.update({key: node.meta[key] for key in _KEPT_META
+                                         if key in node.meta}, val=value)
+                axis += len(target)
+        node.replace_all_uses_with(current)
+        graph.erase_node(node)
+        changed = True
+    if changed:
+        graph.eliminate_dead_code()  # the size products the views took
+        graph.lint()
+        program.graph_module.recompile()
+
+
+# what a replaced node's replacements keep of its metadata (not its shape)
+_KEPT_META = ("stack_trace", "nn_module_stack", "source_fn_stack", "from_node", "seq_nr")
+
+
+def _unflatten_sizes(arguments: list, target: list) -> list:
+    """The sizes to unflatten into: with one dynamic size among them, -1 for
+    it (torch-mlir cannot lower a size computed as an integer product, such
+    as 4*s for attention heads); with more, the graph's own size values."""
+    dynamic = [i for i, size in enumerate(target) if not isinstance(size, int)]
+    if len(dynamic) == 1:
+        return [-1 if i == dynamic[0] else size for i, size in enumerate(target)]
+    return list(arguments)
+
+
+def _view_groups(shape: list, size: list):
+    """[(input dims, output dims)] pairing runs of equal products, or None
+    when a -1 or an unequal product makes the pairing unclear."""
+    if any(isinstance(d, int) and d < 0 for d in size):
+        return None
+    groups, i, j = [], 0, 0
+    while i < len(shape) and j < len(size):
+        source, target = [shape[i]], [size[j]]
+        i, j = i + 1, j + 1
+        while not _same_size(_product(source), _product(target)):
+            if _known_size(_product(source)) < _known_size(_product(target)) and i < len(shape):
+                source.append(shape[i])
+                i += 1
+            elif j < len(size):
+                target.append(size[j])
+                j += 1
+            else:
+                return None
+        groups.append((source, target))
+    # size-1 dimensions left at the end join the last run
+    rest_source, rest_target = shape[i:], size[j:]
+    if groups and all(isinstance(d, int) and d == 1 for d in rest_source + rest_target):
+        groups[-1] = (groups[-1][0] + rest_source, groups[-1][1] + rest_target)
+    elif rest_source or rest_target:
+        return None
+    return groups
+
+
+def _product(sizes: list):
+    total = 1
+    for size in sizes:
+        total = total * size
+    return total
+
+
+def _expression(size):
+    import sympy
+    return size.node.expr if hasattr(size, "node") else sympy.Integer(size)
+
+
+def _same_size(a, b) -> bool:
+    """Symbolically equal sizes, without asking torch to guard on them."""
+    import sympy
+    return sympy.simplify(_expression(a) - _expression(b)) == 0
+
+
+def _known_size(size) -> float:
+    """A size's value with each symbol at its example hint (for ordering)."""
+    expression = _expression(size)
+    if expression.is_number:
+        return float(expression)
+    hint = size.node.hint if hasattr(size, "node") else None
+    return float(hint) if hint is not None else float("inf")
+
+
 def _diagonal_scatter_2d(x, source, offset=0, dim1=0, dim2=1):
     """diagonal_scatter of a matrix (x.diagonal().fill_(v)), which torch-mlir
     does not lower, as a select between the matrix and the diagonal's values."""
@@ -255,10 +383,11 @@ def _expose_non_persistent_buffers(program) -> None:
 
 
 def import_module(model, example_args, context: ir.Context | None = None,
-                  fold_batch_norm: bool = True):
+                  fold_batch_norm: bool = True, dynamic_shapes=None):
     """Returns (module in the torch dialect, Signature). The signature is also
     attached to the module. With `fold_batch_norm`, an eval-mode model's
-    Conv -> BatchNorm pairs are folded first."""
+    Conv -> BatchNorm pairs are folded first. `dynamic_shapes`: torch.export's
+    own argument, or mlirc's short form (see `dynamic_shapes_for_export`)."""
     torch = _torch()
     from torch.utils import _pytree as pytree
 
@@ -270,19 +399,25 @@ def import_module(model, example_args, context: ir.Context | None = None,
     leaves, in_spec = pytree.tree_flatten((args, {}))  # none: a factory (arange, eye)
     kinds = [_leaf_kind(leaf) for leaf in leaves]
 
+    export_dynamic = dynamic_shapes_for_export(model, args, dynamic_shapes)
     if fold_batch_norm:
         model = fold_batch_norms(model)
     boundary = None
     if any(kind != structure.LEAF for kind in kinds):
+        if export_dynamic is not None:
+            raise InputError("dynamic_shapes with Python scalar or None arguments is not "
+                             "supported yet")
         module, program, boundary = _import_with_scalars(model, leaves, in_spec, kinds, context)
     else:
-        program = _export(model, args, bool(leaves))
+        program = _export(model, args, bool(leaves), export_dynamic)
         if _has_scalar_outputs(program):
             boundary = ScalarBoundary(model, in_spec, kinds)
             program = _export(boundary, tuple(leaves), bool(leaves))
+        if export_dynamic is not None:
+            _rewrite_dynamic_views(program)
         module = _import_program(program, context)
 
-    function_signature = sig.read(module)
+    function_signature = sig.function_specs(module)
     user_inputs = [s.arg.name for s in program.graph_signature.input_specs
                    if s.kind.name == "USER_INPUT"]
     updates = _input_updates(program, user_inputs)
@@ -297,11 +432,122 @@ def import_module(model, example_args, context: ir.Context | None = None,
     if structure.count_leaves(out_tree) != returned:
         raise FrontendError(f"the model returns {structure.count_leaves(out_tree)} values, "
                             f"but its exported program computes {returned}")
+    dynamic = _dynamic_record(program, user_inputs, leaves, export_dynamic) \
+        if export_dynamic is not None else None
     signature = sig.Signature(function_signature.inputs, function_signature.outputs,
                               in_tree=in_tree, out_tree=out_tree, input_names=user_inputs,
-                              input_updates=updates)
+                              input_updates=updates, dynamic=dynamic)
+    try:
+        signature.check_consistent()
+    except InputError as error:
+        raise FrontendError(f"the imported function's dynamic dimensions do not match "
+                            f"torch.export's: {error}") from None
     sig.attach(module, signature)
     return module, signature
+
+
+def dynamic_shapes_for_export(model, args: tuple, dynamic):
+    """torch.export's dynamic_shapes from mlirc's short form, or None.
+
+    Short form: {input name or position: {axis: "symbol"}}, or a symbol with
+    bounds ("batch", 1, 64); one symbol name is one size wherever it
+    appears. Anything else (torch.export.Dim objects in its own structure)
+    is passed on as it is."""
+    if dynamic is None:
+        return None
+    torch = _torch()
+    if not isinstance(dynamic, dict) or not all(
+            isinstance(axes, dict) and all(isinstance(a, int) and isinstance(v, (str, tuple))
+                                           for a, v in axes.items())
+            for axes in dynamic.values()):
+        return dynamic  # torch.export's own form
+    import inspect
+    names = [name for name, parameter in inspect.signature(model.forward).parameters.items()
+             if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)]
+    dims, specs = {}, [None] * len(args)
+    for key, axes in dynamic.items():
+        position = key if isinstance(key, int) else (names.index(key) if key in names else -1)
+        if not 0 <= position < len(args) or not isinstance(args[position], torch.Tensor):
+            raise InputError(f"dynamic: {key!r} is not a tensor input of the model "
+                             f"(inputs: {names[:len(args)] or list(range(len(args)))})")
+        spec = {}
+        for axis, value in axes.items():
+            name, low, high = (value, 1, None) if isinstance(value, str) else \
+                (tuple(value) + (None, None))[:3]
+            if not isinstance(name, str) or not name.isidentifier() or \
+                    not -args[position].dim() <= axis < args[position].dim():
+                raise InputError(f"dynamic: {key!r} axis {axis}: {value!r} is not a symbol "
+                                 "name (optionally with min and max) of an existing axis")
+            bounds = {"min": low or 1, **({"max": high} if high else {})}
+            dims.setdefault(name, torch.export.Dim(name, **bounds))
+            spec[axis % args[position].dim()] = dims[name]
+        specs[position] = spec
+    return tuple(specs)
+
+
+def _dynamic_record(program, user_inputs: list[str], leaves: list,
+                    export_dynamic=None) -> dict | None:
+    """The signature's record of dynamic dimensions, read off the exported
+    graph's example values (sizes that are torch.export symbols), with the
+    user's Dim names where the short form gave them."""
+    torch = _torch()
+    nodes = {node.name: node for node in program.graph.nodes}
+    symbols, inputs, outputs = {}, [], []
+    for index, name in enumerate(user_inputs):
+        value = nodes[name].meta.get("val")
+        for axis, size in enumerate(getattr(value, "shape", ())):
+            if not isinstance(size, torch.SymInt):
+                continue
+            expression = size.node.expr
+            if not expression.is_Symbol:
+                raise FrontendError(f"input '{name}' dimension {axis} is {expression}, a "
+                                    "derived size: give each dynamic dimension its own symbol")
+            symbol = str(expression)
+            bounds = program.range_constraints.get(expression)
+            symbols[symbol] = {"min": _finite(getattr(bounds, "lower", None)),
+                               "max": _finite(getattr(bounds, "upper", None)),
+                               "example": int(leaves[index].shape[axis])}
+            inputs.append([index, axis, symbol])
+    output_node = next(node for node in program.graph.nodes if node.op == "output")
+    for index, node in enumerate(output_node.args[0]):
+        value = node.meta.get("val") if hasattr(node, "meta") else None
+        for axis, size in enumerate(getattr(value, "shape", ())):
+            if isinstance(size, torch.SymInt):
+                outputs.append([index, axis, str(size.node.expr)])
+    if not inputs:
+        return None
+    record = {"symbols": symbols, "inputs": inputs, "outputs": outputs}
+    return _with_user_names(record, export_dynamic)
+
+
+def _with_user_names(record: dict, export_dynamic) -> dict:
+    """torch.export's symbols (s31) renamed to the Dim names of a positional
+    dynamic_shapes tuple (batch), where each symbol has one name."""
+    import re
+    if not isinstance(export_dynamic, tuple):
+        return record
+    names = {}
+    for index, axis, symbol in record["inputs"]:
+        spec = export_dynamic[index] if index < len(export_dynamic) else None
+        dim = spec.get(axis) if isinstance(spec, dict) else None
+        name = getattr(dim, "__name__", None)
+        if name and name.isidentifier():
+            names.setdefault(symbol, name)
+    if len(set(names.values())) != len(names) or \
+            set(names.values()) & (set(record["symbols"]) - set(names)):
+        return record
+    rename = lambda text: re.sub(r"\b[A-Za-z_]\w*\b",  # noqa: E731
+                                 lambda m: names.get(m.group(0), m.group(0)), text)
+    return {"symbols": {names.get(k, k): v for k, v in record["symbols"].items()},
+            "inputs": [[i, a, names.get(s, s)] for i, a, s in record["inputs"]],
+            "outputs": [[i, a, rename(e)] for i, a, e in record["outputs"]]}
+
+
+def _finite(bound) -> int | None:
+    try:
+        return int(bound)
+    except (TypeError, ValueError, OverflowError, AttributeError):
+        return None  # unbounded (torch's int_oo)
 
 
 def _import_program(program, context: ir.Context | None) -> ir.Module:
@@ -328,13 +574,14 @@ def _leaf_kind(leaf) -> str:
     return kind
 
 
-def _export(model, args: tuple, has_inputs: bool):
+def _export(model, args: tuple, has_inputs: bool, dynamic_shapes=None):
     """torch.export of `model` on `args`, decomposed; its errors as one line."""
     torch = _torch()
     try:
         with warnings.catch_warnings(), _quiet_symbolic_shapes():
             warnings.simplefilter("ignore")
-            program = torch.export.export(model, args, strict=False)
+            program = torch.export.export(model, args, strict=False,
+                                          dynamic_shapes=dynamic_shapes)
             return program.run_decompositions(_decompositions())
     except Exception as error:  # torch.export raises many kinds; report one line
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""
@@ -347,6 +594,10 @@ def _export(model, args: tuple, has_inputs: bool):
                 f"the model's control flow or shapes depend on a tensor's value "
                 f"(.item(), int(t), float(t), bool(t) or `if t:`){_user_frame(error)}; "
                 f"torch.export cannot trace that ({message})") from None
+        if "Constraints violated" in message:  # the reasons follow, one per line
+            reasons = [line.strip(" -") for line in str(error).splitlines()[1:4]
+                       if line.strip().startswith("-")]
+            message = "; ".join([message] + reasons)
         raise FrontendError(f"torch.export failed: {type(error).__name__}: {message}") from None
 
 

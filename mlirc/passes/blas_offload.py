@@ -52,11 +52,16 @@ PACKED_MIN_COLUMNS = 32
 PACKING_SLOT_PREFIX = "__mlirc_packed_weights_"
 # The kernel each call runs (mlirc/kernels/choice.py), on the call for all to see.
 KERNEL_ATTR = "mlirc.kernel"
+# A convolution with a dynamic batch gets the kernel for one image and, where
+# it differs, the kernel for this many, chosen by the batch at run time.
+DYNAMIC_BATCH_MANY = 8
 
 
-def memref_info(value) -> tuple[int, str, bool] | None:
-    """(rank, element type, identity layout) of a memref value, else None."""
-    match = re.fullmatch(r"memref<((?:\d+x)+)(f32|f64)(, .*)?>", str(value.type))
+def memref_info(value, dynamic: bool = False) -> tuple[int, str, bool] | None:
+    """(rank, element type, identity layout) of a memref value, else None;
+    with `dynamic`, sizes known only at run time (`?`) are accepted too."""
+    size = r"(?:\d+|\?)" if dynamic else r"\d+"
+    match = re.fullmatch(rf"memref<((?:{size}x)+)(f32|f64)(, .*)?>", str(value.type))
     if not match:
         return None
     return match.group(1).count("x"), match.group(2), match.group(3) is None
@@ -71,10 +76,12 @@ def window_pair(op, key: str) -> tuple[int, int]:
 
 
 def _packs(operands) -> bool:
-    """Whether a matmul's shapes suit the packed-weights kernel."""
-    rows = int(str(operands[0].type)[7:].split("x")[0])
-    columns = int(str(operands[1].type)[7:].split("x")[1])
-    return rows <= PACKED_MAX_ROWS and columns >= PACKED_MIN_COLUMNS
+    """Whether a matmul's shapes suit the packed-weights kernel (rows known
+    only at run time, a dynamic batch, are taken to be few)."""
+    rows = str(operands[0].type)[7:].split("x")[0]
+    columns = str(operands[1].type)[7:].split("x")[1]
+    return (rows == "?" or int(rows) <= PACKED_MAX_ROWS) and \
+        columns != "?" and int(columns) >= PACKED_MIN_COLUMNS
 
 
 def _is_constant(value, constants: set[str]) -> bool:
@@ -165,7 +172,7 @@ class BlasOffload(PythonPass):
                       slots: list, override: tuple[str | None, bool], site: str) -> None:
         memref, func = ir.dialects.memref, ir.dialects.func
         rank = _OPS[op.name]
-        infos = [memref_info(v) for v in op.operands]
+        infos = [memref_info(v, dynamic=True) for v in op.operands]
         # Only contiguous row-major operands: the shim reads BLAS layouts off
         # the strides, which other layouts would break.
         if len(op.operands) != 3 or any(i is None or i[0] != rank or not i[2] for i in infos) \
@@ -231,9 +238,11 @@ class BlasOffload(PythonPass):
 
     def _offload_conv(self, op, module_body, declared: set[str], constants: set[str],
                       slots: list, override: tuple[str | None, bool], site: str) -> None:
-        infos = [memref_info(v) for v in op.operands]
-        if any(i is None or i[0] != 4 or i[1] != "f32" or not i[2] for i in infos):
-            return
+        infos = [memref_info(v, dynamic=True) for v in op.operands]
+        if any(i is None or i[0] != 4 or i[1] != "f32" or not i[2] for i in infos) or \
+                not static_but_batch(op.operands[0]) or not static_but_batch(op.operands[2]) \
+                or "?" in str(op.operands[1].type):
+            return  # a dynamic batch is fine: the kernels read it from the descriptor
         (stride_h, stride_w), (dilation_h, dilation_w) = window_pair(op, "strides"), \
             window_pair(op, "dilations")
         epilogue = match_epilogue(op) if self.fold_into_conv else None
@@ -263,19 +272,43 @@ class BlasOffload(PythonPass):
                     types.append(generic)
                     callee = "mlirc_conv2d_nchw_bias_residual_f32"
                 scalars.append(int(epilogue.relu is not None))
-            # the kernel: chosen here, run by the library as it is told
+            # the kernel: chosen here, run by the library as it is told; with a
+            # dynamic batch, one for few images and one for many, picked by
+            # the batch at run time (an scf.if between two calls)
             constant = _is_constant(tensors[1], constants)
-            kernel = self._conv_kernel(tensors, (stride_h, stride_w),
-                                       (dilation_h, dilation_w), padding, constant, override,
-                                       site)
-            scalars.append(choice.CONV_KERNELS[kernel])
-            operands += [arith.ConstantOp(i64, v).result for v in scalars]
-            types += [i64] * len(scalars)
-            slot, slot_type = _slot_operand(module_body, slots)
-            operands.append(slot)
-            types.append(slot_type)
-            call = func.CallOp([], ir.FlatSymbolRefAttr.get(callee), operands)
-            call.attributes[KERNEL_ATTR] = ir.StringAttr.get(kernel)
+            choose = lambda images=None: self._conv_kernel(  # noqa: E731
+                tensors, (stride_h, stride_w), (dilation_h, dilation_w), padding, constant,
+                override, site, images)
+            kernel, many_images, threshold = choose(), None, None
+            if "?" in str(tensors[0].type).split("x")[0] and override[0] is None:
+                many = choose(DYNAMIC_BATCH_MANY)
+                if many != kernel:
+                    threshold = next(n for n in range(2, DYNAMIC_BATCH_MANY + 1)
+                                     if choose(n) == many)
+                    many_images = many
+            types = types + [i64] * (len(scalars) + 1) + [generic_memref_type(1, "i64")]
+
+            def conv_call(chosen: str) -> None:
+                values = operands + [arith.ConstantOp(i64, v).result
+                                     for v in scalars + [choice.CONV_KERNELS[chosen]]]
+                slot, _ = _slot_operand(module_body, slots)
+                call = func.CallOp([], ir.FlatSymbolRefAttr.get(callee), values + [slot])
+                call.attributes[KERNEL_ATTR] = ir.StringAttr.get(chosen)
+
+            if many_images is None:
+                conv_call(kernel)
+            else:
+                index = ir.IndexType.get()
+                batch = memref.DimOp(tensors[0], arith.ConstantOp(index, 0).result).result
+                many = arith.CmpIOp(arith.CmpIPredicate.sge, batch,
+                                    arith.ConstantOp(index, threshold).result).result
+                branch = ir.dialects.scf.IfOp(many, [], has_else=True)
+                with ir.InsertionPoint(branch.then_block):
+                    conv_call(many_images)
+                    ir.dialects.scf.YieldOp([])
+                with ir.InsertionPoint(branch.else_block):
+                    conv_call(kernel)
+                    ir.dialects.scf.YieldOp([])
         if callee not in declared:
             declare_shim_function(module_body, callee, types)
             declared.add(callee)
@@ -284,11 +317,13 @@ class BlasOffload(PythonPass):
             folded.erase()
 
     def _conv_kernel(self, tensors, stride, dilation, padding, constant: bool,
-                     override: tuple[str | None, bool], site: str) -> str:
-        """The kernel of a convolution (kernels/choice.py), or the user's."""
+                     override: tuple[str | None, bool], site: str,
+                     images: int | None = None) -> str:
+        """The kernel of a convolution (kernels/choice.py), or the user's;
+        `images`: the batch to choose for when it is dynamic."""
         source, weights = (_static_shape(v) for v in tensors[:2])
         shape = choice.ConvShape(
-            images=source[0], channels=source[1], in_h=source[2], in_w=source[3],
+            images=images or source[0], channels=source[1], in_h=source[2], in_w=source[3],
             filters=weights[0], kh=weights[2], kw=weights[3], stride=stride, dilation=dilation,
             padding=(padding.pad_h, padding.pad_w) if padding else (0, 0))
         wanted, strict = override
@@ -349,7 +384,14 @@ class BlasOffload(PythonPass):
 
 
 def _static_shape(value) -> list[int]:
-    return [int(d) for d in str(value.type)[7:].split(",")[0].split("x")[:-1]]
+    """A memref's sizes; a dynamic batch (dim 0) counts as 1 (kernel choice)."""
+    return [1 if d == "?" and index == 0 else int(d)
+            for index, d in enumerate(str(value.type)[7:].split(",")[0].split("x")[:-1])]
+
+
+def static_but_batch(value) -> bool:
+    """Whether a memref's sizes are all static but perhaps the first."""
+    return "?" not in str(value.type)[7:].split(",")[0].split("x", 1)[-1]
 
 
 def _row_major_strides(shape: list[int]) -> list[int]:

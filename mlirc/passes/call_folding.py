@@ -154,18 +154,20 @@ def match_padding(conv, epilogue: ConvEpilogue | None = None,
         return None
     copy = view_users[0]
     source = copy.operands[0]
-    layout = re.fullmatch(r"memref<(\d+)x(\d+)x(\d+)x(\d+)xf32, strided<\[\d+, \d+, \d+, 1\], "
+    # a dynamic batch (?) stays a string: it must be the same one throughout
+    batch = r"(\d+|\?)"
+    layout = re.fullmatch(rf"memref<{batch}x(\d+)x(\d+)x(\d+)xf32, strided<\[\d+, \d+, \d+, 1\], "
                           r"offset: (\d+)>>", str(subview.results[0].type))
-    source_shape = re.fullmatch(r"memref<(\d+)x(\d+)x(\d+)x(\d+)xf32>", str(source.type))
-    padded_shape = re.fullmatch(r"memref<(\d+)x(\d+)x(\d+)x(\d+)xf32>", str(padded.type))
+    source_shape = re.fullmatch(rf"memref<{batch}x(\d+)x(\d+)x(\d+)xf32>", str(source.type))
+    padded_shape = re.fullmatch(rf"memref<{batch}x(\d+)x(\d+)x(\d+)xf32>", str(padded.type))
     if not (layout and source_shape and padded_shape):
         return None
-    n, c, h, w = map(int, source_shape.groups())
-    pn, pc, ph_total, pw_total = map(int, padded_shape.groups())
+    n, c, h, w = _sizes(source_shape.groups())
+    pn, pc, ph_total, pw_total = _sizes(padded_shape.groups())
     pad_h, pad_w = (ph_total - h) // 2, (pw_total - w) // 2
     # Symmetric padding of H and W only: the view starts at [0, 0, pad_h, pad_w].
     if (pn, pc) != (n, c) or (ph_total - h) % 2 or (pw_total - w) % 2 or \
-            tuple(map(int, layout.groups()[:4])) != (n, c, h, w) or \
+            tuple(_sizes(layout.groups()[:4])) != (n, c, h, w) or \
             int(layout.group(5)) != pad_h * pw_total + pad_w:
         return None
     # In order in one block, and nothing writes the source between the copy
@@ -187,6 +189,11 @@ def match_padding(conv, epilogue: ConvEpilogue | None = None,
         return None
     erase = [copy, subview, fill] + by_name.get("memref.dealloc", []) + [padded.owner.operation]
     return PaddedInput(source, pad_h, pad_w, erase)
+
+
+def _sizes(groups) -> list:
+    """Regex groups of sizes as ints, a dynamic '?' kept as it is."""
+    return [group if group == "?" else int(group) for group in groups]
 
 
 @dataclass

@@ -61,10 +61,25 @@ def tile_sizes(output_nhwc: list[int], pixels: int, channels: int) -> list[int] 
 
 
 def _static_f32(value) -> list[int] | None:
+    """An f32 tensor's sizes, static but perhaps the batch (dim 0, then -1):
+    a dynamic batch only changes the number of rows the forall runs."""
     shape_type = ir.ShapedType(value.type)
-    if str(shape_type.element_type) != "f32" or not shape_type.has_static_shape:
+    if str(shape_type.element_type) != "f32" or not shape_type.has_rank:
         return None
-    return list(shape_type.shape)
+    shape = [-1 if shape_type.is_dynamic_dim(i) else shape_type.get_dim_size(i)
+             for i in range(shape_type.rank)]
+    if -1 in shape[1:]:
+        return None
+    return shape
+
+
+def _sizes(value, dims: list[int]) -> list:
+    """`value`'s sizes in `dims` order, a dynamic one as a tensor.dim value."""
+    from ..ir import dialects
+    shape = _static_f32(value)
+    index = ir.IndexType.get()
+    return [dialects.tensor.DimOp(value, dialects.arith.ConstantOp(index, d).result).result
+            if shape[d] == -1 else shape[d] for d in dims]
 
 
 def _value(built):
@@ -79,8 +94,7 @@ def _value(built):
 
 def _transposed(value, permutation: list[int]):
     from ..ir import dialects
-    shape = _static_f32(value)
-    empty = dialects.tensor.EmptyOp([shape[p] for p in permutation], ir.F32Type.get())
+    empty = dialects.tensor.EmptyOp(_sizes(value, permutation), ir.F32Type.get())
     return _value(dialects.linalg.transpose(value, outs=[empty.result],
                                             permutation=permutation))
 
@@ -89,16 +103,16 @@ def _channels_last_init(init):
     """The NHWC form of a convolution's initial output: a per-channel bias
     broadcast (or a fill) made NHWC directly, else a transpose of it."""
     from ..ir import dialects
-    n, c, h, w = _static_f32(init)
+    nhwc = _sizes(init, [0, 2, 3, 1])
     owner = init.owner
     name = ir.defining_op_name(init)
     if name == "linalg.broadcast" and \
             list(ir.DenseI64ArrayAttr(owner.attributes["dimensions"])) == [0, 2, 3]:
-        empty = dialects.tensor.EmptyOp([n, h, w, c], ir.F32Type.get())
+        empty = dialects.tensor.EmptyOp(nhwc, ir.F32Type.get())
         return _value(dialects.linalg.broadcast(owner.operands[0], outs=[empty.result],
                                                 dimensions=[0, 1, 2]))
     if name == "linalg.fill":
-        empty = dialects.tensor.EmptyOp([n, h, w, c], ir.F32Type.get())
+        empty = dialects.tensor.EmptyOp(nhwc, ir.F32Type.get())
         return _value(dialects.linalg.fill(owner.operands[0], outs=[empty.result]))
     return _transposed(init, [0, 2, 3, 1])
 

@@ -58,18 +58,25 @@ def indexing_maps(op) -> list:
 
 
 def static_loop_extents(op, maps: list) -> list[int] | None:
-    """A linalg.generic's loop extents, read from the operands' static shapes
-    where an indexing map's result is a plain loop index; None if any loop
-    has no such operand dimension or a shape is dynamic."""
+    """A linalg.generic's loop extents, read from the operands' shapes where
+    an indexing map's result is a plain loop index; None if any loop has no
+    such operand dimension. A loop seen only along dynamic dimensions (a
+    dynamic batch) counts as 1: it is never the loop split, and the op's
+    size is judged as for one image."""
     extents: list[int | None] = [None] * maps[0].n_dims
+    dynamic: set[int] = set()
     for operand, indexing in zip(op.operands, maps):
         if not isinstance(operand.type, ir.ShapedType):
             continue
-        if not operand.type.has_static_shape:
-            return None
-        for expr, size in zip(indexing.results, operand.type.shape):
-            if isinstance(expr, ir.AffineDimExpr):
-                extents[expr.position] = size
+        shape_type = ir.ShapedType(operand.type)
+        for index, expr in enumerate(indexing.results):
+            if not isinstance(expr, ir.AffineDimExpr):
+                continue
+            if shape_type.is_dynamic_dim(index):
+                dynamic.add(expr.position)
+            else:
+                extents[expr.position] = shape_type.get_dim_size(index)
+    extents = [1 if e is None and loop in dynamic else e for loop, e in enumerate(extents)]
     return None if any(e is None for e in extents) else extents
 
 

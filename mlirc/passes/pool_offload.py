@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from .. import ir
 from .base import PythonPass, register_pass
 from .blas_offload import (KERNEL_ATTR, declare_shim_function, declared_functions, generic_memref_type,
-                           memref_info, window_pair)
+                           memref_info, static_but_batch, window_pair)
 from .call_folding import (fill_before, match_conv_before_pool, match_padding, position,
                            yields_sum, zero_fill_before)
 
@@ -65,8 +65,9 @@ def _is_plane_sum(op) -> bool:
     maps = [str(ir.AffineMapAttr(m).value) for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
     if maps != ["(d0, d1, d2, d3) -> (d0, d1, d2, d3)", "(d0, d1, d2, d3) -> (d0, d1, 0, 0)"]:
         return False
-    infos = [memref_info(v) for v in op.operands]
+    infos = [memref_info(v, dynamic=True) for v in op.operands]
     if any(i is None or i[0] != 4 or i[1] != "f32" or not i[2] for i in infos) or \
+            not all(static_but_batch(v) for v in op.operands) or \
             not str(op.operands[1].type).endswith("x1x1xf32>"):
         return False
     block = op.regions[0].blocks[0]
@@ -94,11 +95,12 @@ class PoolOffload(PythonPass):
 
     def _offload(self, op, module_body, declared: set[str]) -> None:
         source, window, output = op.operands
-        infos = [memref_info(v) for v in (source, output)]
+        infos = [memref_info(v, dynamic=True) for v in (source, output)]
         window_shape = re.fullmatch(r"memref<(\d+)x(\d+)xf32>", str(window.type))
         if any(i is None or i[0] != 4 or i[1] != "f32" or not i[2] for i in infos) or \
-                window_shape is None:
-            return
+                window_shape is None or not (static_but_batch(source) and
+                                             static_but_batch(output)):
+            return  # a dynamic batch is fine: the kernel reads it from the descriptor
         kernel_h, kernel_w = map(int, window_shape.groups())
         (stride_h, stride_w), (dilation_h, dilation_w) = window_pair(op, "strides"), \
             window_pair(op, "dilations")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
-from . import structure
+from . import dynamic, structure
 from .signature import DTYPES, Signature, dtype_of_numpy
 
 
@@ -33,10 +33,15 @@ def flatten_arguments(signature: Signature, args: tuple, kwargs: dict | None = N
         if dtype_of_numpy(array.dtype).name != spec.dtype:
             raise InputError(f"{name}: expected dtype {spec.dtype}, got "
                              f"{dtype_of_numpy(array.dtype).name}")
-        if tuple(array.shape) != spec.shape:
-            raise InputError(f"{name}: expected shape {list(spec.shape)}, "
-                             f"got {list(array.shape)}")
+        if len(array.shape) != len(spec.shape) or any(
+                want not in (-1, got) for want, got in zip(spec.shape, array.shape)):
+            expected = ["?" if d == -1 else d for d in spec.shape]
+            raise InputError(f"{name}: expected shape {expected}, got {list(array.shape)}"
+                             .replace("'?'", "?"))
         arrays.append(np.require(array, requirements="C"))  # ascontiguousarray makes 0-d 1-d
+    if signature.dynamic:  # one size per symbol, within its bounds
+        dynamic.bind(signature.dynamic, [a.shape for a in arrays],
+                     lambda index: _input_name(signature, index))
     return arrays, used_torch
 
 

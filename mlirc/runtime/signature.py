@@ -83,15 +83,20 @@ class TensorSpec:
         return DTYPES[self.dtype].numpy
 
     def __str__(self) -> str:
-        return "x".join([*map(str, self.shape), self.dtype])
+        return "x".join([*("?" if d == -1 else str(d) for d in self.shape), self.dtype])
+
+    @property
+    def is_dynamic(self) -> bool:
+        return -1 in self.shape
 
     @staticmethod
     def parse(text: str) -> "TensorSpec":
-        """'2x3xf32' -> TensorSpec((2, 3), 'f32'); 'f32' is a scalar."""
+        """'2x3xf32' -> TensorSpec((2, 3), 'f32'); 'f32' is a scalar; '?' is a
+        dynamic dimension (-1)."""
         *dims, dtype = text.split("x")
-        if dtype not in DTYPES or not all(d.isdigit() for d in dims):
+        if dtype not in DTYPES or not all(d.isdigit() or d == "?" for d in dims):
             raise InputError(f"cannot read tensor type '{text}': expected e.g. 2x3xf32")
-        return TensorSpec(tuple(int(d) for d in dims), dtype)
+        return TensorSpec(tuple(-1 if d == "?" else int(d) for d in dims), dtype)
 
 
 @dataclass
@@ -107,6 +112,8 @@ class Signature:
     # new values first: output i is the new value of input input_updates[i].
     # The runtime writes them back into the caller's tensors, as eager does.
     input_updates: list[int] = field(default_factory=list)
+    # Dynamic dimensions: symbols, their bounds, output sizes (dynamic.py).
+    dynamic: dict | None = None
 
     @property
     def user_outputs(self) -> list[TensorSpec]:
@@ -122,6 +129,8 @@ class Signature:
         }
         if self.input_updates:
             data["input_updates"] = self.input_updates
+        if self.dynamic:
+            data["dynamic"] = self.dynamic
         return json.dumps(data)
 
     @staticmethod
@@ -130,14 +139,39 @@ class Signature:
         signature = Signature([TensorSpec.parse(s) for s in data["inputs"]],
                               [TensorSpec.parse(s) for s in data["outputs"]],
                               data.get("in_tree"), data.get("out_tree"),
-                              data.get("input_names", []), data.get("input_updates", []))
+                              data.get("input_names", []), data.get("input_updates", []),
+                              data.get("dynamic"))
         signature.check_consistent()
         return signature
+
+    def output_shapes(self, inputs: list) -> list[tuple]:
+        """The output shapes of a call on `inputs` (arrays already checked)."""
+        if not self.dynamic:
+            return [spec.shape for spec in self.outputs]
+        from . import dynamic
+        sizes = dynamic.bind(self.dynamic, [a.shape for a in inputs], lambda i: f"input {i}")
+        return dynamic.output_shapes(self.dynamic, self.outputs, sizes)
+
+    def example_shapes(self) -> tuple[list[tuple], list[tuple]]:
+        """Input and output shapes with each dynamic size at its example value."""
+        if not self.dynamic:
+            return [s.shape for s in self.inputs], [s.shape for s in self.outputs]
+        from . import dynamic
+        sizes = dynamic.example_sizes(self.dynamic)
+        shapes = [list(spec.shape) for spec in self.inputs]
+        for index, axis, symbol in self.dynamic.get("inputs", []):
+            shapes[index][axis] = sizes[symbol]
+        return [tuple(s) for s in shapes], dynamic.output_shapes(self.dynamic, self.outputs, sizes)
 
     def check_consistent(self) -> None:
         """Raises InputError when the parts of a (possibly edited) signature
         disagree: update indices, leaf counts of the structures."""
         from . import structure
+        from . import dynamic
+        if self.dynamic is not None:
+            dynamic.check_record(self.dynamic, self.inputs, self.outputs)
+        elif any(spec.is_dynamic for spec in self.inputs + self.outputs):
+            raise InputError("dynamic dimensions (?) without the record of their symbols")
         updates = self.input_updates
         if not isinstance(updates, list) or len(updates) > len(self.outputs) or not all(
                 type(i) is int and 0 <= i < len(self.inputs) for i in updates):
@@ -230,8 +264,8 @@ def entry_function(module: ir.Module, entry: str = "main"):
     raise InputError(f"the module has no function @{entry} to compile")
 
 
-_TORCH_TENSOR = re.compile(r"^!torch\.vtensor<\[([-\d,]*)\],(\w+)>$")
-_BUILTIN_SHAPED = re.compile(r"^(?:tensor|memref)<((?:\d+x)*)(\w+)>$")
+_TORCH_TENSOR = re.compile(r"^!torch\.vtensor<\[([-\d,?]*)\],(\w+)>$")
+_BUILTIN_SHAPED = re.compile(r"^(?:tensor|memref)<((?:(?:\d+|\?)x)*)(\w+)>$")
 
 
 def _spec_of_type(type_text: str) -> TensorSpec:
@@ -242,30 +276,40 @@ def _spec_of_type(type_text: str) -> TensorSpec:
                          "imaginary parts)")
     match = _TORCH_TENSOR.match(type_text)
     if match:
-        dims = [int(d) for d in match.group(1).split(",") if d]
+        dims = [-1 if d == "?" else int(d) for d in match.group(1).split(",") if d]
         table = _BY_TORCH
     else:
         match = _BUILTIN_SHAPED.match(type_text)
         if not match:
             raise InputError(f"cannot use type {type_text} at the function boundary: "
                              "only statically shaped tensors are supported")
-        dims = [int(d) for d in match.group(1).split("x") if d]
+        dims = [-1 if d == "?" else int(d) for d in match.group(1).split("x") if d]
         table = _BY_MLIR
-    if any(d < 0 for d in dims):
-        raise InputError(f"dynamic dimensions in {type_text} are not supported yet")
+    if any(d < -1 for d in dims):
+        raise InputError(f"cannot read the dimensions of {type_text}")
     element = match.group(2)
     if element not in table:
         raise InputError(f"element type {element} in {type_text} is not supported")
     return TensorSpec(tuple(dims), table[element].name)
 
 
-def _infer_from_function(module: ir.Module, entry: str) -> Signature:
+def function_specs(module: ir.Module, entry: str = "main") -> Signature:
+    """The entry function's argument and result types as a Signature with
+    no structure (dynamic dimensions as -1, not yet named)."""
     func = entry_function(module, entry)
-    function_type = ir.TypeAttr(func.attributes["function_type"]).value
-    function_type = ir.FunctionType(function_type)
+    function_type = ir.FunctionType(ir.TypeAttr(func.attributes["function_type"]).value)
     if any(str(t).startswith("memref") for t in function_type.inputs):
         raise InputError("this module is already bufferized and carries no "
                          f"'{SIGNATURE_ATTR}' attribute, so its results are unknown; "
                          "start from a stage dumped by mlirc or from a tensor-level stage")
     return Signature([_spec_of_type(str(t)) for t in function_type.inputs],
                      [_spec_of_type(str(t)) for t in function_type.results])
+
+
+def _infer_from_function(module: ir.Module, entry: str) -> Signature:
+    signature = function_specs(module, entry)
+    if any(spec.is_dynamic for spec in signature.inputs + signature.outputs):
+        raise InputError(f"@{entry} has dynamic dimensions ({signature.describe()}) and the "
+                         f"module no '{SIGNATURE_ATTR}' naming them: compile a PyTorch model "
+                         "with dynamic_shapes=, or fix the sizes (ONNX: input_shapes=)")
+    return signature
