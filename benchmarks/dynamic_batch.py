@@ -14,6 +14,7 @@ table and writes benchmarks/results/dynamic-batch.md.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import subprocess
 import sys
@@ -46,7 +47,9 @@ def cpu_name() -> str:
         model = next(line.split(":", 1)[1].strip() for line in lines if "Model name" in line)
         flags = next(line for line in lines if line.startswith("Flags"))
         isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "SSE"
-        return f"{model} ({isa})"
+        forced = os.environ.get("MLIRC_TARGET_ISA")
+        return f"{model} ({isa}" + (f", code for {forced} by MLIRC_TARGET_ISA" if forced
+                                    else "") + ")"
     except (OSError, StopIteration):
         return platform.processor()
 
