@@ -50,6 +50,22 @@ def _parse_input_shapes(texts: list[str] | None) -> dict | None:
     return shapes
 
 
+def _parse_dynamic(texts: list[str] | None) -> dict | None:
+    """['x:0=batch', '0:1=seq:2:128'] -> {'x': {0: 'batch'}, 0: {1: ('seq', 2, 128)}}."""
+    if not texts:
+        return None
+    dynamic: dict = {}
+    for text in texts:
+        match = re.fullmatch(r"(\w+):(-?\d+)=([A-Za-z_]\w*)(?::(\d+):(\d+))?", text)
+        if not match:
+            raise InputError(f"--dynamic '{text}': expected INPUT:AXIS=NAME or "
+                             "INPUT:AXIS=NAME:MIN:MAX (INPUT a name or a position)")
+        key, axis, name, low, high = match.groups()
+        key = int(key) if key.isdigit() else key
+        dynamic.setdefault(key, {})[int(axis)] = (name, int(low), int(high)) if low else name
+    return dynamic
+
+
 def _compile(args, stop_at=None, on_stage=None, **options):
     source, inputs, reference = _load_source(args.source)
     use_cache = False if getattr(args, "no_cache", False) else None
@@ -58,6 +74,7 @@ def _compile(args, stop_at=None, on_stage=None, **options):
         start_from=getattr(args, "start_from", None),
         dump_dir=getattr(args, "dump_dir", None), on_stage=on_stage, cache=use_cache,
         input_shapes=_parse_input_shapes(getattr(args, "input_shape", None)),
+        dynamic_shapes=_parse_dynamic(getattr(args, "dynamic", None)),
         blas=not getattr(args, "no_blas", False), opt_level=getattr(args, "opt_level", 3),
         vectorize=getattr(args, "vectorize", False),
         kernels=getattr(args, "kernels", None),
@@ -260,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--no-cache", action="store_true", help="do not use the compilation cache")
         sub.add_argument("--input-shape", action="append", metavar="NAME=1x3x224x224",
                          help="ONNX: fix a dynamic input's shape")
+        sub.add_argument("--dynamic", action="append", metavar="INPUT:AXIS=NAME[:MIN:MAX]",
+                         help="PyTorch: a size that may change per call (x:0=batch:1:64)")
         sub.add_argument("--no-blas", action="store_true",
                          help="keep matmuls and convolutions in MLIR (no BLAS offload stage)")
         sub.add_argument("--vectorize", action="store_true",

@@ -138,3 +138,21 @@ def test_dynamic_shapes_errors_are_typed():
 class Scale(nn.Module):
     def forward(self, x, factor):
         return x * factor
+
+
+def test_cli_dynamic_option(tmp_path):
+    import subprocess
+    import sys
+    model = tmp_path / "model.py"
+    model.write_text("import torch\n"
+                     "def model():\n    return torch.nn.Linear(8, 4).eval()\n"
+                     "def example_inputs():\n    return (torch.randn(2, 8),)\n")
+    mlirc_cli = [sys.executable, "-m", "mlirc", "run", str(model), "--no-cache"]
+    ran = subprocess.run(mlirc_cli + ["--dynamic", "0:0=batch:1:16", "--input=5x8xf32=1"],
+                         capture_output=True, text=True)
+    assert ran.returncode == 0 and "5x4xf32=" in ran.stdout, ran.stderr
+    refused = subprocess.run(mlirc_cli + ["--dynamic", "0:0=batch:1:16", "--input=17x8xf32=1"],
+                             capture_output=True, text=True)
+    assert refused.returncode == 2 and "outside the compiled range 1..16" in refused.stderr
+    malformed = subprocess.run(mlirc_cli + ["--dynamic", "0:0"], capture_output=True, text=True)
+    assert malformed.returncode == 2 and malformed.stderr.startswith("mlirc: error: --dynamic")

@@ -134,3 +134,46 @@ def test_unreadable_onnx_file(tmp_path):
     bad.write_bytes(b"not a protobuf")
     with pytest.raises(mlirc.InputError, match="cannot read .* as ONNX"):
         mlirc.compile(str(bad))
+
+
+def _reshape_by_computed_shape(shape_from_values: bool):
+    """x [2, 3, 4] -> Reshape to [Shape(x)[0], -1] computed through a Where
+    (as GPT-2's mask code does; shape inference, even propagating data,
+    leaves the result [?, ?]); or, with `shape_from_values`, to a shape read
+    from the input `s`'s values."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    nodes = [helper.make_node("Relu", ["x"], ["r"])]
+    inputs = [x]
+    if shape_from_values:
+        inputs.append(helper.make_tensor_value_info("s", TensorProto.INT64, [2]))
+        nodes.append(helper.make_node("Reshape", ["r", "s"], ["y"]))
+    else:
+        nodes += [helper.make_node("Shape", ["r"], ["shape"]),
+                  helper.make_node("Slice", ["shape", "zero", "one"], ["first"]),
+                  helper.make_node("Equal", ["first", "minus_one"], ["unknown"]),
+                  helper.make_node("Where", ["unknown", "one", "first"], ["batch"]),
+                  helper.make_node("Concat", ["batch", "minus_one"], ["target"], axis=0),
+                  helper.make_node("Reshape", ["r", "target"], ["y"])]
+    initializers = [numpy_helper.from_array(np.array([value], np.int64), name)
+                    for name, value in (("zero", 0), ("one", 1), ("minus_one", -1))]
+    graph = helper.make_graph(nodes, "computed_shape", inputs, [y], initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_shapes_computed_from_input_shapes_become_static():
+    from mlirc.frontends import onnx_static_shapes
+    model = onnx.shape_inference.infer_shapes(_reshape_by_computed_shape(False),
+                                              data_prop=True)
+    assert onnx_static_shapes.needs_stamping(model)
+    compiled = mlirc.compile(_reshape_by_computed_shape(False), cache=False)
+    assert compiled.signature.describe() == "(2x3x4xf32) -> (2x12xf32)"
+    x = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)
+    np.testing.assert_array_equal(compiled(x), np.maximum(x, 0).reshape(2, 12))
+
+
+def test_shape_read_from_input_values_is_not_fixed():
+    from mlirc.frontends import onnx_static_shapes
+    model = onnx.shape_inference.infer_shapes(_reshape_by_computed_shape(True), data_prop=True)
+    assert not onnx_static_shapes.shapes_follow_from_input_shapes(model)
+    assert onnx_static_shapes.stamp(model) is model

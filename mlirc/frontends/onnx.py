@@ -19,7 +19,7 @@ from .. import ir
 from ..analysis.support import onnx_nodes
 from ..errors import FrontendError, InputError
 from ..runtime import signature as sig
-from . import onnx_functions
+from . import onnx_functions, onnx_static_shapes
 
 # torch-mlir's ONNX lowerings target recent opsets; older models are converted.
 MIN_OPSET = 13
@@ -69,7 +69,7 @@ def load_model(source, input_shapes: dict | None = None, expand: set[str] = froz
     model.graph.name = "main"
     model = _infer_shapes(model)
     _check_attributes(model.graph)
-    return model
+    return onnx_static_shapes.stamp(model)
 
 
 def _check_initializers(graph) -> None:

@@ -553,6 +553,7 @@ def _finite(bound) -> int | None:
 def _import_program(program, context: ir.Context | None) -> ir.Module:
     from torch_mlir.extras.fx_importer import FxImporter
     _expose_non_persistent_buffers(program)
+    _copy_weights_listed_with_values(program)
     importer = FxImporter(context=context or ir.new_context(), hooks=_fast_literal_hooks())
     try:
         importer.import_frozen_program(program, func_name="main")
@@ -560,6 +561,37 @@ def _import_program(program, context: ir.Context | None) -> ir.Module:
         raise FrontendError(f"the FX importer failed: {type(error).__name__}: "
                             f"{str(error).strip()[:300]}") from None
     return importer.module
+
+
+def _copy_weights_listed_with_values(program) -> None:
+    """A weight or buffer inside a list argument (swin_t's relative position
+    index in `aten.index(table, [None, index])`) goes through an aten.clone
+    node: the frozen import puts the tensor itself in the list, and the FX
+    importer refuses a list that mixes tensors and graph values
+    ("Heterogeneous lists are not supported")."""
+    torch = _torch()
+    lifted = {spec.arg.name for spec in program.graph_signature.input_specs
+              if spec.kind.name in ("PARAMETER", "BUFFER", "CONSTANT_TENSOR")}
+    graph = program.graph_module.graph
+    for node in list(graph.nodes):
+        if node.op != "call_function":
+            continue
+        arguments = []
+        for argument in node.args:
+            if isinstance(argument, (list, tuple)) and any(
+                    isinstance(item, torch.fx.Node) and item.name in lifted for item in argument):
+                items = []
+                for item in argument:
+                    if isinstance(item, torch.fx.Node) and item.name in lifted:
+                        with graph.inserting_before(node):
+                            copy = graph.call_function(torch.ops.aten.clone.default, (item,))
+                        copy.meta["val"] = item.meta.get("val")
+                        item = copy
+                    items.append(item)
+                argument = type(argument)(items)
+            arguments.append(argument)
+        node.args = tuple(arguments)
+    program.graph_module.recompile()
 
 
 def _leaf_kind(leaf) -> str:

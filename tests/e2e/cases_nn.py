@@ -114,3 +114,22 @@ def embedding():
 @case(inputs=lambda: (randn(3, 8),), module=True)
 def mlp_with_dropout_eval():
     return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 2))
+
+
+class RelativePositionBias(nn.Module):
+    """swin_t's pattern: a bias table indexed by a registered index buffer
+    beside a None (aten.index with [None, buffer]): the FX importer refused
+    the list mixing a graph value and the frozen tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.table = nn.Parameter(torch.randn(3, 25))
+        self.register_buffer("index", torch.randint(0, 25, (16,)))
+
+    def forward(self, x):
+        return x + self.table[:, self.index]
+
+
+@case(inputs=lambda: (randn(2, 3, 16),), module=True)
+def relative_position_bias_index():
+    return RelativePositionBias()
