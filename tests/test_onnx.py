@@ -73,11 +73,29 @@ def _dynamic_batch_model(path):
     return path
 
 
-def test_dynamic_dimensions_need_input_shapes(tmp_path):
+def _reference(x):
+    return np.maximum(x @ (np.arange(12) / 10).reshape(4, 3), 0)
+
+
+@pytest.mark.parametrize("backend", ["jit", "aot", "iree-cpu"])
+def test_named_dynamic_dimensions_stay_dynamic(tmp_path, backend):
     path = _dynamic_batch_model(tmp_path / "dynamic.onnx")
-    with pytest.raises(mlirc.InputError, match=r"input 'x' has dynamic dimension\(s\) \['batch'\]"):
-        mlirc.compile(str(path))
+    compiled = mlirc.compile(str(path), backend=backend, cache=False)
+    assert compiled.signature.describe() == "(?x4xf32) -> (?x3xf32)"
+    for batch in (1, 6):
+        x = np.random.default_rng(batch).standard_normal((batch, 4)).astype(np.float32)
+        np.testing.assert_allclose(compiled(x), _reference(x), rtol=1e-5, atol=1e-6)
+
+
+def test_unnamed_dynamic_dimensions_need_input_shapes(tmp_path):
+    path = _dynamic_batch_model(tmp_path / "dynamic.onnx")
+    model = onnx.load(str(path))
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = ""
+    onnx.save(model, str(tmp_path / "unnamed.onnx"))
+    with pytest.raises(mlirc.InputError, match=r"input 'x' has unnamed dynamic dimension\(s\)"):
+        mlirc.compile(str(tmp_path / "unnamed.onnx"))
     compiled = mlirc.compile(str(path), input_shapes={"x": (2, 4)})
+    assert compiled.signature.describe() == "(2x4xf32) -> (2x3xf32)"
     x = np.ones((2, 4), np.float32)
     np.testing.assert_allclose(compiled(x), np.maximum(x @ (np.arange(12) / 10).reshape(4, 3), 0),
                                rtol=1e-6)

@@ -229,11 +229,12 @@ def _fix_input_shapes(model, input_shapes: dict) -> None:
             for size in shape:
                 dims.add().dim_value = int(size)
             continue
-        dynamic = [d.dim_param or "?" for d in dims if not d.HasField("dim_value")]
-        if dynamic:
-            raise InputError(f"input '{name}' has dynamic dimension(s) {dynamic}: fix them "
-                             f"with input_shapes={{'{name}': (...)}} or --input-shape "
-                             f"{name}=1x3x224x224")
+        unnamed = [index for index, d in enumerate(dims)
+                   if not d.HasField("dim_value") and not d.dim_param.isidentifier()]
+        if unnamed:  # a named one (dim_param) stays dynamic: one size per name
+            raise InputError(f"input '{name}' has unnamed dynamic dimension(s) at axes "
+                             f"{unnamed}: fix them with input_shapes={{'{name}': (...)}} or "
+                             f"--input-shape {name}=1x3x224x224")
 
 
 def _convert_old_opset(model):
@@ -394,11 +395,41 @@ def import_model(source, context: ir.Context | None = None, input_shapes: dict |
                             f"{type(error).__name__}: {message}") from None
     graph_inputs = [i.name for i in model.graph.input
                     if i.name not in _initializer_names(model.graph)]
-    function_signature = sig.read(module)
+    function_signature = sig.function_specs(module)
     signature = sig.Signature(function_signature.inputs, function_signature.outputs,
-                              input_names=graph_inputs)
+                              input_names=graph_inputs,
+                              dynamic=_dynamic_record(model, function_signature))
+    try:
+        signature.check_consistent()
+    except InputError as error:
+        raise InputError(f"the model's dynamic dimensions cannot be followed to its outputs "
+                         f"({error}); fix the sizes with input_shapes=") from None
     sig.attach(module, signature)
     return module, signature, {node.name: node.op_type for node in model.graph.node}
+
+
+def _dynamic_record(model, function_signature) -> dict | None:
+    """The signature's record of the named dynamic dimensions (dim_param) of
+    the inputs, and of the outputs whose dimensions carry the same names
+    after shape inference. An output size that is not one of the inputs'
+    names cannot be computed before the call: check_consistent refuses it."""
+    initializers = _initializer_names(model.graph)
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    symbols, input_dims, output_dims = {}, [], []
+    for index, value in enumerate(inputs):
+        for axis, dim in enumerate(value.type.tensor_type.shape.dim):
+            if not dim.HasField("dim_value") and dim.dim_param:
+                symbols[dim.dim_param] = {"min": 1, "max": None, "example": None}
+                input_dims.append([index, axis, dim.dim_param])
+    if not symbols:
+        return None
+    for index, (value, spec) in enumerate(zip(model.graph.output,
+                                              function_signature.outputs)):
+        dims = value.type.tensor_type.shape.dim
+        for axis, size in enumerate(spec.shape):
+            if size == -1 and axis < len(dims) and dims[axis].dim_param in symbols:
+                output_dims.append([index, axis, dims[axis].dim_param])
+    return {"symbols": symbols, "inputs": input_dims, "outputs": output_dims}
 
 
 def _first_unimported_node(graph, importer):
