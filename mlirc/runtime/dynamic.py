@@ -18,6 +18,7 @@ over integers (+ - * // %, Max, Min), never by eval: artifacts are untrusted.
 from __future__ import annotations
 
 import ast
+import functools
 
 from ..errors import InputError
 
@@ -41,6 +42,11 @@ def check_expression(expression: str, symbols) -> None:
 def _parse(expression: str) -> ast.AST:
     if not isinstance(expression, str) or len(expression) > MAX_EXPRESSION_LENGTH:
         raise InputError(f"size expression {expression!r} is not a short string")
+    return _parse_text(expression)
+
+
+@functools.lru_cache(maxsize=1024)  # each call sizes its outputs: parse once
+def _parse_text(expression: str) -> ast.AST:
     try:
         return ast.parse(expression, mode="eval").body
     except SyntaxError:
