@@ -105,7 +105,9 @@ def run_onnx(context: Context, case: dict):
     path.parent.mkdir()
     path.write_bytes(base64.b64decode(case["model"]))
     compiled = mlirc.compile(path, cache=False)
-    inputs = [_random_input(spec) for spec in compiled.signature.inputs]
+    shapes, _ = compiled.signature.example_shapes()  # a dynamic size at its example
+    inputs = [_random_input(spec, shape)
+              for spec, shape in zip(compiled.signature.inputs, shapes)]
     first = compiled(*inputs)
     expected = _onnxruntime(path, compiled.signature, inputs)
     outputs = first if isinstance(first, (list, tuple)) else [first]
@@ -121,15 +123,15 @@ def run_onnx(context: Context, case: dict):
     return "ok", ""
 
 
-def _random_input(spec):
+def _random_input(spec, shape):
     rng = np.random.default_rng(4)
     from mlirc.runtime.signature import DTYPES
     dtype = np.dtype(DTYPES[spec.dtype].numpy)
     if dtype.kind == "f":
-        return rng.standard_normal(spec.shape).astype(dtype)
+        return rng.standard_normal(shape).astype(dtype)
     if dtype.kind == "b":
-        return rng.integers(0, 2, spec.shape).astype(bool)
-    return rng.integers(0, 3, spec.shape).astype(dtype)
+        return rng.integers(0, 2, shape).astype(bool)
+    return rng.integers(0, 3, shape).astype(dtype)
 
 
 def _onnxruntime(path: Path, signature, inputs):

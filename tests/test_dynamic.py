@@ -21,7 +21,7 @@ SIZES_PER_MODEL = 3
 
 class Encoder(nn.Module):
     """Attention reshapes [b, s, 32] to [b, 4*s, 8]: the views torch-mlir
-    lowers wrongly with dynamic sizes (frontends/torch.py rewrites them)."""
+    lowers wrongly with dynamic sizes (frontends/torch_graph.py rewrites them)."""
 
     def __init__(self):
         super().__init__()

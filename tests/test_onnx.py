@@ -92,7 +92,7 @@ def test_unnamed_dynamic_dimensions_need_input_shapes(tmp_path):
     model = onnx.load(str(path))
     model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = ""
     onnx.save(model, str(tmp_path / "unnamed.onnx"))
-    with pytest.raises(mlirc.InputError, match=r"input 'x' has unnamed dynamic dimension\(s\)"):
+    with pytest.raises(mlirc.InputError, match=r"input .x. has dynamic dimension\(s\) at axes \[0\]"):
         mlirc.compile(str(tmp_path / "unnamed.onnx"))
     compiled = mlirc.compile(str(path), input_shapes={"x": (2, 4)})
     assert compiled.signature.describe() == "(2x4xf32) -> (2x3xf32)"
@@ -195,3 +195,18 @@ def test_shape_read_from_input_values_is_not_fixed():
     model = onnx.shape_inference.infer_shapes(_reshape_by_computed_shape(True), data_prop=True)
     assert not onnx_static_shapes.shapes_follow_from_input_shapes(model)
     assert onnx_static_shapes.stamp(model) is model
+
+
+def test_dynamic_batch_that_cannot_vary_is_refused(tmp_path):
+    """A model whose declared output keeps batch 1 (or whose weights need a
+    fixed size) cannot run other batches: refused, not computed wrongly."""
+    path = _dynamic_batch_model(tmp_path / "dynamic.onnx")
+    model = onnx.load(str(path))
+    model.graph.output[0].type.tensor_type.shape.dim[0].dim_value = 1
+    onnx.save(model, str(tmp_path / "fixed_output.onnx"))
+    with pytest.raises(mlirc.InputError, match=r"dynamic batch \(batch\) cannot be 2"):
+        mlirc.compile(str(tmp_path / "fixed_output.onnx"))
+    model.graph.input[0].type.tensor_type.shape.dim[1].dim_param = "features"
+    onnx.save(model, str(tmp_path / "dynamic_features.onnx"))
+    with pytest.raises(mlirc.InputError, match=r"at axes \[1\]"):
+        mlirc.compile(str(tmp_path / "dynamic_features.onnx"))

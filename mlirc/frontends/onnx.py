@@ -229,12 +229,16 @@ def _fix_input_shapes(model, input_shapes: dict) -> None:
             for size in shape:
                 dims.add().dim_value = int(size)
             continue
-        unnamed = [index for index, d in enumerate(dims)
-                   if not d.HasField("dim_value") and not d.dim_param.isidentifier()]
-        if unnamed:  # a named one (dim_param) stays dynamic: one size per name
-            raise InputError(f"input '{name}' has unnamed dynamic dimension(s) at axes "
-                             f"{unnamed}: fix them with input_shapes={{'{name}': (...)}} or "
-                             f"--input-shape {name}=1x3x224x224")
+        # A named leading dimension (a batch, dim_param) stays dynamic, one
+        # size per name; any other dynamic size must be fixed: nothing
+        # checks at run time that it fits the model's weights.
+        fixed_needed = [index for index, d in enumerate(dims) if not d.HasField("dim_value")
+                        and (index > 0 or not d.dim_param.isidentifier())]
+        if fixed_needed:
+            raise InputError(f"input '{name}' has dynamic dimension(s) at axes {fixed_needed} "
+                             "(only a named leading batch dimension stays dynamic): fix them "
+                             f"with input_shapes={{'{name}': (...)}} or --input-shape "
+                             f"{name}=1x3x224x224")
 
 
 def _convert_old_opset(model):
@@ -380,6 +384,7 @@ def import_model(source, context: ir.Context | None = None, input_shapes: dict |
     from torch_mlir.extras import onnx_importer
 
     model = load_model(source, input_shapes, expand)
+    _check_batch_sizes(model)
     context = context or ir.new_context()
     importer = None
     try:
@@ -406,6 +411,35 @@ def import_model(source, context: ir.Context | None = None, input_shapes: dict |
                          f"({error}); fix the sizes with input_shapes=") from None
     sig.attach(module, signature)
     return module, signature, {node.name: node.op_type for node in model.graph.node}
+
+
+# sizes a dynamic batch is tried at before it is kept dynamic
+BATCH_SIZES_TRIED = (2, 3)
+
+
+def _check_batch_sizes(model) -> None:
+    """Refuses a model whose named batch dimension cannot take other sizes
+    (a Reshape to a fixed size, a MatMul with weights sized for it): ONNX's
+    strict shape inference runs with each batch fixed at two sizes."""
+    onnx = _onnx()
+    initializers = _initializer_names(model.graph)
+    named = {d.dim_param for i in model.graph.input if i.name not in initializers
+             for d in i.type.tensor_type.shape.dim[:1] if d.dim_param}
+    if not named:
+        return
+    for size in BATCH_SIZES_TRIED:
+        trial = onnx.ModelProto()
+        trial.CopyFrom(model)
+        for value in trial.graph.input:
+            for dim in value.type.tensor_type.shape.dim[:1]:
+                if dim.dim_param in named:
+                    dim.dim_value = size
+        try:
+            onnx.shape_inference.infer_shapes(trial, strict_mode=True, data_prop=True)
+        except Exception as error:  # InferenceError and the checker's errors
+            raise InputError(f"the model's dynamic batch ({', '.join(sorted(named))}) cannot "
+                             f"be {size}: {' '.join(str(error).split())[:200]}; fix it with "
+                             "input_shapes=") from None
 
 
 def _dynamic_record(model, function_signature) -> dict | None:

@@ -1,0 +1,183 @@
+"""Rewrites of the exported FX graph before the FX importer sees it, for
+what the importer or torch-mlir's lowering gets wrong."""
+
+from __future__ import annotations
+
+from ..errors import FrontendError
+
+
+def _torch():
+    import torch
+    return torch
+
+
+def expose_non_persistent_buffers(program) -> None:
+    """torch.export keeps a buffer registered with persistent=False (e.g.
+    Hugging Face's position_ids) among the program's constants, where the FX
+    importer's frozen import does not look ("Could not find state mapping
+    for buffer"); it is given to the importer in the state dict too."""
+    for spec in program.graph_signature.input_specs:
+        if spec.kind.name == "BUFFER" and spec.persistent is False and \
+                spec.target not in program.state_dict and spec.target in program.constants:
+            program.state_dict[spec.target] = program.constants[spec.target]
+
+
+def copy_weights_listed_with_values(program) -> None:
+    """A weight or buffer inside a list argument (swin_t's relative position
+    index in `aten.index(table, [None, index])`) goes through an aten.clone
+    node: the frozen import puts the tensor itself in the list, and the FX
+    importer refuses a list that mixes tensors and graph values
+    ("Heterogeneous lists are not supported")."""
+    torch = _torch()
+    lifted = {spec.arg.name for spec in program.graph_signature.input_specs
+              if spec.kind.name in ("PARAMETER", "BUFFER", "CONSTANT_TENSOR")}
+    graph = program.graph_module.graph
+    for node in list(graph.nodes):
+        if node.op != "call_function":
+            continue
+        arguments = []
+        for argument in node.args:
+            if isinstance(argument, (list, tuple)) and any(
+                    isinstance(item, torch.fx.Node) and item.name in lifted for item in argument):
+                items = []
+                for item in argument:
+                    if isinstance(item, torch.fx.Node) and item.name in lifted:
+                        with graph.inserting_before(node):
+                            copy = graph.call_function(torch.ops.aten.clone.default, (item,))
+                        copy.meta["val"] = item.meta.get("val")
+                        item = copy
+                    items.append(item)
+                argument = type(argument)(items)
+            arguments.append(argument)
+        node.args = tuple(arguments)
+    program.graph_module.recompile()
+
+
+def rewrite_dynamic_views(program) -> None:
+    """Views of tensors with dynamic sizes become, run by run of dimensions
+    with equal products, a collapse of the run and an unflatten into the
+    new sizes, in the exported graph.
+    torch-mlir lowers `aten.view` of `[?, ?, 32]` to `[?*?, 32]` by casting
+    the input to `?x1x32` (wrong results, NaN). The nodes are added after
+    decomposition, which would turn them into views
+    again. A dynamic view that does neither is refused: it would be wrong."""
+    torch = _torch()
+    aten = torch.ops.aten
+    graph = program.graph_module.graph
+    changed = False
+    for node in list(graph.nodes):
+        if node.op != "call_function" or node.target not in (
+                aten.view.default, aten._unsafe_view.default, aten.reshape.default):
+            continue
+        source_value, result_value = node.args[0].meta.get("val"), node.meta.get("val")
+        if source_value is None or result_value is None or \
+                all(isinstance(d, int) for d in source_value.shape):
+            continue
+        groups = _view_groups(list(source_value.shape), list(result_value.shape))
+        if groups is None:
+            where = (node.meta.get("stack_trace") or "").strip().splitlines()
+            raise FrontendError(f"a reshape of dynamic sizes {list(source_value.shape)} -> "
+                                f"{list(result_value.shape)} with no matching runs of "
+                                f"sizes ({where[-2].strip() if len(where) > 1 else node.name}"
+                                "); it cannot be compiled correctly yet")
+        if all(len(a) == 1 for a, _ in groups) and all(len(b) == 1 for _, b in groups):
+            continue
+        current, axis = node.args[0], 0
+        sizes = list(node.args[1])
+        with graph.inserting_before(node), source_value.fake_mode:
+            value = source_value
+            for source, target in groups:
+                # (op, its arguments in the graph, the same for the fake value)
+                steps = []
+                if len(source) > 1:
+                    span = (axis, axis + len(source) - 1)
+                    steps.append((torch.ops.prims.collapse.default, span, span))
+                if len(target) > 1:
+                    steps.append((torch.ops.aten.unflatten.int,
+                                  (axis, _unflatten_sizes(sizes[axis:axis + len(target)],
+                                                          target)),
+                                  (axis, list(result_value.shape[axis:axis + len(target)]))))
+                for target_op, arguments, fake_arguments in steps:
+                    current = graph.call_function(target_op, (current, *arguments))
+                    value = target_op(value, *fake_arguments)
+                    current.meta.update({key: node.meta[key] for key in _KEPT_META
+                                         if key in node.meta}, val=value)
+                axis += len(target)
+        node.replace_all_uses_with(current)
+        graph.erase_node(node)
+        changed = True
+    if changed:
+        graph.eliminate_dead_code()  # the size products the views took
+        graph.lint()
+        program.graph_module.recompile()
+
+
+# what a replaced node's replacements keep of its metadata (not its shape)
+
+
+_KEPT_META = ("stack_trace", "nn_module_stack", "source_fn_stack", "from_node", "seq_nr")
+
+
+def _unflatten_sizes(arguments: list, target: list) -> list:
+    """The sizes to unflatten into: with one dynamic size among them, -1 for
+    it (torch-mlir cannot lower a size computed as an integer product, such
+    as 4*s for attention heads); with more, the graph's own size values."""
+    dynamic = [i for i, size in enumerate(target) if not isinstance(size, int)]
+    if len(dynamic) == 1:
+        return [-1 if i == dynamic[0] else size for i, size in enumerate(target)]
+    return list(arguments)
+
+
+def _view_groups(shape: list, size: list):
+    """[(input dims, output dims)] pairing runs of equal products, or None
+    when a -1 or an unequal product makes the pairing unclear."""
+    if any(isinstance(d, int) and d < 0 for d in size):
+        return None
+    groups, i, j = [], 0, 0
+    while i < len(shape) and j < len(size):
+        source, target = [shape[i]], [size[j]]
+        i, j = i + 1, j + 1
+        while not _same_size(_product(source), _product(target)):
+            if _known_size(_product(source)) < _known_size(_product(target)) and i < len(shape):
+                source.append(shape[i])
+                i += 1
+            elif j < len(size):
+                target.append(size[j])
+                j += 1
+            else:
+                return None
+        groups.append((source, target))
+    # size-1 dimensions left at the end join the last run
+    rest_source, rest_target = shape[i:], size[j:]
+    if groups and all(isinstance(d, int) and d == 1 for d in rest_source + rest_target):
+        groups[-1] = (groups[-1][0] + rest_source, groups[-1][1] + rest_target)
+    elif rest_source or rest_target:
+        return None
+    return groups
+
+
+def _product(sizes: list):
+    total = 1
+    for size in sizes:
+        total = total * size
+    return total
+
+
+def _expression(size):
+    import sympy
+    return size.node.expr if hasattr(size, "node") else sympy.Integer(size)
+
+
+def _same_size(a, b) -> bool:
+    """Symbolically equal sizes, without asking torch to guard on them."""
+    import sympy
+    return sympy.simplify(_expression(a) - _expression(b)) == 0
+
+
+def _known_size(size) -> float:
+    """A size's value with each symbol at its example hint (for ordering)."""
+    expression = _expression(size)
+    if expression.is_number:
+        return float(expression)
+    hint = size.node.hint if hasattr(size, "node") else None
+    return float(hint) if hint is not None else float("inf")
