@@ -102,6 +102,22 @@ def test_data_dependent_control_flow_names_the_cause_and_line():
         mlirc.compile(Lambda(branch), (torch.randn(3),), cache=False)
 
 
+def test_values_read_with_float_int_bool_stay_run_time_values():
+    def scaled(x):
+        return x * int(x.abs().max() * 3) + float(x[0]), x * bool(x.sum() > 0)
+    x = torch.randn(4)
+    compiled = mlirc.compile(Lambda(scaled), (x,), cache=False)
+    for y in (x, torch.randn(4) * 5, -torch.rand(4)):  # other values, other reads
+        for got, expected in zip(compiled(y), scaled(y)):
+            torch.testing.assert_close(torch.as_tensor(got), expected)
+
+
+def test_size_from_a_tensor_value_is_refused_as_such():
+    with pytest.raises(FrontendError, match="a size in the model depends on a tensor's value"):
+        mlirc.compile(Lambda(lambda x, n: x[:int(n)]), (torch.randn(5), torch.tensor(3)),
+                      cache=False)
+
+
 def test_complex_tensors_are_refused_as_complex():
     with pytest.raises(InputError, match="complex tensors"):
         mlirc.compile(Lambda(lambda x: x * 2), (torch.randn(3, dtype=torch.complex64),),

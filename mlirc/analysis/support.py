@@ -60,7 +60,10 @@ def _convert_and_collect(text: str, conversions: list[str], selected) -> list[Un
     are to blame."""
     context = ir.new_context()
     with ir.capture_diagnostics(context) as diagnostics:
-        module = ir.parse_module(text, context)
+        try:
+            module = ir.parse_module(text, context)
+        except ir.MLIRError:  # IR that does not verify: the stage's own error stands
+            return []
         with context:
             pass_manager = ir.PassManager.parse(f"builtin.module({','.join(conversions)})")
             try:

@@ -93,7 +93,7 @@ def import_module(model, example_args, context: ir.Context | None = None,
         in_tree = structure.from_treespec(program.call_spec.in_spec)
         out_tree = structure.from_treespec(program.call_spec.out_spec)
     else:
-        out_spec, output_kinds = boundary.traced_outputs()
+        out_spec, output_kinds = boundary.traced_outputs(leaves)
         in_tree = structure.from_treespec(in_spec, boundary.input_kinds)
         out_tree = structure.from_treespec(out_spec, output_kinds)
     returned = len(function_signature.outputs) - len(updates)
@@ -108,6 +108,11 @@ def import_module(model, example_args, context: ir.Context | None = None,
     try:
         signature.check_consistent()
     except InputError as error:
+        if export_dynamic is None:
+            raise FrontendError(
+                "a size in the model depends on a tensor's value (as in x[:int(n)], "
+                "nonzero, masked_select or unique): mlirc compiles sizes fixed by the "
+                "example inputs or declared with dynamic_shapes") from None
         raise FrontendError(f"the imported function's dynamic dimensions do not match "
                             f"torch.export's: {error}") from None
     sig.attach(module, signature)
@@ -117,6 +122,7 @@ def import_module(model, example_args, context: ir.Context | None = None,
 def _import_program(program, context: ir.Context | None) -> ir.Module:
     from torch_mlir.extras.fx_importer import FxImporter
     torch_graph.expose_non_persistent_buffers(program)
+    torch_graph.scalar_ops_through_tensors(program)
     torch_graph.copy_weights_listed_with_values(program)
     importer = FxImporter(context=context or ir.new_context(), hooks=_fast_literal_hooks())
     try:
@@ -128,30 +134,59 @@ def _import_program(program, context: ir.Context | None) -> ir.Module:
 
 
 def _export(model, args: tuple, has_inputs: bool, dynamic_shapes=None):
-    """torch.export of `model` on `args`, decomposed; its errors as one line."""
+    """torch.export of `model` on `args`, decomposed; its errors as one line.
+
+    The non-strict tracer runs the model's Python, so `float(t)`, `int(t)` and
+    `bool(t)` ask for a concrete value and fail; for those the model is traced
+    again by TorchDynamo (strict export) with scalar outputs captured, which
+    keeps the value in the graph (`aten.item`) as long as no branch or shape
+    depends on it."""
     torch = _torch()
     try:
         with warnings.catch_warnings(), _quiet_symbolic_shapes():
             warnings.simplefilter("ignore")
-            program = torch.export.export(model, args, strict=False,
-                                          dynamic_shapes=dynamic_shapes)
+            try:
+                program = torch.export.export(model, args, strict=False,
+                                              dynamic_shapes=dynamic_shapes)
+            except Exception as error:
+                if not _is_data_dependent(error):
+                    raise
+                program = _export_capturing_scalars(model, args, dynamic_shapes, error)
             return program.run_decompositions(torch_decompositions.decompositions())
     except Exception as error:  # torch.export raises many kinds; report one line
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""
         if not has_inputs and isinstance(error, TypeError) and "missing" in message:
             raise InputError(f"no example inputs, but the model needs some ({message}): "
                              "give the tensors it is called with") from None
-        if type(error).__name__ in ("GuardOnDataDependentSymNode",
-                                    "UserError") and "data-dependent" in str(error):
+        if _is_data_dependent(error):
             raise FrontendError(
                 f"the model's control flow or shapes depend on a tensor's value "
                 f"(.item(), int(t), float(t), bool(t) or `if t:`){_user_frame(error)}; "
-                f"torch.export cannot trace that ({message})") from None
+                f"torch.export cannot trace that; torch.where or torch.cond can express "
+                f"a branch on a value ({message})") from None
         if "Constraints violated" in message:  # the reasons follow, one per line
             reasons = [line.strip(" -") for line in str(error).splitlines()[1:4]
                        if line.strip().startswith("-")]
             message = "; ".join([message] + reasons)
         raise FrontendError(f"torch.export failed: {type(error).__name__}: {message}") from None
+
+
+def _is_data_dependent(error: Exception) -> bool:
+    return type(error).__name__ in ("GuardOnDataDependentSymNode", "UserError", "Unsupported") \
+        and ("data-dependent" in str(error).lower() or "Data-dependent" in str(error))
+
+
+def _export_capturing_scalars(model, args: tuple, dynamic_shapes, first_error: Exception):
+    """Strict export with `capture_scalar_outputs`; if TorchDynamo cannot
+    trace the model either (a branch on a tensor's value), the first error,
+    which names the user's source line, is the one raised."""
+    import torch._dynamo.config as dynamo_config
+    try:
+        with dynamo_config.patch(capture_scalar_outputs=True):
+            return _torch().export.export(model, args, strict=True,
+                                          dynamic_shapes=dynamic_shapes)
+    except Exception:
+        raise first_error from None
 
 
 def _user_frame(error) -> str:

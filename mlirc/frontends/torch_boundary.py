@@ -181,7 +181,13 @@ def _scalar_boundary_class():
             # what forward saw while traced (export may trace a copy of self)
             self.token = next(_BOUNDARY_TOKENS)
 
-        def traced_outputs(self):
+        def traced_outputs(self, leaves: list):
+            """The output tree and kinds seen by forward. TorchDynamo (strict
+            export, for models that read tensor values) does not replay
+            forward's side effects, so then forward runs once, eagerly."""
+            if self.token not in _TRACED_OUTPUTS:
+                with torch.no_grad():
+                    self(*self.tensor_leaves(leaves))
             return _TRACED_OUTPUTS.pop(self.token)
 
         def tensor_leaves(self, leaves: list) -> list:

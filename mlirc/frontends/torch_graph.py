@@ -181,3 +181,81 @@ def _known_size(size) -> float:
         return float(expression)
     hint = size.node.hint if hasattr(size, "node") else None
     return float(hint) if hint is not None else float("inf")
+
+
+def scalar_ops_through_tensors(program) -> None:
+    """Python arithmetic on a value read from a tensor (`int(t.min())` is
+    `math.trunc` of `t.min().item()`, `bool(t > 0)` becomes `sym_ite`) is
+    moved onto the tensor before it is read: the FX importer has no op for
+    these builtins. The range assertions torch.export adds on `sym_ite`'s
+    0/1 result go with it (they hold by construction)."""
+    import math
+
+    from torch.fx.passes.shape_prop import _extract_tensor_metadata
+    torch = _torch()
+    aten = torch.ops.aten
+    graph = program.graph_module.graph
+    read = aten._local_scalar_dense.default
+    changed = False
+    for node in list(graph.nodes):
+        if node.op != "call_function":
+            continue
+        source = node.args[0] if node.args else None
+        if not (isinstance(source, torch.fx.Node) and source.target == read):
+            continue
+        tensor = source.args[0]
+        if node.target == aten.scalar_tensor.default:  # a value read, put back in a tensor
+            dtype = node.kwargs.get("dtype") or node.meta["val"].dtype
+            with graph.inserting_before(node):
+                copy = graph.call_function(aten._to_copy.default, (tensor,), {"dtype": dtype})
+            copy.meta["val"] = node.meta["val"]
+            copy.meta["tensor_meta"] = _extract_tensor_metadata(node.meta["val"])
+            node.replace_all_uses_with(copy)
+            changed = True
+            continue
+        if node.target is math.trunc:
+            steps = [(aten.trunc.default, (), {}),
+                     (aten._to_copy.default, (), {"dtype": torch.int64})]
+        elif node.target is torch.sym_ite and all(
+                isinstance(value, (int, float, bool)) for value in node.args[1:]):
+            steps = [(aten.where.Scalar, node.args[1:], {})]
+        else:
+            continue
+        with graph.inserting_before(node):
+            value = tensor
+            for target, extra, kwargs in steps:
+                fake = target(value.meta["val"], *extra, **kwargs)
+                value = graph.call_function(target, (value, *extra), kwargs)
+                value.meta["val"] = fake
+                value.meta["tensor_meta"] = _extract_tensor_metadata(fake)
+            replacement = graph.call_function(read, (value,))
+        replacement.meta["val"] = node.meta.get("val")
+        for user in list(node.users):
+            if user.op == "call_function" and all(
+                    u.target == aten._assert_scalar.default for u in user.users):
+                for check in list(user.users):
+                    graph.erase_node(check)
+        node.replace_all_uses_with(replacement)
+        changed = True
+    changed |= _bool_reads_as_tensors(graph, read)
+    if changed:
+        graph.eliminate_dead_code()
+        program.graph_module.recompile()
+
+
+def _bool_reads_as_tensors(graph, read) -> bool:
+    """`x * bool(t)`: the FX importer types a bool read from a tensor as an
+    int, which does not verify; an elementwise `.Tensor` op takes the 0-d
+    tensor itself, with the same type promotion as the Python bool."""
+    torch = _torch()
+    changed = False
+    for node in list(graph.nodes):
+        if node.target != read or node.args[0].meta["val"].dtype != torch.bool:
+            continue
+        for user in list(node.users):
+            overload = getattr(user.target, "_overloadname", "")
+            if user.op == "call_function" and overload == "Tensor" and \
+                    user.args and user.args[0] is not node:
+                user.replace_input_with(node, node.args[0])
+                changed = True
+    return changed

@@ -189,6 +189,13 @@ DATA_DEPENDENT = {
     "item_in_math": lambda x: x * math.pi + x.std().item(),
     "item_two_values": lambda x: (x - x.min().item()) / (x.max().item() - x.min().item()),
     "item_int_count": lambda x: x * (x > 0).sum().item(),
+    # float(t), int(t), bool(t): read by TorchDynamo (strict export)
+    "float_of_element": lambda x: x + float(x[0, 0]),
+    "float_of_sum_returned": lambda x: (x * 2, float(x.sum())),
+    "int_of_max_truncated": lambda x: x * int(x.abs().max() * 3),
+    "int_of_min_in_full": lambda x: torch.full((2,), x.max().item()) + int(x.min()),
+    "bool_of_comparison_as_factor": lambda x: x * bool(x.sum() > 0),
+    "item_new_full_of_argmax": lambda x: x.new_full((3,), int(x.argmax())),
 }
 for _name, _forward in DATA_DEPENDENT.items():
     register(_name, _forward, lambda: (randn(4, 5),))

@@ -4,11 +4,7 @@ that starts passing makes the suite fail (strict), so the table stays true."""
 _NO_BITWISE_XOR_SCALAR = ("torch-mlir 20261001 has no aten.bitwise_xor.Scalar op "
                           "(imported as an unknown torch.operator)")
 
-_NO_SYM_ITE = ("torch-mlir 20261001's FX importer has no sym_ite, which torch.export "
-               "emits to turn a bool read with .item() back into a tensor")
-
-_EVERY_BACKEND = {"bitwise_xor_scalar": _NO_BITWISE_XOR_SCALAR,
-                  "scalar_output_bool": _NO_SYM_ITE}
+_EVERY_BACKEND = {"bitwise_xor_scalar": _NO_BITWISE_XOR_SCALAR}
 
 _IREE_MASK_SCATTER = ("iree-compile 3.13 (llvm-cpu) leaves a builtin.unrealized_conversion_cast "
                       "in the scatter of a boolean-mask index_put, which LLVM translation "
