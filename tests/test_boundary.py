@@ -118,9 +118,27 @@ def test_size_from_a_tensor_value_is_refused_as_such():
                       cache=False)
 
 
-def test_complex_tensors_are_refused_as_complex():
-    with pytest.raises(InputError, match="complex tensors"):
-        mlirc.compile(Lambda(lambda x: x * 2), (torch.randn(3, dtype=torch.complex64),),
+def test_complex_tensors_in_and_out_for_torch_and_numpy_callers(tmp_path):
+    def rotate(z, angle):
+        return z * torch.polar(torch.ones_like(angle), angle), (z * z.conj()).real
+    z, angle = torch.randn(3, 4, dtype=torch.complex64), torch.randn(4)
+    compiled = mlirc.compile(Lambda(rotate), (z, angle), cache=False)
+    expected = rotate(z, angle)
+    got = compiled(z, angle)
+    assert got[0].dtype == torch.complex64 and got[1].dtype == torch.float32
+    torch.testing.assert_close(got[0], expected[0])
+    from_numpy = compiled(z.numpy(), angle.numpy())
+    assert from_numpy[0].dtype == np.complex64
+    np.testing.assert_allclose(from_numpy[0], expected[0].numpy(), rtol=1e-5, atol=1e-6)
+    loaded = mlirc.load(compiled.save(tmp_path / "rotate"))
+    torch.testing.assert_close(loaded(z, angle)[0], expected[0])
+    with pytest.raises(InputError, match="complex64"):
+        compiled(torch.randn(3, 4), angle)
+
+
+def test_complex_op_without_a_rule_names_the_op_and_line():
+    with pytest.raises(FrontendError, match=r"aten\.sin.*test_boundary\.py"):
+        mlirc.compile(Lambda(lambda z: torch.sin(z)), (torch.randn(3, dtype=torch.complex64),),
                       cache=False)
 
 

@@ -10,7 +10,7 @@ from .. import ir
 from ..errors import FrontendError, InputError
 from ..runtime import signature as sig
 from ..runtime import structure
-from . import torch_boundary, torch_decompositions, torch_graph
+from . import torch_boundary, torch_complex, torch_decompositions, torch_graph
 
 
 def _torch():
@@ -78,7 +78,14 @@ def import_module(model, example_args, context: ir.Context | None = None,
         module, program, boundary = _import_with_scalars(model, leaves, in_spec, kinds, context)
     else:
         program = _export(model, args, bool(leaves), export_dynamic)
-        if torch_boundary.has_scalar_outputs(program):
+        if torch_complex.has_complex(program):
+            torch_complex.check_boundary(kinds, export_dynamic)
+            if torch_boundary.has_scalar_outputs(program):
+                raise InputError("complex tensors together with Python scalar outputs are "
+                                 "not supported yet")
+            boundary = torch_complex.RealPairs(program, leaves)
+            program = _export(boundary.module, tuple(boundary.real_leaves(leaves)), True)
+        elif torch_boundary.has_scalar_outputs(program):
             boundary = torch_boundary.ScalarBoundary(model, in_spec, kinds)
             program = _export(boundary, tuple(leaves), bool(leaves))
         if export_dynamic is not None:
@@ -108,13 +115,13 @@ def import_module(model, example_args, context: ir.Context | None = None,
     try:
         signature.check_consistent()
     except InputError as error:
-        if export_dynamic is None:
+        if export_dynamic is None and "without the record" in str(error):
             raise FrontendError(
                 "a size in the model depends on a tensor's value (as in x[:int(n)], "
                 "nonzero, masked_select or unique): mlirc compiles sizes fixed by the "
                 "example inputs or declared with dynamic_shapes") from None
-        raise FrontendError(f"the imported function's dynamic dimensions do not match "
-                            f"torch.export's: {error}") from None
+        raise FrontendError(f"the imported function does not match what torch.export "
+                            f"traced: {error}") from None
     sig.attach(module, signature)
     return module, signature
 
@@ -153,6 +160,8 @@ def _export(model, args: tuple, has_inputs: bool, dynamic_shapes=None):
                     raise
                 program = _export_capturing_scalars(model, args, dynamic_shapes, error)
             return program.run_decompositions(torch_decompositions.decompositions())
+    except (FrontendError, InputError):  # mlirc's own, raised while tracing
+        raise
     except Exception as error:  # torch.export raises many kinds; report one line
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""
         if not has_inputs and isinstance(error, TypeError) and "missing" in message:

@@ -76,7 +76,9 @@ def argument_leaves(signature: Signature, args: tuple, kwargs: dict | None = Non
                                  f"{kind['const']!r} here (its code depends on it), got "
                                  f"{value!r}; compile again for another value")
             continue
-        if kind in _SCALAR_DTYPES:
+        if kind in structure.COMPLEX_LEAVES:
+            value = _complex_as_pairs(value, kind, position)
+        elif kind in _SCALAR_DTYPES:
             found = structure.scalar_kind(value)
             if found is None or (kind != "float" and found != kind) or \
                     (kind == "float" and found == "bool"):
@@ -85,6 +87,26 @@ def argument_leaves(signature: Signature, args: tuple, kwargs: dict | None = Non
             value = np.asarray(value, _SCALAR_DTYPES[kind])
         leaves.append(value)
     return leaves
+
+
+def _complex_as_pairs(value, kind: str, position: int):
+    """A complex tensor or array as its real pairs (a view where it can be)."""
+    if _is_torch_tensor(value):
+        if str(value.dtype).replace("torch.", "") != kind:
+            raise InputError(f"argument {position}: expected a {kind} tensor, got {value.dtype}")
+        import torch
+        return torch.view_as_real(value.detach().cpu().resolve_conj().contiguous())
+    if isinstance(value, np.ndarray) and value.dtype == np.dtype(kind):
+        value = np.ascontiguousarray(value)
+        return value.view(structure.COMPLEX_LEAVES[kind]).reshape(value.shape + (2,))
+    raise InputError(f"argument {position}: expected a {kind} tensor or array, "
+                     f"got {getattr(value, 'dtype', type(value).__name__)}")
+
+
+def complex_from_pairs(array: np.ndarray, kind: str) -> np.ndarray:
+    """The complex array whose real pairs `array` holds (the inverse of
+    _complex_as_pairs)."""
+    return np.ascontiguousarray(array).view(np.dtype(kind)).reshape(array.shape[:-1])
 
 
 def _input_name(signature: Signature, index: int) -> str:
@@ -131,10 +153,18 @@ def _torch_to_numpy(tensor, name: str) -> np.ndarray:
         raise InputError(f"{name}: cannot read a {tensor.dtype} tensor: {error}") from None
 
 
+def model_outputs(signature: Signature, outputs: list[np.ndarray]) -> list[np.ndarray]:
+    """The model's own flat outputs as numpy, complex ones rebuilt from their pairs."""
+    kinds = structure.leaves(signature.out_tree) if signature.out_tree is not None \
+        else [structure.LEAF] * len(outputs)
+    return [complex_from_pairs(output, kind) if kind in structure.COMPLEX_LEAVES
+            else output for kind, output in zip(kinds, outputs)]
+
+
 def restore_outputs(signature: Signature, outputs: list[np.ndarray], as_torch: bool):
     """The model's own outputs (input updates left out) back in its structure:
     tensors as torch tensors if asked, scalar leaves as Python values."""
-    outputs = list(outputs[len(signature.input_updates):])
+    outputs = model_outputs(signature, list(outputs[len(signature.input_updates):]))
     kinds = structure.leaves(signature.out_tree) if signature.out_tree is not None \
         else [structure.LEAF] * len(outputs)
     outputs = [output.item() if kind in structure.SCALAR_LEAVES

@@ -9,16 +9,23 @@ A Python scalar at the boundary is the leaf "int", "float" or "bool": it
 travels as a 0-d tensor (i64, f64, i1) and is a Python value again on the
 caller's side. A scalar the compiled code was specialized for is the leaf
 {"const": value}: a call must pass that value and it is not passed on.
+A complex tensor is the leaf "complex64" or "complex128": the compiled code
+takes and returns it as real pairs (torch.view_as_real's layout).
 """
 
 from __future__ import annotations
 
 LEAF = "*"
 SCALAR_LEAVES = ("int", "float", "bool")
+# a complex tensor, passed to the compiled function as its real pairs (a
+# trailing axis of 2: real, imaginary), of this real element type
+COMPLEX_LEAVES = {"complex64": "float32", "complex128": "float64"}
 
 
 def is_leaf(node) -> bool:
-    return node == LEAF or node in SCALAR_LEAVES or (isinstance(node, dict) and "const" in node)
+    if isinstance(node, str):
+        return node == LEAF or node in SCALAR_LEAVES or node in COMPLEX_LEAVES
+    return isinstance(node, dict) and "const" in node
 
 
 def scalar_kind(value) -> str | None:

@@ -74,6 +74,7 @@ def randint(low, high, *shape, dtype=torch.int64):
 
 
 def load_all_cases() -> dict[str, Case]:
-    from . import (cases_boundary, cases_elementwise, cases_linear_algebra,  # noqa: F401
+    from . import (cases_boundary, cases_complex, cases_elementwise,  # noqa: F401
+                   cases_linear_algebra,
                    cases_nn, cases_pools_bags_masks, cases_shapes, cases_types)
     return CASES
