@@ -53,12 +53,16 @@ ArrayAttr = ir.ArrayAttr
 DenseI32ArrayAttr = ir.DenseI32ArrayAttr
 DenseI64ArrayAttr = ir.DenseI64ArrayAttr
 IndexType = ir.IndexType
+# a linalg op's contraction (batch/m/n/k) and convolution dimensions, or None
+infer_contraction_dimensions = linalg.infer_contraction_dimensions
+infer_convolution_dimensions = linalg.infer_convolution_dimensions
 
 __all__ = [
     "dialects", "rewrite", "SymbolTable", "Type", "Attribute", "IntegerType", "AffineMap", "FlatSymbolRefAttr", "F32Type", "InsertionPoint",
     "BoolAttr", "Operation", "AffineMapAttr", "AffineDimExpr", "ShapedType", "VectorType", "FloatAttr",
     "DenseElementsAttr", "DenseIntElementsAttr", "ArrayAttr", "DenseI32ArrayAttr",
-    "DenseI64ArrayAttr", "IndexType",
+    "DenseI64ArrayAttr", "IndexType", "infer_contraction_dimensions",
+    "infer_convolution_dimensions",
     "transform_interpreter",
     "Context", "Module", "Location", "MLIRError", "PassManager", "UnitAttr",
     "StringAttr", "TypeAttr", "FunctionType", "ExecutionEngine", "new_context", "parse_module",

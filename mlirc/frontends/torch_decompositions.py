@@ -30,6 +30,9 @@ def decompositions() -> dict:
     for op in (torch.ops.aten.gelu.default, torch.ops.aten.erf.default):
         table[op] = _in_f32_when_narrow(op)
     table[torch.ops.aten.diagonal_scatter.default] = _diagonal_scatter_2d
+    # torch-mlir has bitwise_xor only for two tensors
+    table[torch.ops.aten.bitwise_xor.Scalar] = lambda x, other: torch.ops.aten.bitwise_xor.Tensor(
+        x, torch.scalar_tensor(other, dtype=x.dtype))
     for window in (torch.ops.aten.hamming_window.default, torch.ops.aten.hamming_window.periodic,
                    torch.ops.aten.hamming_window.periodic_alpha,
                    torch.ops.aten.hamming_window.periodic_alpha_beta,

@@ -1,10 +1,7 @@
 """Expected e2e failures per backend, each with its reason. A case listed here
 that starts passing makes the suite fail (strict), so the table stays true."""
 
-_NO_BITWISE_XOR_SCALAR = ("torch-mlir 20261001 has no aten.bitwise_xor.Scalar op "
-                          "(imported as an unknown torch.operator)")
-
-_EVERY_BACKEND = {"bitwise_xor_scalar": _NO_BITWISE_XOR_SCALAR}
+_EVERY_BACKEND: dict[str, str] = {}
 
 _IREE_MASK_SCATTER = ("iree-compile 3.13 (llvm-cpu) leaves a builtin.unrealized_conversion_cast "
                       "in the scatter of a boolean-mask index_put, which LLVM translation "
