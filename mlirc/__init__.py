@@ -7,6 +7,7 @@
     print(compiled.verify(x))                      # against eager PyTorch
     compiled.save("model.mlirc"); mlirc.load("model.mlirc")
     print(mlirc.profile(model, (x,)).table())      # time per op (loop nest, BLAS call)
+    print(mlirc.analyze(model, (x,)).table())      # each linalg op on the roofline
 """
 
 from . import passes  # noqa: F401  (registers Python passes)
@@ -14,6 +15,7 @@ from .compiler import compile
 from .errors import (ArtifactError, BackendError, FrontendError, InputError,
                      MlircError, PipelineError, UnsupportedOpsError)
 from .passes import MlirPass, PatternPass, PythonPass, register_pass
+from .analysis.roofline import Analysis, analyze
 from .profiler import Profile, profile
 from .runtime.compiled_model import CompiledModel, load
 from .stages import Pipeline, Stage, default_pipeline
@@ -21,7 +23,7 @@ from .stages import Pipeline, Stage, default_pipeline
 from .version import __version__  # noqa: E402
 
 __all__ = [
-    "compile", "load", "profile", "Profile", "default_pipeline", "Pipeline", "Stage", "CompiledModel",
+    "compile", "load", "profile", "Profile", "analyze", "Analysis", "default_pipeline", "Pipeline", "Stage", "CompiledModel",
     "MlirPass", "PatternPass", "PythonPass", "register_pass",
     "MlircError", "InputError", "FrontendError", "UnsupportedOpsError",
     "PipelineError", "BackendError", "ArtifactError",

@@ -12,7 +12,6 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 
 from . import compiler
 from .frontends import mlir_text
@@ -77,7 +76,7 @@ def _compile(args, stop_at=None, on_stage=None, **options):
         dynamic_shapes=_parse_dynamic(getattr(args, "dynamic", None)),
         blas=not getattr(args, "no_blas", False), opt_level=getattr(args, "opt_level", 3),
         vectorize=getattr(args, "vectorize", False),
-        kernels=getattr(args, "kernels", None),
+        kernels=getattr(args, "kernels", None), tuning_db=getattr(args, "tuning_db", None),
         target_cpu=getattr(args, "target_cpu", None), **options)
     return compiled, inputs, reference
 
@@ -204,7 +203,7 @@ def _kernel_choices(compiled) -> list[list[str]]:
     if not text:
         return []
     rows, counts = [], {"conv2d": 0, "gemm": 0}
-    for callee, kernel in re.findall(r'call @(mlirc_\w+)\(.*\{mlirc.kernel = "(\w+)"\}', text):
+    for callee, kernel in re.findall(r'call @(mlirc_\w+)\(.*\{mlirc.kernel = "(\w+)"[^}]*\}', text):
         kind = "conv2d" if "conv2d" in callee else "gemm"
         rows.append([f"{kind}:{counts[kind]}", callee, kernel])
         counts[kind] += 1
@@ -253,6 +252,37 @@ def cmd_profile(args) -> int:
     return 0
 
 
+def cmd_analyze(args) -> int:
+    from .analysis.machine import machine
+    from .analysis.roofline import analyze, write_json
+    if args.refresh_machine:
+        machine(refresh=True)
+    source, inputs, _ = _load_source(args.source)
+    report = analyze(source, inputs or (), measure=args.measure, repeat=args.repeat,
+                     blas=not args.no_blas,
+                     input_shapes=_parse_input_shapes(args.input_shape))
+    print(report.table(top=args.top))
+    if args.png:
+        print(f"wrote {report.plot(args.png)}")
+    if args.json:
+        write_json(report, args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_tune(args) -> int:
+    from .analysis.tuner import print_progress, tune
+    source, inputs, _ = _load_source(args.source)
+    if args.jobs < 1:
+        raise InputError("--jobs must be at least 1")
+    report = tune(source, inputs or (), db=args.db, jobs=args.jobs, ray_address=args.ray,
+                  measure_missing=not args.report, progress=print_progress,
+                  input_shapes=_parse_input_shapes(args.input_shape))
+    print(report.table())
+    print(f"\ncompile with --tuning-db {args.db} (tuning_db=) to use these kernels")
+    return 0
+
+
 def cmd_stages(args) -> int:
     from .stages import default_pipeline
     for index, stage in enumerate(default_pipeline(args.backend, blas=not args.no_blas,
@@ -288,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="LLVM optimisation level of the native backends")
         sub.add_argument("--kernels", metavar="JSON",
                          help='per-op kernels, JSON text or file: {"conv2d:0": "im2col_blas"}')
+        sub.add_argument("--tuning-db", metavar="FILE",
+                         help="run the kernels `mlirc tune` measured fastest (its database)")
         sub.set_defaults(handler=handler)
         return sub
 
@@ -331,6 +363,26 @@ def build_parser() -> argparse.ArgumentParser:
                          "time each op of the JIT-compiled model (loop nests, BLAS calls)")
     sub.add_argument("--repeat", type=int, default=20, help="model calls to time")
     sub.add_argument("--top", type=int, default=12, help="slowest ops to list")
+    sub = source_command("analyze", cmd_analyze,
+                         "each linalg op's loops, work, bytes and place on this machine's "
+                         "roofline")
+    sub.add_argument("--measure", action="store_true",
+                     help="also run the model under the profiler: time per source line")
+    sub.add_argument("--repeat", type=int, default=10, help="model calls to time (--measure)")
+    sub.add_argument("--top", type=int, default=20, help="heaviest ops to list")
+    sub.add_argument("--png", metavar="FILE", help="write the roofline plot")
+    sub.add_argument("--json", metavar="FILE", help="write every op's numbers")
+    sub.add_argument("--refresh-machine", action="store_true",
+                     help="measure the machine's peak and bandwidths again")
+    sub = source_command("tune", cmd_tune, "measure each convolution's candidate kernels "
+                                           "and keep the fastest in a tuning database")
+    sub.add_argument("--db", default="mlirc-tuning.db", help="the tuning database (SQLite)")
+    sub.add_argument("--jobs", type=int, default=1,
+                     help="measure in this many processes (each gets cores / jobs threads)")
+    sub.add_argument("--ray", metavar="ADDRESS",
+                     help="measure as Ray tasks on this cluster ('local' starts one)")
+    sub.add_argument("--report", action="store_true",
+                     help="measure nothing: report what the database holds for the model")
     sub = commands.add_parser("stages", help="list the stages and their passes")
     sub.add_argument("--backend", default="jit", choices=backend_names())
     sub.add_argument("--no-blas", action="store_true")

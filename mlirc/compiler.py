@@ -63,7 +63,7 @@ def compile(model, example_args=(), *, backend: str = "jit",
             input_shapes: dict | None = None, dynamic_shapes=None,
             iree_flags: tuple[str, ...] = (), cache: bool | None = None,
             kernels: dict | str | Path | None = None, target_cpu: str | None = None,
-            on_stage=None) -> CompiledModel:
+            tuning_db: str | Path | None = None, on_stage=None) -> CompiledModel:
     """Compiles `model` for `backend`.
 
     model: a torch.nn.Module (with `example_args`), an ONNX model (path or
@@ -93,6 +93,9 @@ def compile(model, example_args=(), *, backend: str = "jit",
     kernels: the kernel of offloaded ops, per op ({"conv2d:3": "im2col_blas",
       "gemm": "blas"}, or a JSON file of that): see mlirc/kernels/choice.py;
       the choice shows in the IR as each call's `mlirc.kernel`.
+    tuning_db: a tuning database written by `mlirc tune`: each convolution
+      runs the kernel measured fastest for its problem on this machine
+      (choices in `kernels` win; without a blas stage nothing changes).
     target_cpu: aot only: the CPUs the library's code is for. "x86-64-v3"
       (the default on x86-64 machines with AVX2) runs on every AVX2 machine,
       its kernels picking their AVX-512 copy where the CPU has it;
@@ -103,6 +106,8 @@ def compile(model, example_args=(), *, backend: str = "jit",
     _check_arguments(model, opt_level, pipeline, dump_dir, blas, vectorize)
     frontend = _frontend_of(model)
     pipeline = pipeline or default_pipeline(backend, frontend, blas, vectorize)
+    if tuning_db is not None and "blas" in pipeline.names():
+        kernels = _with_tuned_choices(tuning_db, kernels)
     if kernels is not None:
         pipeline = with_kernel_choices(pipeline, kernels)
     if stop_at is not None:
@@ -152,6 +157,17 @@ def compile(model, example_args=(), *, backend: str = "jit",
     if key:
         compile_cache.store(key, compiled, source_hash)
     return compiled
+
+
+def _with_tuned_choices(tuning_db, kernels) -> dict:
+    """The database's best kernel per problem, under the user's own choices."""
+    from .analysis.tuning_db import kernel_choices
+    tuned = kernel_choices(tuning_db)
+    if kernels is None:
+        return tuned
+    user = choice.KernelOverrides(json.dumps(kernels) if isinstance(kernels, dict)
+                                  else str(kernels))
+    return {**tuned, **user.by_problem, **user.choices}
 
 
 def with_kernel_choices(pipeline: Pipeline, kernels: dict | str | Path) -> Pipeline:

@@ -13,7 +13,9 @@ MLIR bindings' own helpers (`linalg.infer_contraction_dimensions`,
 `infer_convolution_dimensions`).
 
 These are the lower bounds a roofline compares with: a tiled op moves at
-least these bytes from memory and does exactly these operations.
+least these bytes from memory and does exactly these operations. A
+transpose of a weight is of kind "constant": the kernels read it as a view
+or pack it once, so no call pays for it.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ _FREE_BODY_OPS = ("linalg.yield", "linalg.index", "arith.extf", "arith.truncf", 
 class OpCost:
     index: int                 # position among the stage's linalg ops, from 0
     name: str                  # linalg.matmul, linalg.conv_2d_nchw_fchw, linalg.generic...
-    kind: str                  # contraction, convolution, elementwise, reduction, copy
+    kind: str                  # contraction, convolution, elementwise, reduction, copy,
+                               # constant (inputs all weights: not run per call)
     loops: list[int]           # loop extents (a dynamic loop counts as 1)
     iterators: list[str]       # "parallel" / "reduction", one per loop
     maps: list[str]            # the operands' indexing maps
@@ -102,6 +105,10 @@ def _cost(index: int, name: str, op) -> OpCost:
         used = len(list(block.arguments[position].uses)) > 0
         moved += written * (2 if used else 1)
     dims, kind = {}, _kind(iterators, body)
+    if kind == "copy" and name in ("linalg.transpose", "linalg.generic") and inputs and all(
+            isinstance(v.type, ir.ShapedType) and ir.defining_op_name(v) == "arith.constant"
+            for v in list(op.operands)[:inputs]):
+        kind = "constant"  # on weights only: a transposed view or packed once, not per call
     if kind == "reduction":
         convolution = ir.infer_convolution_dimensions(op)
         contraction = ir.infer_contraction_dimensions(op)

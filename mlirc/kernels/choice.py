@@ -12,7 +12,8 @@ Two parts, kept apart:
   and the tuner may replace.
 
 A user overrides the choice per op with a JSON object (the blas-offload
-pass's `kernels` option, `mlirc.compile(..., kernels=...)`): keys
+pass's `kernels` option, `mlirc.compile(..., kernels=...)`); `mlirc tune`
+adds keys "conv2d@<problem>" (ConvShape.key()) for what it measured. Keys
 "conv2d:N" / "gemm:N" (the N-th such op of the module, from 0, as
 `mlirc explore` numbers them) or "conv2d" / "gemm" (each of them that can
 run it; the others keep the compiler's choice), values kernel names. A
@@ -65,6 +66,22 @@ class ConvShape:
     stride: tuple[int, int]
     dilation: tuple[int, int]
     padding: tuple[int, int]
+    constant_filter: bool = False
+
+    def key(self) -> str:
+        """The problem as text: the tuning database's key and the IR's
+        `mlirc.problem` attribute."""
+        return "conv2d@" + ",".join(str(v) for v in (
+            self.images, self.channels, self.in_h, self.in_w, self.filters, self.kh, self.kw,
+            *self.stride, *self.dilation, *self.padding, int(self.constant_filter)))
+
+    @staticmethod
+    def from_key(key: str) -> "ConvShape":
+        values = [int(v) for v in key.split("@", 1)[1].split(",")]
+        if len(values) != 14:
+            raise ValueError(f"not a conv2d problem: {key!r}")
+        return ConvShape(*values[:7], stride=tuple(values[7:9]), dilation=tuple(values[9:11]),
+                         padding=tuple(values[11:13]), constant_filter=bool(values[13]))
 
 
 def conv_fits(kernel: str, shape: ConvShape) -> bool:
@@ -111,6 +128,7 @@ class KernelOverrides:
 
     def __init__(self, text: str = ""):
         self.choices: dict[str, str] = {}
+        self.by_problem = {}
         if not text:
             return
         source = text
@@ -127,7 +145,13 @@ class KernelOverrides:
                 from None
         if not isinstance(choices, dict):
             raise InputError("kernel choices: a JSON object of op -> kernel name")
+        self.by_problem: dict[str, str] = {}
         for key, kernel in choices.items():
+            if str(key).startswith("conv2d@"):  # a tuned problem (mlirc tune)
+                if kernel not in CONV_KERNELS:
+                    raise InputError(f"kernel choices: {key!r}: {kernel!r} is not a kernel")
+                self.by_problem[str(key)] = kernel
+                continue
             kind = str(key).split(":")[0]
             names = CONV_KERNELS if kind == "conv2d" else GEMM_KERNELS if kind == "gemm" else None
             if names is None or not isinstance(kernel, str) or kernel not in names:
@@ -138,6 +162,15 @@ class KernelOverrides:
                 raise InputError(f"kernel choices: {key!r}: keys are 'conv2d', 'gemm', "
                                  "'conv2d:N' or 'gemm:N'")
             self.choices[str(key)] = kernel
+
+    def tuned(self, shape: ConvShape) -> str | None:
+        """The measured best kernel of this problem, if it runs here."""
+        kernel = self.by_problem.get(shape.key())
+        needs_constant = kernel in ("winograd_f2x2_packed", "winograd_f4x4", "packed")
+        if kernel is None or (needs_constant and not shape.constant_filter) or \
+                not conv_fits(kernel, shape):
+            return None
+        return kernel
 
     def get(self, kind: str, index: int) -> tuple[str | None, bool]:
         """(the user's kernel for the op or None, whether it must be run)."""

@@ -52,6 +52,10 @@ PACKED_MIN_COLUMNS = 32
 PACKING_SLOT_PREFIX = "__mlirc_packed_weights_"
 # The kernel each call runs (mlirc/kernels/choice.py), on the call for all to see.
 KERNEL_ATTR = "mlirc.kernel"
+# A convolution call's site ("conv2d:N") and problem (ConvShape.key()): what
+# the tuner measures and its database is keyed by.
+SITE_ATTR = "mlirc.site"
+SHAPE_ATTR = "mlirc.problem"
 # A convolution with a dynamic batch gets the kernel for one image and, where
 # it differs, the kernel for this many, chosen by the batch at run time.
 DYNAMIC_BATCH_MANY = 8
@@ -163,7 +167,7 @@ class BlasOffload(PythonPass):
                 counts[kind] += 1
                 if kind == "conv2d":
                     self._offload_conv(op, module_body, declared, constants, slots,
-                                       (override, strict), site)
+                                       (override, strict, overrides.tuned), site)
                 else:
                     self._offload_gemm(op, module_body, declared, constants, slots,
                                        (override, strict), site)
@@ -237,7 +241,9 @@ class BlasOffload(PythonPass):
             dead.erase()
 
     def _offload_conv(self, op, module_body, declared: set[str], constants: set[str],
-                      slots: list, override: tuple[str | None, bool], site: str) -> None:
+                      slots: list, override: tuple, site: str) -> None:
+        """`override`: (the user's kernel or None, whether it must run, the
+        tuned kernel of a ConvShape or None)."""
         infos = [memref_info(v, dynamic=True) for v in op.operands]
         if any(i is None or i[0] != 4 or i[1] != "f32" or not i[2] for i in infos) or \
                 not static_but_batch(op.operands[0]) or not static_but_batch(op.operands[2]) \
@@ -294,6 +300,10 @@ class BlasOffload(PythonPass):
                 slot, _ = _slot_operand(module_body, slots)
                 call = func.CallOp([], ir.FlatSymbolRefAttr.get(callee), values + [slot])
                 call.attributes[KERNEL_ATTR] = ir.StringAttr.get(chosen)
+                call.attributes[SITE_ATTR] = ir.StringAttr.get(site)
+                call.attributes[SHAPE_ATTR] = ir.StringAttr.get(
+                    self._conv_shape(tensors, (stride_h, stride_w), (dilation_h, dilation_w),
+                                     padding, constant).key())
 
             if many_images is None:
                 conv_call(kernel)
@@ -317,16 +327,13 @@ class BlasOffload(PythonPass):
             folded.erase()
 
     def _conv_kernel(self, tensors, stride, dilation, padding, constant: bool,
-                     override: tuple[str | None, bool], site: str,
-                     images: int | None = None) -> str:
+                     override: tuple, site: str, images: int | None = None) -> str:
         """The kernel of a convolution (kernels/choice.py), or the user's;
         `images`: the batch to choose for when it is dynamic."""
-        source, weights = (_static_shape(v) for v in tensors[:2])
-        shape = choice.ConvShape(
-            images=images or source[0], channels=source[1], in_h=source[2], in_w=source[3],
-            filters=weights[0], kh=weights[2], kw=weights[3], stride=stride, dilation=dilation,
-            padding=(padding.pad_h, padding.pad_w) if padding else (0, 0))
-        wanted, strict = override
+        shape = self._conv_shape(tensors, stride, dilation, padding, constant, images)
+        wanted, strict, tuned = override
+        if wanted is None:
+            wanted = tuned(shape)  # measured by `mlirc tune` (not strict: a later build may differ)
         chosen = choice.choose_conv(shape, constant, self.winograd, self.pack_weights)
         if wanted is None:
             return chosen
@@ -340,6 +347,16 @@ class BlasOffload(PythonPass):
         if strict:
             raise InputError(f"kernel choices: {site} cannot run {wanted!r}: {problem}")
         return chosen
+
+    @staticmethod
+    def _conv_shape(tensors, stride, dilation, padding, constant: bool,
+                    images: int | None = None) -> "choice.ConvShape":
+        source, weights = (_static_shape(v) for v in tensors[:2])
+        return choice.ConvShape(
+            images=images or source[0], channels=source[1], in_h=source[2], in_w=source[3],
+            filters=weights[0], kh=weights[2], kw=weights[3], stride=stride, dilation=dilation,
+            padding=(padding.pad_h, padding.pad_w) if padding else (0, 0),
+            constant_filter=constant)
 
     @staticmethod
     def _fold_transpose(value, rank: int, reader):

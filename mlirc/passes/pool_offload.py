@@ -32,8 +32,9 @@ from dataclasses import dataclass
 
 from .. import ir
 from .base import PythonPass, register_pass
-from .blas_offload import (KERNEL_ATTR, declare_shim_function, declared_functions, generic_memref_type,
-                           memref_info, static_but_batch, window_pair)
+from .blas_offload import (KERNEL_ATTR, SHAPE_ATTR, SITE_ATTR, declare_shim_function,
+                           declared_functions, generic_memref_type, memref_info,
+                           static_but_batch, window_pair)
 from .call_folding import (fill_before, match_conv_before_pool, match_padding, position,
                            yields_sum, zero_fill_before)
 
@@ -157,8 +158,9 @@ class PoolOffload(PythonPass):
         with ir.InsertionPoint(conv), conv.location:
             operands[2] = memref.CastOp(types[2], output).result
             call = func.CallOp([], ir.FlatSymbolRefAttr.get(callee), operands)
-            if KERNEL_ATTR in conv.attributes:
-                call.attributes[KERNEL_ATTR] = conv.attributes[KERNEL_ATTR]
+            for name in (KERNEL_ATTR, SITE_ATTR, SHAPE_ATTR):
+                if name in conv.attributes:
+                    call.attributes[name] = conv.attributes[name]
         if callee not in declared:
             declare_shim_function(module_body, callee, types)
             declared.add(callee)

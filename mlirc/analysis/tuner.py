@@ -1,0 +1,285 @@
+"""`mlirc tune`: the kernel of each convolution, measured.
+
+For each distinct convolution problem of a model (read off the `blas`
+stage's `mlirc.problem` attributes), every kernel the library takes for it
+is a candidate. The cost model (`predict_seconds`: the kernel's arithmetic
+and data movement on this machine's roofline) ranks them; each is then
+compiled and timed in isolation (one convolution of that problem, random
+weights, mlirc's own pipeline with the kernel forced) and the result kept in
+the tuning database (analysis/tuning_db.py). Later compiles with
+`tuning_db=` run the fastest measured kernel of each problem.
+
+Measurements run in this process (`jobs=1`), in a local process pool
+(`jobs=N`, each worker given cores // N threads so they do not compete), or
+as Ray tasks (`ray_address=`). A run is resumable: candidates already in the
+database for this machine and these versions are not measured again.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+from ..errors import InputError
+from ..kernels import choice
+from .machine import Machine, machine
+from .tuning_db import TuningDB
+
+_NEEDS_CONSTANT_FILTER = ("winograd_f2x2_packed", "winograd_f4x4", "packed")
+
+
+@dataclass
+class ProblemResult:
+    problem: str
+    sites: list[str]
+    default: str                       # the compiler's own choice
+    measured: dict[str, float]         # candidate -> seconds
+    predicted: dict[str, float]
+    best: str = ""
+
+    @property
+    def speedup(self) -> float:
+        """Default kernel's time over the best one's."""
+        return self.measured[self.default] / self.measured[self.best] \
+            if self.default in self.measured and self.best in self.measured else 1.0
+
+    @property
+    def rank_correlation(self) -> float | None:
+        common = [c for c in self.measured if c in self.predicted]
+        if len(common) < 3:
+            return None
+        return spearman([self.predicted[c] for c in common], [self.measured[c] for c in common])
+
+
+@dataclass
+class TuneReport:
+    machine: Machine
+    problems: list[ProblemResult] = field(default_factory=list)
+    measured_now: int = 0
+    seconds: float = 0.0
+
+    def table(self) -> str:
+        lines = [self.machine.describe(),
+                 f"{len(self.problems)} convolution problems; {self.measured_now} candidates "
+                 f"measured now in {self.seconds:.0f} s", "",
+                 "| problem | sites | default | best | speed-up | Spearman | predicted ms / "
+                 "measured ms per candidate |", "|---|---|---|---|---|---|---|"]
+        for result in self.problems:
+            detail = ", ".join(
+                f"{c} {result.predicted.get(c, float('nan')) * 1e3:.3f}/{s * 1e3:.3f}"
+                for c, s in sorted(result.measured.items(), key=lambda kv: kv[1]))
+            rho = result.rank_correlation
+            lines.append(f"| {result.problem.split('@')[1]} | {len(result.sites)} | "
+                         f"{result.default} | {result.best} | {result.speedup:.2f}x | "
+                         f"{'-' if rho is None else f'{rho:.2f}'} | {detail} |")
+        correlations = [r.rank_correlation for r in self.problems
+                        if r.rank_correlation is not None]
+        if correlations:
+            median = sorted(correlations)[len(correlations) // 2]
+            lines += ["", f"median Spearman (predicted vs measured, problems with >= 3 "
+                          f"candidates): {median:.2f} over {len(correlations)} problems"]
+        speedups = [r.speedup for r in self.problems]
+        if speedups:
+            geomean = math.exp(sum(math.log(s) for s in speedups) / len(speedups))
+            lines.append(f"geometric mean speed-up of the tuned kernel over the default, per "
+                         f"problem: {geomean:.2f}x")
+        return "\n".join(lines)
+
+
+def spearman(xs: list[float], ys: list[float]) -> float:
+    def ranks(values):
+        order = sorted(range(len(values)), key=lambda i: values[i])
+        result = [0.0] * len(values)
+        for rank, index in enumerate(order):
+            result[index] = float(rank)
+        return result
+    rx, ry = ranks(xs), ranks(ys)
+    n = len(xs)
+    mean = (n - 1) / 2
+    cov = sum((a - mean) * (b - mean) for a, b in zip(rx, ry))
+    var = sum((a - mean) ** 2 for a in rx)
+    return cov / var if var else 0.0
+
+
+# --- what there is to tune --------------------------------------------------
+
+def conv_problems(model, example_args=(), **compile_options) -> dict[str, list[str]]:
+    """problem key -> the sites ("conv2d:N") of the model's convolutions."""
+    import re
+
+    from .. import compiler
+    compiled = compiler.compile(model, example_args, stop_at="blas", cache=False,
+                                **compile_options)
+    problems: dict[str, list[str]] = {}
+    for attributes in re.findall(r"\{([^{}]*mlirc\.problem[^{}]*)\}", compiled.ir["blas"]):
+        problem = re.search(r'mlirc\.problem = "([^"]+)"', attributes).group(1)
+        site = re.search(r'mlirc\.site = "([^"]+)"', attributes)
+        sites = problems.setdefault(problem, [])
+        if site and site.group(1) not in sites:
+            sites.append(site.group(1))
+    return problems
+
+
+def candidates(shape: choice.ConvShape) -> list[str]:
+    """Every kernel the library as built here takes for `shape` (the
+    policy's vetoes are what the tuner measures, so they do not apply)."""
+    return [kernel for kernel in choice.CONV_KERNELS
+            if (shape.constant_filter or kernel not in _NEEDS_CONSTANT_FILTER)
+            and (kernel == "im2col_blas" or choice.conv_fits(kernel, shape))]
+
+
+def predict_seconds(shape: choice.ConvShape, kernel: str, host: Machine) -> float:
+    """The cost model: the kernel's operations at the peak rate against its
+    bytes at the bandwidth of where they live, whichever is longer.
+    Winograd F(m x m, 3 x 3) multiplies (m + 2)^2 / m^2 times less but moves
+    transformed tiles; im2col writes and reads the column matrix."""
+    out_h = (shape.in_h + 2 * shape.padding[0] - shape.dilation[0] * (shape.kh - 1) - 1) \
+        // shape.stride[0] + 1
+    out_w = (shape.in_w + 2 * shape.padding[1] - shape.dilation[1] * (shape.kw - 1) - 1) \
+        // shape.stride[1] + 1
+    outputs = shape.images * shape.filters * out_h * out_w
+    flops = 2.0 * outputs * shape.channels * shape.kh * shape.kw
+    inputs = 4.0 * shape.images * shape.channels * shape.in_h * shape.in_w
+    weights = 4.0 * shape.filters * shape.channels * shape.kh * shape.kw
+    traffic = inputs + weights + 4.0 * outputs
+    if kernel == "im2col_blas":
+        traffic += 2 * 4.0 * shape.images * out_h * out_w * shape.channels * shape.kh * shape.kw
+    elif kernel.startswith("winograd"):
+        m = 4 if kernel == "winograd_f4x4" else 2
+        tiles = shape.images * math.ceil(out_h / m) * math.ceil(out_w / m)
+        flops /= (m + 2) ** 2 / m ** 2
+        traffic += 2 * 4.0 * tiles * (m + 2) ** 2 * (shape.channels + shape.filters)
+    return max(flops / (host.peak_gflops * 1e9), traffic / (host.bandwidth_for(traffic) * 1e9))
+
+
+# --- measuring ----------------------------------------------------------------
+
+def measure(problem: str, kernel: str, repeat: int = 30) -> float:
+    """Seconds per call of one convolution of `problem` run by `kernel`,
+    compiled by mlirc's own pipeline (median of `repeat` calls)."""
+    import torch
+
+    from .. import compiler
+    shape = choice.ConvShape.from_key(problem)
+    torch.manual_seed(0)
+    convolution = torch.nn.Conv2d(shape.channels, shape.filters, (shape.kh, shape.kw),
+                                  shape.stride, shape.padding, shape.dilation).eval()
+    x = torch.randn(max(shape.images, 1), shape.channels, shape.in_h, shape.in_w)
+    if shape.constant_filter:
+        model, args = convolution, (x,)
+    else:
+        model, args = _FilterAsInput(convolution), (x, convolution.weight.detach().clone())
+    compiled = compiler.compile(model, args, backend="jit", kernels={"conv2d:0": kernel},
+                                cache=False)
+    return compiled.time(*args, repeat=repeat)
+
+
+def _measure_task(problem: str, kernel: str, threads: int | None) -> tuple[str, str, float]:
+    if threads:
+        os.environ["MLIRC_NUM_THREADS"] = str(threads)
+    return problem, kernel, measure(problem, kernel)
+
+
+class _FilterAsInput:
+    def __new__(cls, convolution):
+        import torch
+
+        class FilterAsInput(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.convolution = convolution
+
+            def forward(self, x, weight):
+                c = self.convolution
+                return torch.nn.functional.conv2d(x, weight, c.bias, c.stride, c.padding,
+                                                  c.dilation)
+        return FilterAsInput().eval()
+
+
+def tune(model, example_args=(), *, db, jobs: int = 1, ray_address: str | None = None,
+         measure_missing: bool = True, progress=None, **compile_options) -> TuneReport:
+    """Measures every candidate kernel of every convolution problem of
+    `model` not yet in `db` (a path or TuningDB) and returns the report;
+    with `measure_missing=False`, only reports what `db` holds."""
+    started = time.perf_counter()
+    database = db if isinstance(db, TuningDB) else TuningDB(db)
+    host = machine()
+    problems = conv_problems(model, example_args, **compile_options)
+    if not problems:
+        raise InputError("nothing to tune: the model has no convolution the kernel "
+                         "library runs (the blas stage shows none)")
+    shapes = {p: choice.ConvShape.from_key(p) for p in problems}
+    predicted = {p: {k: predict_seconds(shapes[p], k, host) for k in candidates(shapes[p])}
+                 for p in problems}
+    # most promising first, so an interrupted run has measured what matters
+    todo = [(p, k) for p in problems
+            for k in sorted(predicted[p], key=predicted[p].get)
+            if measure_missing and k not in database.measured(p)]
+    report = TuneReport(host)
+    done = 0
+
+    def finished(problem: str, kernel: str, seconds: float) -> None:
+        nonlocal done
+        database.record(problem, kernel, seconds, predicted[problem][kernel])
+        done += 1
+        if progress:
+            progress(done, len(todo), time.perf_counter() - started, problem, kernel, seconds)
+
+    for problem, kernel, seconds in _run(todo, jobs, ray_address):
+        finished(problem, kernel, seconds)
+    for problem, sites in problems.items():
+        shape = shapes[problem]
+        measured = {c: s for c, (s, _) in database.measured(problem).items()
+                    if c in predicted[problem]}
+        default = choice.choose_conv(shape, shape.constant_filter, True, True)
+        result = ProblemResult(problem, sites, default, measured, predicted[problem])
+        result.best = min(measured, key=measured.get) if measured else default
+        report.problems.append(result)
+    report.measured_now = done
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _run(todo: list, jobs: int, ray_address: str | None):
+    """Yields (problem, kernel, seconds) as measurements finish."""
+    if ray_address:
+        yield from _run_on_ray(todo, ray_address)
+        return
+    if jobs <= 1:
+        for problem, kernel in todo:
+            yield problem, kernel, measure(problem, kernel)
+        return
+    import concurrent.futures
+    import multiprocessing
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with concurrent.futures.ProcessPoolExecutor(
+            jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_measure_task, p, k, threads) for p, k in todo]
+        for future in concurrent.futures.as_completed(futures):
+            yield future.result()
+
+
+def _run_on_ray(todo: list, address: str):
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--ray needs the ray package (pip install ray)") from None
+    if not ray.is_initialized():
+        ray.init(address=None if address == "local" else address, ignore_reinit_error=True,
+                 log_to_driver=False)
+    remote = ray.remote(num_cpus=1)(_measure_task)
+    pending = [remote.remote(p, k, 1) for p, k in todo]
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        yield ray.get(ready[0])
+
+
+def print_progress(done: int, total: int, elapsed: float, problem: str, kernel: str,
+                   seconds: float) -> None:
+    eta = elapsed / done * (total - done) if done else 0.0
+    print(f"\r[{done}/{total}] {kernel:<22} {seconds * 1e3:8.3f} ms  "
+          f"elapsed {elapsed:5.0f} s, ETA {eta:5.0f} s", end="" if done < total else "\n",
+          file=sys.stderr, flush=True)
