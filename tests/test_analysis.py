@@ -108,15 +108,19 @@ def test_tuning_database_refuses_other_files_and_skips_bad_rows(tmp_path):
     path = tmp_path / "tuning.db"
     database = TuningDB(path)
     problem = "conv2d@1,16,14,14,32,3,3,1,1,1,1,1,1,1"
-    database.record(problem, "direct", 2e-5, 1e-5)
-    database.record(problem, "im2col_blas", 3e-5, 2e-5)
+    database.record(problem, "direct", 2e-5, 1e-5, threads=2)
+    database.record(problem, "im2col_blas", 3e-5, 2e-5, threads=2)
+    database.record(problem, "im2col_blas", 1e-5, 2e-5, threads=1)
     with sqlite3.connect(path) as raw:  # rows nobody should trust
-        raw.execute("INSERT INTO measurements VALUES (?, ?, ?, 'no_such_kernel', 1e-9, 0, 0)",
+        raw.execute("INSERT INTO measurements VALUES (?, ?, ?, 'no_such_kernel', 2, 1e-9, 0, 0)",
                     (problem, database.machine, database.versions))
-        raw.execute("INSERT INTO measurements VALUES (?, ?, ?, 'strided', -1, 0, 0)",
+        raw.execute("INSERT INTO measurements VALUES (?, ?, ?, 'strided', 2, -1, 0, 0)",
                     (problem, database.machine, database.versions))
-    assert database.best_choices() == {problem: "direct"}
-    assert set(database.measured(problem)) == {"direct", "im2col_blas"}
+    # the rows measured on the threads a compile runs on win where there are any
+    assert database.best_choices(threads=2) == {problem: "direct"}
+    assert database.best_choices(threads=1) == {problem: "im2col_blas"}
+    assert database.best_choices(threads=8) == {problem: "im2col_blas"}  # none on 8: any
+    assert set(database.measured(problem, 2)) == {"direct", "im2col_blas"}
 
 
 class TwoConvolutions(torch.nn.Module):

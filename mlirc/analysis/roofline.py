@@ -92,7 +92,7 @@ class Analysis:
         if self.measured_wall:
             lines[-1] += f"; measured {self.measured_wall * 1e3:.3f} ms per call"
         lines += ["", "| # | op | kind | loops | iterators | GFLOP | MB | FLOP/B | bound | "
-                      f"roofline ms | source |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+                      "roofline ms | source |", "|---|---|---|---|---|---|---|---|---|---|---|"]
         heaviest = sorted(self.ops, key=lambda o: -self.attainable_seconds(o))[:top]
         for op in sorted(heaviest, key=lambda o: o.index):
             iterators = "".join("p" if i == "parallel" else "r" for i in op.iterators)

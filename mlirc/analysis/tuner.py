@@ -9,9 +9,10 @@ weights, mlirc's own pipeline with the kernel forced) and the result kept in
 the tuning database (analysis/tuning_db.py). Later compiles with
 `tuning_db=` run the fastest measured kernel of each problem.
 
-Measurements run in this process (`jobs=1`), in a local process pool
-(`jobs=N`, each worker given cores // N threads so they do not compete), or
-as Ray tasks (`ray_address=`). A run is resumable: candidates already in the
+Measurements run in this process (`jobs=1`, on the threads the model will
+run on), in a local process pool (`jobs=N`, each worker given cores // N
+threads so they do not compete), or as Ray tasks (`ray_address=`, one thread
+each); the database records the threads of each measurement. A run is resumable: candidates already in the
 database for this machine and these versions are not measured again.
 """
 
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from ..errors import InputError
 from ..kernels import choice
 from .machine import Machine, machine
-from .tuning_db import TuningDB
+from .tuning_db import TuningDB, run_threads
 
 _NEEDS_CONSTANT_FILTER = ("winograd_f2x2_packed", "winograd_f4x4", "packed")
 
@@ -90,18 +91,24 @@ class TuneReport:
 
 
 def spearman(xs: list[float], ys: list[float]) -> float:
-    def ranks(values):
+    def ranks(values):  # tied values share their mean rank
         order = sorted(range(len(values)), key=lambda i: values[i])
         result = [0.0] * len(values)
-        for rank, index in enumerate(order):
-            result[index] = float(rank)
+        start = 0
+        while start < len(order):
+            end = start
+            while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+                end += 1
+            for position in range(start, end + 1):
+                result[order[position]] = (start + end) / 2
+            start = end + 1
         return result
     rx, ry = ranks(xs), ranks(ys)
     n = len(xs)
     mean = (n - 1) / 2
     cov = sum((a - mean) * (b - mean) for a, b in zip(rx, ry))
-    var = sum((a - mean) ** 2 for a in rx)
-    return cov / var if var else 0.0
+    spread = math.sqrt(sum((a - mean) ** 2 for a in rx) * sum((b - mean) ** 2 for b in ry))
+    return cov / spread if spread else 0.0
 
 
 # --- what there is to tune --------------------------------------------------
@@ -131,11 +138,14 @@ def candidates(shape: choice.ConvShape) -> list[str]:
             and (kernel == "im2col_blas" or choice.conv_fits(kernel, shape))]
 
 
-def predict_seconds(shape: choice.ConvShape, kernel: str, host: Machine) -> float:
-    """The cost model: the kernel's operations at the peak rate against its
-    bytes at the bandwidth of where they live, whichever is longer.
-    Winograd F(m x m, 3 x 3) multiplies (m + 2)^2 / m^2 times less but moves
-    transformed tiles; im2col writes and reads the column matrix."""
+def predict_seconds(shape: choice.ConvShape, kernel: str, host: Machine,
+                    threads: int | None = None) -> float:
+    """The cost model. The convolution proper: its multiply-adds at the peak
+    rate against its operands at the bandwidth of where they live (the
+    longer of the two). Winograd F(m x m, 3 x 3) does 9 m^2 / (m + 2)^2 times
+    fewer multiplies; its input and output transforms, and im2col's column
+    matrix, are passes of their own over memory, added to it. `threads`:
+    the cores a measurement gets (the peak scales with them)."""
     out_h = (shape.in_h + 2 * shape.padding[0] - shape.dilation[0] * (shape.kh - 1) - 1) \
         // shape.stride[0] + 1
     out_w = (shape.in_w + 2 * shape.padding[1] - shape.dilation[1] * (shape.kw - 1) - 1) \
@@ -145,14 +155,17 @@ def predict_seconds(shape: choice.ConvShape, kernel: str, host: Machine) -> floa
     inputs = 4.0 * shape.images * shape.channels * shape.in_h * shape.in_w
     weights = 4.0 * shape.filters * shape.channels * shape.kh * shape.kw
     traffic = inputs + weights + 4.0 * outputs
+    passes = 0.0  # bytes of the separate transform passes
     if kernel == "im2col_blas":
-        traffic += 2 * 4.0 * shape.images * out_h * out_w * shape.channels * shape.kh * shape.kw
+        passes = 2 * 4.0 * shape.images * out_h * out_w * shape.channels * shape.kh * shape.kw
     elif kernel.startswith("winograd"):
         m = 4 if kernel == "winograd_f4x4" else 2
         tiles = shape.images * math.ceil(out_h / m) * math.ceil(out_w / m)
-        flops /= (m + 2) ** 2 / m ** 2
-        traffic += 2 * 4.0 * tiles * (m + 2) ** 2 * (shape.channels + shape.filters)
-    return max(flops / (host.peak_gflops * 1e9), traffic / (host.bandwidth_for(traffic) * 1e9))
+        flops /= 9 * m * m / (m + 2) ** 2
+        passes = 2 * 4.0 * tiles * (m + 2) ** 2 * (shape.channels + shape.filters)
+    peak = host.peak_gflops * 1e9 * min(1.0, (threads or host.cores) / host.cores)
+    compute = max(flops / peak, traffic / (host.bandwidth_for(traffic) * 1e9))
+    return compute + passes / (host.bandwidth_for(passes) * 1e9)
 
 
 # --- measuring ----------------------------------------------------------------
@@ -212,27 +225,29 @@ def tune(model, example_args=(), *, db, jobs: int = 1, ray_address: str | None =
         raise InputError("nothing to tune: the model has no convolution the kernel "
                          "library runs (the blas stage shows none)")
     shapes = {p: choice.ConvShape.from_key(p) for p in problems}
-    predicted = {p: {k: predict_seconds(shapes[p], k, host) for k in candidates(shapes[p])}
-                 for p in problems}
+    threads = 1 if ray_address else run_threads() if jobs <= 1 \
+        else max(1, host.cores // jobs)
+    predicted = {p: {k: predict_seconds(shapes[p], k, host, threads)
+                     for k in candidates(shapes[p])} for p in problems}
     # most promising first, so an interrupted run has measured what matters
     todo = [(p, k) for p in problems
             for k in sorted(predicted[p], key=predicted[p].get)
-            if measure_missing and k not in database.measured(p)]
+            if measure_missing and k not in database.measured(p, threads)]
     report = TuneReport(host)
     done = 0
 
     def finished(problem: str, kernel: str, seconds: float) -> None:
         nonlocal done
-        database.record(problem, kernel, seconds, predicted[problem][kernel])
+        database.record(problem, kernel, seconds, predicted[problem][kernel], threads)
         done += 1
         if progress:
             progress(done, len(todo), time.perf_counter() - started, problem, kernel, seconds)
 
-    for problem, kernel, seconds in _run(todo, jobs, ray_address):
+    for problem, kernel, seconds in _run(todo, jobs, ray_address, threads):
         finished(problem, kernel, seconds)
     for problem, sites in problems.items():
         shape = shapes[problem]
-        measured = {c: s for c, (s, _) in database.measured(problem).items()
+        measured = {c: s for c, (s, _) in database.measured(problem, threads).items()
                     if c in predicted[problem]}
         default = choice.choose_conv(shape, shape.constant_filter, True, True)
         result = ProblemResult(problem, sites, default, measured, predicted[problem])
@@ -243,7 +258,7 @@ def tune(model, example_args=(), *, db, jobs: int = 1, ray_address: str | None =
     return report
 
 
-def _run(todo: list, jobs: int, ray_address: str | None):
+def _run(todo: list, jobs: int, ray_address: str | None, threads: int):
     """Yields (problem, kernel, seconds) as measurements finish."""
     if ray_address:
         yield from _run_on_ray(todo, ray_address)
@@ -254,7 +269,6 @@ def _run(todo: list, jobs: int, ray_address: str | None):
         return
     import concurrent.futures
     import multiprocessing
-    threads = max(1, (os.cpu_count() or 1) // jobs)
     with concurrent.futures.ProcessPoolExecutor(
             jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(_measure_task, p, k, threads) for p, k in todo]

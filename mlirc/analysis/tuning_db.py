@@ -1,7 +1,9 @@
 """The tuning database: what `mlirc tune` measured, kept in SQLite.
 
-One row per (problem, machine, versions, candidate): the measured seconds
-and the cost model's prediction. `problem` is an op's problem key
+One row per (problem, machine, versions, candidate, threads): the measured
+seconds and the cost model's prediction. `threads` is how many the
+measurement ran on (a process pool gives each worker a share of the cores);
+a compile prefers rows measured on as many threads as it will run on. `problem` is an op's problem key
 (`ConvShape.key()`, e.g. "conv2d@1,64,56,56,64,3,3,1,1,1,1,1,1,1"),
 `machine` the CPU model, the ISA level mlirc targets and the usable cores,
 `versions` mlirc's and torch-mlir's. A compile reads the best measured
@@ -25,9 +27,9 @@ from ..errors import InputError
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS measurements (
     problem TEXT NOT NULL, machine TEXT NOT NULL, versions TEXT NOT NULL,
-    candidate TEXT NOT NULL, seconds REAL NOT NULL, predicted REAL,
-    measured_at REAL NOT NULL,
-    PRIMARY KEY (problem, machine, versions, candidate))"""
+    candidate TEXT NOT NULL, threads INTEGER NOT NULL, seconds REAL NOT NULL,
+    predicted REAL, measured_at REAL NOT NULL,
+    PRIMARY KEY (problem, machine, versions, candidate, threads))"""
 
 
 def machine_key() -> str:
@@ -63,7 +65,7 @@ class TuningDB:
         except sqlite3.Error as error:
             raise InputError(f"tuning database {self.path}: not a readable mlirc tuning "
                              f"database ({error})") from None
-        if not {"problem", "machine", "versions", "candidate", "seconds"} <= columns:
+        if not {"problem", "machine", "versions", "candidate", "threads", "seconds"} <= columns:
             raise InputError(f"tuning database {self.path}: its measurements table has "
                              f"other columns ({', '.join(sorted(columns))})")
 
@@ -71,33 +73,53 @@ class TuningDB:
         self.connection.close()
 
     def record(self, problem: str, candidate: str, seconds: float,
-               predicted: float | None = None) -> None:
+               predicted: float | None = None, threads: int = 1) -> None:
         with self.connection:
             self.connection.execute(
-                "INSERT OR REPLACE INTO measurements VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (problem, self.machine, self.versions, candidate, float(seconds),
-                 None if predicted is None else float(predicted), time.time()))
+                "INSERT OR REPLACE INTO measurements VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (problem, self.machine, self.versions, candidate, int(threads),
+                 float(seconds), None if predicted is None else float(predicted), time.time()))
 
-    def measured(self, problem: str) -> dict[str, tuple[float, float | None]]:
-        """candidate -> (seconds, predicted) for this machine and versions."""
+    def measured(self, problem: str, threads: int | None = None
+                 ) -> dict[str, tuple[float, float | None]]:
+        """candidate -> (seconds, predicted) for this machine and versions,
+        measured on `threads` threads (any, when None: the fastest)."""
         rows = self.connection.execute(
-            "SELECT candidate, seconds, predicted FROM measurements WHERE problem = ? "
+            "SELECT candidate, seconds, predicted, threads FROM measurements WHERE problem = ? "
             "AND machine = ? AND versions = ?", (problem, self.machine, self.versions))
-        return {candidate: (seconds, predicted) for candidate, seconds, predicted in rows
-                if _valid(candidate, seconds)}
+        found: dict[str, tuple[float, float | None]] = {}
+        for candidate, seconds, predicted, used in rows:
+            if _valid(candidate, seconds) and (threads is None or used == threads) and \
+                    (candidate not in found or seconds < found[candidate][0]):
+                found[candidate] = (seconds, predicted)
+        return found
 
-    def best_choices(self) -> dict[str, str]:
-        """problem -> the fastest candidate measured on this machine."""
-        best: dict[str, tuple[float, str]] = {}
-        rows = self.connection.execute(
-            "SELECT problem, candidate, seconds FROM measurements WHERE machine = ? "
+    def best_choices(self, threads: int | None = None) -> dict[str, str]:
+        """problem -> the fastest candidate measured on this machine, among
+        the rows measured on `threads` threads where the problem has any."""
+        rows = [row for row in self.connection.execute(
+            "SELECT problem, candidate, seconds, threads FROM measurements WHERE machine = ? "
             "AND versions = ?", (self.machine, self.versions))
-        for problem, candidate, seconds in rows:
-            if _valid(candidate, seconds) and isinstance(problem, str) and \
-                    problem.startswith("conv2d@") and \
-                    (problem not in best or seconds < best[problem][0]):
+            if _valid(row[1], row[2]) and isinstance(row[0], str)
+            and row[0].startswith("conv2d@")]
+        matching = {row[0] for row in rows if row[3] == threads}
+        best: dict[str, tuple[float, str]] = {}
+        for problem, candidate, seconds, used in rows:
+            if problem in matching and used != threads:
+                continue
+            if problem not in best or seconds < best[problem][0]:
                 best[problem] = (seconds, candidate)
         return {problem: candidate for problem, (_, candidate) in best.items()}
+
+
+def run_threads() -> int:
+    """The threads a compiled model runs on: MLIRC_NUM_THREADS, else the
+    usable cores."""
+    try:
+        return max(1, int(os.environ.get("MLIRC_NUM_THREADS", "")))
+    except ValueError:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+            else (os.cpu_count() or 1)
 
 
 def _valid(candidate, seconds) -> bool:
@@ -113,6 +135,6 @@ def kernel_choices(path) -> dict[str, str]:
         raise InputError(f"tuning database {path}: no such file (run `mlirc tune` first)")
     database = TuningDB(path)
     try:
-        return database.best_choices()
+        return database.best_choices(run_threads())
     finally:
         database.close()
