@@ -10,7 +10,7 @@ import torch
 import mlirc
 from mlirc.analysis import machine as machine_module
 from mlirc.analysis.opcost import analyze_text
-from mlirc.analysis.tuner import candidates, spearman, tune
+from mlirc.analysis.tuner import NOISE_MARGIN, _decide, candidates, spearman, tune
 from mlirc.analysis.tuning_db import TuningDB
 from mlirc.cli import main
 from mlirc.kernels.choice import ConvShape
@@ -86,6 +86,12 @@ def test_analyze_command_writes_the_plot_and_json(tmp_path, capsys):
     assert (tmp_path / "r.png").stat().st_size > 1000
 
 
+def test_the_default_stays_unless_a_candidate_beats_it_by_the_margin():
+    assert _decide({"direct": 1.0, "im2col_blas": 0.97}, "direct") == "direct"
+    assert _decide({"direct": 1.0, "im2col_blas": 0.5}, "direct") == "im2col_blas"
+    assert _decide({}, "direct") == "direct"
+
+
 def test_spearman_is_rank_correlation():
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
@@ -116,11 +122,17 @@ def test_tuning_database_refuses_other_files_and_skips_bad_rows(tmp_path):
                     (problem, database.machine, database.versions))
         raw.execute("INSERT INTO measurements VALUES (?, ?, ?, 'strided', 2, -1, 0, 0)",
                     (problem, database.machine, database.versions))
-    # the rows measured on the threads a compile runs on win where there are any
+    assert set(database.measured(problem, 2)) == {"direct", "im2col_blas"}
+    assert database.measured(problem, 1) == {"im2col_blas": (1e-5, 2e-5)}
+    # the decision made on the threads a compile runs on wins where there is one
+    database.choose(problem, "direct", 2)
+    database.choose(problem, "im2col_blas", 1)
+    with sqlite3.connect(path) as raw:
+        raw.execute("INSERT INTO choices VALUES ('conv2d@1', ?, ?, 2, 'no_such_kernel')",
+                    (database.machine, database.versions))
     assert database.best_choices(threads=2) == {problem: "direct"}
     assert database.best_choices(threads=1) == {problem: "im2col_blas"}
-    assert database.best_choices(threads=8) == {problem: "im2col_blas"}  # none on 8: any
-    assert set(database.measured(problem, 2)) == {"direct", "im2col_blas"}
+    assert database.best_choices(threads=8)[problem] in ("direct", "im2col_blas")
 
 
 class TwoConvolutions(torch.nn.Module):
@@ -139,8 +151,9 @@ def test_tune_measures_keeps_resumes_and_compiles_read_it(tmp_path):
     report = tune(model, (x,), db=path)
     assert len(report.problems) == 2 and report.measured_now >= 3
     for result in report.problems:
-        assert result.best == min(result.measured, key=result.measured.get)
-        assert result.speedup >= 1.0
+        fastest = min(result.measured, key=result.measured.get)
+        assert result.best in (fastest, result.default)
+        assert result.speedup >= 1.0 / NOISE_MARGIN
     assert "median Spearman" in report.table() or all(
         r.rank_correlation is None for r in report.problems)
     assert tune(model, (x,), db=path).measured_now == 0  # resumed: nothing left

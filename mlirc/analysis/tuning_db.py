@@ -6,9 +6,10 @@ measurement ran on (a process pool gives each worker a share of the cores);
 a compile prefers rows measured on as many threads as it will run on. `problem` is an op's problem key
 (`ConvShape.key()`, e.g. "conv2d@1,64,56,56,64,3,3,1,1,1,1,1,1,1"),
 `machine` the CPU model, the ISA level mlirc targets and the usable cores,
-`versions` mlirc's and torch-mlir's. A compile reads the best measured
-candidate of each problem for this machine and these versions
-(`mlirc.compile(..., tuning_db=PATH)`, `--tuning-db`).
+`versions` mlirc's and torch-mlir's. The tuner's decision per problem goes
+into a second table, `choices`; a compile reads the decisions for this
+machine and these versions (`mlirc.compile(..., tuning_db=PATH)`,
+`--tuning-db`).
 
 Nothing read back is trusted: a file that is not this database is an
 InputError naming it, and rows with an unknown kernel or a time that is not
@@ -29,7 +30,11 @@ SCHEMA = """CREATE TABLE IF NOT EXISTS measurements (
     problem TEXT NOT NULL, machine TEXT NOT NULL, versions TEXT NOT NULL,
     candidate TEXT NOT NULL, threads INTEGER NOT NULL, seconds REAL NOT NULL,
     predicted REAL, measured_at REAL NOT NULL,
-    PRIMARY KEY (problem, machine, versions, candidate, threads))"""
+    PRIMARY KEY (problem, machine, versions, candidate, threads));
+CREATE TABLE IF NOT EXISTS choices (
+    problem TEXT NOT NULL, machine TEXT NOT NULL, versions TEXT NOT NULL,
+    threads INTEGER NOT NULL, kernel TEXT NOT NULL,
+    PRIMARY KEY (problem, machine, versions, threads))"""
 
 
 def machine_key() -> str:
@@ -59,7 +64,7 @@ class TuningDB:
             raise InputError(f"tuning database {self.path}: is a folder")
         try:
             self.connection = sqlite3.connect(self.path, timeout=30)
-            self.connection.execute(SCHEMA)
+            self.connection.executescript(SCHEMA)
             columns = {row[1] for row in self.connection.execute(
                 "PRAGMA table_info(measurements)")}
         except sqlite3.Error as error:
@@ -94,22 +99,27 @@ class TuningDB:
                 found[candidate] = (seconds, predicted)
         return found
 
+    def choose(self, problem: str, kernel: str, threads: int) -> None:
+        """Records the tuner's decision for a problem (the fastest candidate,
+        unless the compiler's default is within the noise margin of it)."""
+        with self.connection:
+            self.connection.execute("INSERT OR REPLACE INTO choices VALUES (?, ?, ?, ?, ?)",
+                                    (problem, self.machine, self.versions, int(threads),
+                                     kernel))
+
     def best_choices(self, threads: int | None = None) -> dict[str, str]:
-        """problem -> the fastest candidate measured on this machine, among
-        the rows measured on `threads` threads where the problem has any."""
+        """problem -> the tuner's kernel on this machine: the decision made
+        on `threads` threads where the problem has one, else any."""
+        from ..kernels.choice import CONV_KERNELS
         rows = [row for row in self.connection.execute(
-            "SELECT problem, candidate, seconds, threads FROM measurements WHERE machine = ? "
-            "AND versions = ?", (self.machine, self.versions))
-            if _valid(row[1], row[2]) and isinstance(row[0], str)
+            "SELECT problem, kernel, threads FROM choices WHERE machine = ? AND versions = ?",
+            (self.machine, self.versions))
+            if row[1] in CONV_KERNELS and isinstance(row[0], str)
             and row[0].startswith("conv2d@")]
-        matching = {row[0] for row in rows if row[3] == threads}
-        best: dict[str, tuple[float, str]] = {}
-        for problem, candidate, seconds, used in rows:
-            if problem in matching and used != threads:
-                continue
-            if problem not in best or seconds < best[problem][0]:
-                best[problem] = (seconds, candidate)
-        return {problem: candidate for problem, (_, candidate) in best.items()}
+        chosen: dict[str, str] = {}
+        for problem, kernel, used in sorted(rows, key=lambda row: row[2] == threads):
+            chosen[problem] = kernel  # rows on `threads` come last and win
+        return chosen
 
 
 def run_threads() -> int:
