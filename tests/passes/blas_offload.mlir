@@ -167,7 +167,7 @@ memref.global "private" constant @filter4 : memref<4x3x3x3xf32> = dense<0.25>
 // CHECK-DAG: %[[KERNEL:.*]] = arith.constant 0 : i64
 // CHECK-DAG: %[[SLOT:.*]] = memref.get_global @__mlirc_packed_weights_{{[0-9]+}} : memref<1xi64>
 // CHECK: %[[SLOT_CAST:.*]] = memref.cast %[[SLOT]]
-// CHECK: call @mlirc_conv2d_nchw_bias_f32({{.*}}, %[[KERNEL]], %[[SLOT_CAST]]) {mlirc.kernel = "im2col_blas"}
+// CHECK: call @mlirc_conv2d_nchw_bias_f32({{.*}}, %[[KERNEL]], %[[SLOT_CAST]]) {mlirc.kernel = "im2col_blas", mlirc.problem = "conv2d@1,3,6,6,4,3,3,1,1,1,1,0,0,1", mlirc.site = "conv2d:{{[0-9]+}}"}
 func.func @conv_constant_filter(%in: memref<1x3x6x6xf32>, %out: memref<1x4x4x4xf32>) {
   %f = memref.get_global @filter4 : memref<4x3x3x3xf32>
   %bias = memref.get_global @bias4 : memref<4xf32>
