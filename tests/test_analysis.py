@@ -164,7 +164,7 @@ def test_tune_measures_keeps_resumes_and_compiles_read_it(tmp_path):
     for problem, kernel in forced.items():
         assert f'mlirc.kernel = "{kernel}", mlirc.problem = "{problem}"' in blas
     ran = mlirc.compile(model, (x,), tuning_db=path, cache=False)
-    assert ran.verify(x).passed
+    assert ran.verify(x, rtol=1e-4, atol=1e-4).passed  # Winograd rounds differently
 
 
 def test_tune_in_a_process_pool(tmp_path):

@@ -30,8 +30,10 @@ from .machine import Machine, machine
 from .tuning_db import TuningDB, run_threads
 
 _NEEDS_CONSTANT_FILTER = ("winograd_f2x2_packed", "winograd_f4x4", "packed")
-# A candidate replaces the compiler's default only when it is this much faster.
+# A candidate replaces the compiler's default only when it is this much faster
+# in isolation, and then only if the whole model gets faster with it.
 NOISE_MARGIN = 1.05
+MODEL_MARGIN = 1.01
 
 
 @dataclass
@@ -42,6 +44,7 @@ class ProblemResult:
     measured: dict[str, float]         # candidate -> seconds
     predicted: dict[str, float]
     best: str = ""
+    rejected_in_model: str = ""        # faster alone, not in the model (kept the default)
 
     @property
     def speedup(self) -> float:
@@ -75,8 +78,10 @@ class TuneReport:
                 f"{c} {result.predicted.get(c, float('nan')) * 1e3:.3f}/{s * 1e3:.3f}"
                 for c, s in sorted(result.measured.items(), key=lambda kv: kv[1]))
             rho = result.rank_correlation
+            best = result.best + (f" ({result.rejected_in_model} lost in the model)"
+                                  if result.rejected_in_model else "")
             lines.append(f"| {result.problem.split('@')[1]} | {len(result.sites)} | "
-                         f"{result.default} | {result.best} | {result.speedup:.2f}x | "
+                         f"{result.default} | {best} | {result.speedup:.2f}x | "
                          f"{'-' if rho is None else f'{rho:.2f}'} | {detail} |")
         correlations = [r.rank_correlation for r in self.problems
                         if r.rank_correlation is not None]
@@ -192,6 +197,29 @@ def measure(problem: str, kernel: str, repeat: int = 15) -> float:
     return min(compiled.time(*args, repeat=repeat) for _ in range(3))
 
 
+def _validate_in_model(model, example_args, report: TuneReport, compile_options) -> None:
+    """Whole-model latency with each changed kernel alone against the
+    compiler's defaults: the isolated problem has a plain bias where the
+    model may fuse ReLU, a residual or a max pool into the call, and a win
+    there can be a loss here. A change the model does not confirm by
+    MODEL_MARGIN is undone (`rejected_in_model`)."""
+    from .. import compiler
+    changed = [r for r in report.problems if r.best != r.default]
+    if not changed:
+        return
+
+    def latency(kernels) -> float:
+        compiled = compiler.compile(model, example_args, backend="jit", kernels=kernels,
+                                    cache=False, **compile_options)
+        return min(compiled.time(*example_args, repeat=10) for _ in range(3))
+    baseline = latency(None)
+    for result in changed:
+        with_change = latency({result.problem: result.best})
+        if with_change * MODEL_MARGIN > baseline:
+            result.rejected_in_model = result.best
+            result.best = result.default
+
+
 def _decide(measured: dict[str, float], default: str) -> str:
     """The fastest candidate, unless the compiler's default is within
     NOISE_MARGIN of it: a kernel that wins by less in isolation can lose in
@@ -227,10 +255,13 @@ class _FilterAsInput:
 
 
 def tune(model, example_args=(), *, db, jobs: int = 1, ray_address: str | None = None,
-         measure_missing: bool = True, progress=None, **compile_options) -> TuneReport:
+         measure_missing: bool = True, validate: bool = True, progress=None,
+         **compile_options) -> TuneReport:
     """Measures every candidate kernel of every convolution problem of
     `model` not yet in `db` (a path or TuningDB) and returns the report;
-    with `measure_missing=False`, only reports what `db` holds."""
+    with `measure_missing=False`, only reports what `db` holds. With
+    `validate`, each kernel that beat the default in isolation is kept only
+    if the whole model (on `example_args`) runs faster with it."""
     started = time.perf_counter()
     database = db if isinstance(db, TuningDB) else TuningDB(db)
     host = machine()
@@ -266,8 +297,16 @@ def tune(model, example_args=(), *, db, jobs: int = 1, ray_address: str | None =
         default = choice.choose_conv(shape, shape.constant_filter, True, True)
         result = ProblemResult(problem, sites, default, measured, predicted[problem])
         result.best = _decide(measured, default)
-        database.choose(problem, result.best, threads)
         report.problems.append(result)
+    if not measure_missing:  # a report: the decisions the database holds
+        stored = database.best_choices(threads)
+        for result in report.problems:
+            result.best = stored.get(result.problem, result.best)
+    else:
+        if validate and example_args:
+            _validate_in_model(model, example_args, report, compile_options)
+        for result in report.problems:
+            database.choose(result.problem, result.best, threads)
     report.measured_now = done
     report.seconds = time.perf_counter() - started
     return report

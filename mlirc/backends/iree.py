@@ -7,6 +7,8 @@ so a CUDA module can be built on a machine without a GPU.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,7 +104,7 @@ class IreeBackend:
     def load(self, module, signature, options: dict) -> IreeExecutable:
         import iree.compiler as compiler
         from .. import ir
-        text = ir.module_text(module, debug_info=True)
+        text = inline_bf16_resources(ir.module_text(module, debug_info=True))
         try:
             vmfb = compiler.compile_str(text, target_backends=[self.target.hal_target],
                                         extra_args=self.compile_flags(options, signature))
@@ -116,3 +118,25 @@ class IreeBackend:
 
     def from_payload(self, files: dict[str, bytes], signature, folder) -> IreeExecutable:
         return IreeExecutable(files["module.vmfb"], signature, self.target)
+
+
+_BF16_RESOURCE = re.compile(r"dense_resource<([^>]+)> : tensor<([0-9x]*)bf16>")
+
+
+def inline_bf16_resources(text: str) -> str:
+    """bf16 weights as `dense<"0x...">` literals instead of `dense_resource`
+    blobs: iree-compile 3.13 rejects bf16 resource constants ("'arith.constant'
+    op failed to verify that all of {value, result} have same type") and
+    takes the same bytes inline. The blob's first 4 bytes are its alignment."""
+    used = set(_BF16_RESOURCE.findall(text))
+    if not used:
+        return text
+    blobs = dict(re.findall(r'^\s*([^\s:]+): "0x([0-9A-Fa-f]*)"', text, flags=re.MULTILINE))
+
+    def inline(match: re.Match) -> str:
+        data = blobs.get(match.group(1))
+        if data is None or len(data) < 8:
+            return match.group(0)
+        return f'dense<"0x{data[8:]}"> : tensor<{match.group(2)}bf16>'
+    return _BF16_RESOURCE.sub(inline, text)
+
