@@ -160,6 +160,8 @@ def test_buffer_updated_in_forward_is_refused():
     ({"input_updates": "0"}, "input_updates"),
     ({"out_tree": {"tuple": ["*", "*", "*"]}}, "out_tree has 3 leaves"),
     ({"in_tree": {"tuple": [{"tuple": ["*", "int"]}, {"dict": []}]}}, "in_tree has 2 leaves"),
+    ({"outputs": ["2xf32", "3xf32"], "out_tree": "complex64"}, "complex64 leaf needs a f32"),
+    ({"out_tree": "complex128"}, "complex128 leaf needs a f64"),
 ])
 def test_edited_signature_is_refused(edit, message):
     good = {"inputs": ["2xf32"], "outputs": ["2xf32", "2xf32"],

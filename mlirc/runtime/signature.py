@@ -177,8 +177,8 @@ class Signature:
                 type(i) is int and 0 <= i < len(self.inputs) for i in updates):
             raise InputError(f"input_updates {updates!r} does not fit "
                              f"{len(self.inputs)} inputs and {len(self.outputs)} outputs")
-        for name, tree, count in (("out_tree", self.out_tree, len(self.user_outputs)),
-                                  ("in_tree", self.in_tree, len(self.inputs))):
+        for name, tree, specs in (("out_tree", self.out_tree, self.user_outputs),
+                                  ("in_tree", self.in_tree, self.inputs)):
             if tree is None:
                 continue
             try:
@@ -186,8 +186,15 @@ class Signature:
             except (AttributeError, TypeError, ValueError, StopIteration) as error:
                 raise InputError(f"{name} is not a valid structure: {error}") from None
             tensors = [k for k in kinds if not (isinstance(k, dict) and "const" in k)]
-            if len(tensors) != count:
-                raise InputError(f"{name} has {len(tensors)} leaves for {count} values")
+            if len(tensors) != len(specs):
+                raise InputError(f"{name} has {len(tensors)} leaves for {len(specs)} values")
+            for kind, spec in zip(tensors, specs):  # a complex leaf is held as real pairs
+                pair_dtype = {"float32": "f32", "float64": "f64"}.get(
+                    structure.COMPLEX_LEAVES.get(kind, ""))
+                if kind in structure.COMPLEX_LEAVES and (
+                        spec.dtype != pair_dtype or not spec.shape or spec.shape[-1] != 2):
+                    raise InputError(f"{name}: a {kind} leaf needs a {pair_dtype} tensor with "
+                                     f"a last axis of 2, the function has {spec}")
 
     def describe(self) -> str:
         ins = ", ".join(map(str, self.inputs))
