@@ -12,7 +12,6 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-
 from . import compiler
 from .frontends import mlir_text
 from .errors import BackendError, InputError, MlircError

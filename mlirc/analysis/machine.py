@@ -22,7 +22,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 
-from ..settings import cache_dir
+from ..settings import cache_dir, usable_cores
 
 FORMAT = 2
 
@@ -66,7 +66,7 @@ def machine(refresh: bool = False) -> Machine:
     """This machine's roofline, from the cache or measured now (about 2 s)."""
     from ..kernels.host import host
     info = host()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = usable_cores()
     key = hashlib.sha256(json.dumps([FORMAT, info.model, _cpu_flags(), cores, info.level])
                          .encode()).hexdigest()[:16]
     path = cache_dir() / "machine" / f"{key}.json"
@@ -75,7 +75,7 @@ def machine(refresh: bool = False) -> Machine:
         if cached is not None:
             return cached
     cache = _last_level_cache()
-    measured = Machine(info.model, info.level, int(cores or 1), _peak_gflops(),
+    measured = Machine(info.model, info.level, cores, _peak_gflops(),
                        _bandwidth_gbs(128 << 20), cache,
                        _bandwidth_gbs(cache // 4) if cache else 0.0)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from ..errors import InputError
 from ..kernels import choice
 from .machine import Machine, machine
-from .tuning_db import TuningDB, run_threads
+from ..settings import thread_count
+from .tuning_db import TuningDB
 
-_NEEDS_CONSTANT_FILTER = ("winograd_f2x2_packed", "winograd_f4x4", "packed")
 # A candidate replaces the compiler's default only when it is this much faster
 # in isolation, and then only if the whole model gets faster with it.
 NOISE_MARGIN = 1.05
@@ -141,8 +141,8 @@ def candidates(shape: choice.ConvShape) -> list[str]:
     """Every kernel the library as built here takes for `shape` (the
     policy's vetoes are what the tuner measures, so they do not apply)."""
     return [kernel for kernel in choice.CONV_KERNELS
-            if (shape.constant_filter or kernel not in _NEEDS_CONSTANT_FILTER)
-            and (kernel == "im2col_blas" or choice.conv_fits(kernel, shape))]
+            if (shape.constant_filter or kernel not in choice.NEEDS_CONSTANT_FILTER)
+            and choice.conv_fits(kernel, shape)]
 
 
 def predict_seconds(shape: choice.ConvShape, kernel: str, host: Machine,
@@ -191,7 +191,7 @@ def measure(problem: str, kernel: str, repeat: int = 15) -> float:
     if shape.constant_filter:
         model, args = convolution, (x,)
     else:
-        model, args = _FilterAsInput(convolution), (x, convolution.weight.detach().clone())
+        model, args = _filter_as_input(convolution), (x, convolution.weight.detach().clone())
     compiled = compiler.compile(model, args, backend="jit", kernels={"conv2d:0": kernel},
                                 cache=False)
     return min(compiled.time(*args, repeat=repeat) for _ in range(3))
@@ -238,20 +238,21 @@ def _measure_task(problem: str, kernel: str, threads: int | None) -> tuple[str, 
     return problem, kernel, measure(problem, kernel)
 
 
-class _FilterAsInput:
-    def __new__(cls, convolution):
-        import torch
+def _filter_as_input(convolution):
+    """`convolution` with its filter taken as a second input (a filter that
+    is not a constant, as the problem says)."""
+    import torch
 
-        class FilterAsInput(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.convolution = convolution
+    class FilterAsInput(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.convolution = convolution
 
-            def forward(self, x, weight):
-                c = self.convolution
-                return torch.nn.functional.conv2d(x, weight, c.bias, c.stride, c.padding,
-                                                  c.dilation)
-        return FilterAsInput().eval()
+        def forward(self, x, weight):
+            c = self.convolution
+            return torch.nn.functional.conv2d(x, weight, c.bias, c.stride, c.padding,
+                                              c.dilation)
+    return FilterAsInput().eval()
 
 
 def tune(model, example_args=(), *, db, jobs: int = 1, ray_address: str | None = None,
@@ -270,26 +271,21 @@ def tune(model, example_args=(), *, db, jobs: int = 1, ray_address: str | None =
         raise InputError("nothing to tune: the model has no convolution the kernel "
                          "library runs (the blas stage shows none)")
     shapes = {p: choice.ConvShape.from_key(p) for p in problems}
-    threads = 1 if ray_address else run_threads() if jobs <= 1 \
+    threads = 1 if ray_address else thread_count() if jobs <= 1 \
         else max(1, host.cores // jobs)
     predicted = {p: {k: predict_seconds(shapes[p], k, host, threads)
                      for k in candidates(shapes[p])} for p in problems}
     # most promising first, so an interrupted run has measured what matters
-    todo = [(p, k) for p in problems
-            for k in sorted(predicted[p], key=predicted[p].get)
-            if measure_missing and k not in database.measured(p, threads)]
+    todo = []
+    for p in problems if measure_missing else []:
+        already = database.measured(p, threads)
+        todo += [(p, k) for k in sorted(predicted[p], key=predicted[p].get) if k not in already]
     report = TuneReport(host)
-    done = 0
-
-    def finished(problem: str, kernel: str, seconds: float) -> None:
-        nonlocal done
+    for done, (problem, kernel, seconds) in enumerate(
+            _run(todo, jobs, ray_address, threads), start=1):
         database.record(problem, kernel, seconds, predicted[problem][kernel], threads)
-        done += 1
         if progress:
             progress(done, len(todo), time.perf_counter() - started, problem, kernel, seconds)
-
-    for problem, kernel, seconds in _run(todo, jobs, ray_address, threads):
-        finished(problem, kernel, seconds)
     for problem, sites in problems.items():
         shape = shapes[problem]
         measured = {c: s for c, (s, _) in database.measured(problem, threads).items()
@@ -307,7 +303,7 @@ def tune(model, example_args=(), *, db, jobs: int = 1, ray_address: str | None =
             _validate_in_model(model, example_args, report, compile_options)
         for result in report.problems:
             database.choose(result.problem, result.best, threads)
-    report.measured_now = done
+    report.measured_now = len(todo)
     report.seconds = time.perf_counter() - started
     return report
 

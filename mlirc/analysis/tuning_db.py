@@ -19,12 +19,12 @@ a positive finite number are ignored.
 from __future__ import annotations
 
 import math
-import os
 import sqlite3
 import time
 from pathlib import Path
 
 from ..errors import InputError
+from ..settings import thread_count, usable_cores
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS measurements (
     problem TEXT NOT NULL, machine TEXT NOT NULL, versions TEXT NOT NULL,
@@ -40,8 +40,7 @@ CREATE TABLE IF NOT EXISTS choices (
 def machine_key() -> str:
     from ..kernels.host import host
     info = host()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{info.model}|{info.level}|{cores} cores"
+    return f"{info.model}|{info.level}|{usable_cores()} cores"
 
 
 def versions_key() -> str:
@@ -122,16 +121,6 @@ class TuningDB:
         return chosen
 
 
-def run_threads() -> int:
-    """The threads a compiled model runs on: MLIRC_NUM_THREADS, else the
-    usable cores."""
-    try:
-        return max(1, int(os.environ.get("MLIRC_NUM_THREADS", "")))
-    except ValueError:
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
-            else (os.cpu_count() or 1)
-
-
 def _valid(candidate, seconds) -> bool:
     from ..kernels.choice import CONV_KERNELS
     return candidate in CONV_KERNELS and isinstance(seconds, (int, float)) and \
@@ -145,6 +134,6 @@ def kernel_choices(path) -> dict[str, str]:
         raise InputError(f"tuning database {path}: no such file (run `mlirc tune` first)")
     database = TuningDB(path)
     try:
-        return database.best_choices(run_threads())
+        return database.best_choices(thread_count())
     finally:
         database.close()

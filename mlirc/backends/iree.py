@@ -8,7 +8,6 @@ so a CUDA module can be built on a machine without a GPU.
 from __future__ import annotations
 
 import re
-
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,8 +127,7 @@ def inline_bf16_resources(text: str) -> str:
     blobs: iree-compile 3.13 rejects bf16 resource constants ("'arith.constant'
     op failed to verify that all of {value, result} have same type") and
     takes the same bytes inline. The blob's first 4 bytes are its alignment."""
-    used = set(_BF16_RESOURCE.findall(text))
-    if not used:
+    if not _BF16_RESOURCE.search(text):
         return text
     blobs = dict(re.findall(r'^\s*([^\s:]+): "0x([0-9A-Fa-f]*)"', text, flags=re.MULTILINE))
 
@@ -139,4 +137,3 @@ def inline_bf16_resources(text: str) -> str:
             return match.group(0)
         return f'dense<"0x{data[8:]}"> : tensor<{match.group(2)}bf16>'
     return _BF16_RESOURCE.sub(inline, text)
-

@@ -79,10 +79,7 @@ def import_module(model, example_args, context: ir.Context | None = None,
     else:
         program = _export(model, args, bool(leaves), export_dynamic)
         if torch_complex.has_complex(program):
-            torch_complex.check_boundary(kinds, export_dynamic)
-            if torch_boundary.has_scalar_outputs(program):
-                raise InputError("complex tensors together with Python scalar outputs are "
-                                 "not supported yet")
+            torch_complex.check_boundary(program, kinds, export_dynamic)
             boundary = torch_complex.RealPairs(program, leaves)
             program = _export(boundary.module, tuple(boundary.real_leaves(leaves)), True)
         elif torch_boundary.has_scalar_outputs(program):
@@ -182,7 +179,7 @@ def _export(model, args: tuple, has_inputs: bool, dynamic_shapes=None):
 
 def _is_data_dependent(error: Exception) -> bool:
     return type(error).__name__ in ("GuardOnDataDependentSymNode", "UserError", "Unsupported") \
-        and ("data-dependent" in str(error).lower() or "Data-dependent" in str(error))
+        and "data-dependent" in str(error).lower()
 
 
 def _export_capturing_scalars(model, args: tuple, dynamic_shapes, first_error: Exception):

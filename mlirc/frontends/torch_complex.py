@@ -20,8 +20,13 @@ model's source line.
 
 from __future__ import annotations
 
+import functools
+
 from ..errors import FrontendError, InputError
+from ..runtime import structure
+from .torch_boundary import has_scalar_outputs
 from .torch_complex_pairs import Pair, is_complex_value
+
 
 def _torch():
     import torch
@@ -46,20 +51,14 @@ class RealPairs:
 
     def __init__(self, program, leaves: list):
         torch = _torch()
-        if any(spec.kind.name == "USER_INPUT_MUTATION"
-               for spec in program.graph_signature.output_specs):
-            raise FrontendError("a model that updates its inputs in place and computes "
-                                "with complex numbers is not supported yet")
         self.out_spec = program.call_spec.out_spec
-        self.input_kinds = [str(leaf.dtype).replace("torch.", "") if is_complex_value(leaf)
-                            else "*" for leaf in leaves]
+        self.input_kinds = [_leaf_kind(leaf) for leaf in leaves]
         output_node = next(n for n in program.graph_module.graph.nodes if n.op == "output")
         user_outputs = [spec.kind.name == "USER_OUTPUT"
                         for spec in program.graph_signature.output_specs]
         values = [argument.meta.get("val") if hasattr(argument, "meta") else argument
                   for argument, user in zip(output_node.args[0], user_outputs) if user]
-        self.output_kinds = [str(v.dtype).replace("torch.", "") if is_complex_value(v)
-                             else "*" for v in values]
+        self.output_kinds = [_leaf_kind(v) for v in values]
         graph_module = program.module()
         complex_attributes = set()
         for name, value in list(graph_module.state_dict(keep_vars=True).items()):
@@ -77,6 +76,11 @@ class RealPairs:
         return self.out_spec, self.output_kinds
 
 
+def _leaf_kind(value) -> str:
+    """"complex64" / "complex128" for a complex tensor, else a plain leaf."""
+    return str(value.dtype).replace("torch.", "") if is_complex_value(value) else structure.LEAF
+
+
 def _replace_attribute(module, dotted: str, value) -> None:
     *path, name = dotted.split(".")
     for part in path:
@@ -88,6 +92,7 @@ def _replace_attribute(module, dotted: str, value) -> None:
     module.register_buffer(name, value)
 
 
+@functools.cache
 def _pair_module_class():
     torch = _torch()
     from torch.utils import _pytree as pytree
@@ -114,12 +119,12 @@ def _pair_module_class():
             return super().call_module(target, args, kwargs)
 
         def call_function(self, target, args, kwargs):
-            flat = pytree.tree_leaves((args, kwargs), is_leaf=lambda v: isinstance(v, Pair))
             if target == torch.ops.aten._assert_tensor_metadata.default:
                 return None  # the exported program's own check of its inputs
+            flat = pytree.tree_leaves((args, kwargs), is_leaf=lambda v: isinstance(v, Pair))
             produced = self.node.meta.get("val")
             produced = produced if isinstance(produced, (list, tuple)) else [produced]
-            if not any(isinstance(v, Pair) or isinstance(v, complex) for v in flat) and \
+            if not any(isinstance(v, (Pair, complex)) for v in flat) and \
                     not any(is_complex_value(v) for v in produced):
                 return super().call_function(target, args, kwargs)
             rule = rule_for(target)
@@ -139,7 +144,8 @@ def _pair_module_class():
             self.input_kinds = input_kinds
 
         def forward(self, *leaves):
-            values = [Pair(v) if kind != "*" else v for v, kind in zip(leaves, self.input_kinds)]
+            values = [Pair(v) if kind in structure.COMPLEX_LEAVES else v
+                      for v, kind in zip(leaves, self.input_kinds)]
             interpreter = PairInterpreter(self.graph_module, self.complex_attributes)
             outputs = interpreter.run(*values)
             flat = pytree.tree_leaves(outputs, is_leaf=lambda v: isinstance(v, Pair))
@@ -152,9 +158,15 @@ def _PairModule(graph_module, complex_attributes, input_kinds):
     return _pair_module_class()(graph_module, complex_attributes, input_kinds)
 
 
-def check_boundary(kinds: list, export_dynamic) -> None:
-    if any(kind not in ("*",) for kind in kinds):
+def check_boundary(program, kinds: list, export_dynamic) -> None:
+    """What a model with complex values may not have yet: Python scalars or
+    None at its boundary, dynamic sizes, inputs updated in place."""
+    if any(kind != structure.LEAF for kind in kinds) or has_scalar_outputs(program):
         raise InputError("complex tensors together with Python scalar or None arguments "
-                         "are not supported yet")
+                         "or results are not supported yet")
     if export_dynamic is not None:
         raise InputError("dynamic_shapes with complex tensors is not supported yet")
+    if any(spec.kind.name == "USER_INPUT_MUTATION"
+           for spec in program.graph_signature.output_specs):
+        raise FrontendError("a model that updates its inputs in place and computes "
+                            "with complex numbers is not supported yet")

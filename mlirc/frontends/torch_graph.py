@@ -185,13 +185,12 @@ def _known_size(size) -> float:
 
 def scalar_ops_through_tensors(program) -> None:
     """Python arithmetic on a value read from a tensor (`int(t.min())` is
-    `math.trunc` of `t.min().item()`, `bool(t > 0)` becomes `sym_ite`) is
-    moved onto the tensor before it is read: the FX importer has no op for
-    these builtins. The range assertions torch.export adds on `sym_ite`'s
-    0/1 result go with it (they hold by construction)."""
+    `math.trunc` of `t.min().item()`, `bool(t > 0)` becomes `sym_ite`, a
+    read value put back into a tensor is `scalar_tensor`) is moved onto the
+    tensor before it is read: the FX importer has no op for these builtins.
+    The range assertions torch.export adds on `sym_ite`'s 0/1 result go with
+    it (they hold by construction)."""
     import math
-
-    from torch.fx.passes.shape_prop import _extract_tensor_metadata
     torch = _torch()
     aten = torch.ops.aten
     graph = program.graph_module.graph
@@ -203,44 +202,46 @@ def scalar_ops_through_tensors(program) -> None:
         source = node.args[0] if node.args else None
         if not (isinstance(source, torch.fx.Node) and source.target == read):
             continue
-        tensor = source.args[0]
-        if node.target == aten.scalar_tensor.default:  # a value read, put back in a tensor
+        if node.target == aten.scalar_tensor.default:  # the tensor itself, in its dtype
             dtype = node.kwargs.get("dtype") or node.meta["val"].dtype
-            with graph.inserting_before(node):
-                copy = graph.call_function(aten._to_copy.default, (tensor,), {"dtype": dtype})
-            copy.meta["val"] = node.meta["val"]
-            copy.meta["tensor_meta"] = _extract_tensor_metadata(node.meta["val"])
-            node.replace_all_uses_with(copy)
-            changed = True
-            continue
-        if node.target is math.trunc:
+            steps, read_back = [(aten._to_copy.default, (), {"dtype": dtype})], False
+        elif node.target is math.trunc:
             steps = [(aten.trunc.default, (), {}),
                      (aten._to_copy.default, (), {"dtype": torch.int64})]
+            read_back = True
         elif node.target is torch.sym_ite and all(
                 isinstance(value, (int, float, bool)) for value in node.args[1:]):
-            steps = [(aten.where.Scalar, node.args[1:], {})]
+            steps, read_back = [(aten.where.Scalar, node.args[1:], {})], True
         else:
             continue
         with graph.inserting_before(node):
-            value = tensor
+            value = source.args[0]
             for target, extra, kwargs in steps:
-                fake = target(value.meta["val"], *extra, **kwargs)
-                value = graph.call_function(target, (value, *extra), kwargs)
-                value.meta["val"] = fake
-                value.meta["tensor_meta"] = _extract_tensor_metadata(fake)
-            replacement = graph.call_function(read, (value,))
-        replacement.meta["val"] = node.meta.get("val")
-        for user in list(node.users):
+                value = _traced_call(graph, target, (value, *extra), kwargs,
+                                     target(value.meta["val"], *extra, **kwargs))
+            if read_back:
+                value = graph.call_function(read, (value,))
+                value.meta["val"] = node.meta.get("val")
+        for user in list(node.users) if read_back else []:
             if user.op == "call_function" and all(
                     u.target == aten._assert_scalar.default for u in user.users):
                 for check in list(user.users):
                     graph.erase_node(check)
-        node.replace_all_uses_with(replacement)
+        node.replace_all_uses_with(value)
         changed = True
     changed |= _bool_reads_as_tensors(graph, read)
     if changed:
         graph.eliminate_dead_code()
         program.graph_module.recompile()
+
+
+def _traced_call(graph, target, args: tuple, kwargs: dict, fake):
+    """A new call node with the metadata the FX importer reads off its result."""
+    from torch.fx.passes.shape_prop import _extract_tensor_metadata
+    node = graph.call_function(target, args, kwargs)
+    node.meta["val"] = fake
+    node.meta["tensor_meta"] = _extract_tensor_metadata(fake)
+    return node
 
 
 def _bool_reads_as_tensors(graph, read) -> bool:

@@ -34,6 +34,8 @@ from .host import host
 CONV_KERNELS = {"im2col_blas": 0, "direct": 1, "strided": 2, "winograd_f2x2": 3,
                 "winograd_f2x2_packed": 4, "winograd_f4x4": 5, "packed": 6}
 GEMM_KERNELS = ("blas", "packed")
+# Kernels that pack or transform the filter once, so the filter must be a constant.
+NEEDS_CONSTANT_FILTER = frozenset({"winograd_f2x2_packed", "winograd_f4x4", "packed"})
 # Counter indexes after the convolution kernels (enum mlirc_kernel_counter).
 RUNS_GEMM_BLAS, RUNS_GEMM_PACKED, RUNS_CONV_FALLBACK = 7, 8, 9
 RUN_COUNTERS = 10
@@ -131,7 +133,7 @@ class KernelOverrides:
 
     def __init__(self, text: str = ""):
         self.choices: dict[str, str] = {}
-        self.by_problem = {}
+        self.by_problem: dict[str, str] = {}  # "conv2d@<problem>" -> kernel (mlirc tune)
         if not text:
             return
         source = text
@@ -148,10 +150,9 @@ class KernelOverrides:
                 from None
         if not isinstance(choices, dict):
             raise InputError("kernel choices: a JSON object of op -> kernel name")
-        self.by_problem: dict[str, str] = {}
         for key, kernel in choices.items():
             if str(key).startswith("conv2d@"):  # a tuned problem (mlirc tune)
-                if kernel not in CONV_KERNELS:
+                if not isinstance(kernel, str) or kernel not in CONV_KERNELS:
                     raise InputError(f"kernel choices: {key!r}: {kernel!r} is not a kernel")
                 self.by_problem[str(key)] = kernel
                 continue
@@ -169,8 +170,7 @@ class KernelOverrides:
     def tuned(self, shape: ConvShape) -> str | None:
         """The measured best kernel of this problem, if it runs here."""
         kernel = self.by_problem.get(shape.key())
-        needs_constant = kernel in ("winograd_f2x2_packed", "winograd_f4x4", "packed")
-        if kernel is None or (needs_constant and not shape.constant_filter) or \
+        if kernel is None or (kernel in NEEDS_CONSTANT_FILTER and not shape.constant_filter) or \
                 not conv_fits(kernel, shape):
             return None
         return kernel

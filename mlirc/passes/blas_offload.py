@@ -337,8 +337,7 @@ class BlasOffload(PythonPass):
         chosen = choice.choose_conv(shape, constant, self.winograd, self.pack_weights)
         if wanted is None:
             return chosen
-        needs_constant = wanted in ("winograd_f2x2_packed", "winograd_f4x4", "packed")
-        if needs_constant and not constant:
+        if wanted in choice.NEEDS_CONSTANT_FILTER and not constant:
             problem = "its filter is not a constant"
         elif not choice.conv_fits(wanted, shape):
             problem = f"this CPU's build does not take its shape ({shape})"

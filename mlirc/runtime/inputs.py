@@ -153,20 +153,22 @@ def _torch_to_numpy(tensor, name: str) -> np.ndarray:
         raise InputError(f"{name}: cannot read a {tensor.dtype} tensor: {error}") from None
 
 
+def _output_kinds(signature: Signature, count: int) -> list:
+    return structure.leaves(signature.out_tree) if signature.out_tree is not None \
+        else [structure.LEAF] * count
+
+
 def model_outputs(signature: Signature, outputs: list[np.ndarray]) -> list[np.ndarray]:
     """The model's own flat outputs as numpy, complex ones rebuilt from their pairs."""
-    kinds = structure.leaves(signature.out_tree) if signature.out_tree is not None \
-        else [structure.LEAF] * len(outputs)
     return [complex_from_pairs(output, kind) if kind in structure.COMPLEX_LEAVES
-            else output for kind, output in zip(kinds, outputs)]
+            else output for kind, output in zip(_output_kinds(signature, len(outputs)), outputs)]
 
 
 def restore_outputs(signature: Signature, outputs: list[np.ndarray], as_torch: bool):
     """The model's own outputs (input updates left out) back in its structure:
     tensors as torch tensors if asked, scalar leaves as Python values."""
     outputs = model_outputs(signature, list(outputs[len(signature.input_updates):]))
-    kinds = structure.leaves(signature.out_tree) if signature.out_tree is not None \
-        else [structure.LEAF] * len(outputs)
+    kinds = _output_kinds(signature, len(outputs))
     outputs = [output.item() if kind in structure.SCALAR_LEAVES
                else (numpy_to_torch(output) if as_torch else output)
                for kind, output in zip(kinds, outputs)]

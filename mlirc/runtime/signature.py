@@ -189,10 +189,10 @@ class Signature:
             if len(tensors) != len(specs):
                 raise InputError(f"{name} has {len(tensors)} leaves for {len(specs)} values")
             for kind, spec in zip(tensors, specs):  # a complex leaf is held as real pairs
-                pair_dtype = {"float32": "f32", "float64": "f64"}.get(
-                    structure.COMPLEX_LEAVES.get(kind, ""))
-                if kind in structure.COMPLEX_LEAVES and (
-                        spec.dtype != pair_dtype or not spec.shape or spec.shape[-1] != 2):
+                if kind not in structure.COMPLEX_LEAVES:
+                    continue
+                pair_dtype = dtype_of_numpy(structure.COMPLEX_LEAVES[kind]).name
+                if spec.dtype != pair_dtype or not spec.shape or spec.shape[-1] != 2:
                     raise InputError(f"{name}: a {kind} leaf needs a {pair_dtype} tensor with "
                                      f"a last axis of 2, the function has {spec}")
 
