@@ -36,6 +36,37 @@ class TwoInputs(nn.Module):
         return torch.cat([x, y], 1).flatten(1), x.sum(0)
 
 
+class TransposedLinear(nn.Module):
+    """A Linear on a transposed 3-D input, which PyTorch traces as a bmm by
+    the weight broadcast over the batch (frontends/torch_graph.py folds it
+    into one matmul)."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(16, 8)
+
+    def forward(self, x):
+        return torch.relu(self.linear(x.transpose(0, 1)))
+
+
+class AttentionView(nn.Module):
+    """Hugging Face GPT-2's attention: scaled_dot_product_attention, then a
+    transpose and a `view` that merges the heads, which failed in
+    decomposition with a symbolic batch (frontends/torch_graph.py turns
+    views into reshapes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(16, 48)
+
+    def forward(self, x):
+        batch, length, _ = x.shape
+        q, k, v = (t.view(batch, length, 2, 8).transpose(1, 2)
+                   for t in self.qkv(x).split(16, dim=2))
+        out = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return out.transpose(1, 2).contiguous().view(batch * length, 16)
+
+
 def _cnn():
     return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
                          nn.MaxPool2d(2), nn.Conv2d(8, 8, 3, stride=2),
@@ -52,6 +83,10 @@ MODELS = {
                     lambda b, s: [(2, 3, s, b + 9)]),
     "encoder": (Encoder, [(2, 6, 32)], {0: {0: "batch", 1: ("seq", 2, 40)}},
                 lambda b, s: [(b, s, 32)]),
+    "transposed_linear": (TransposedLinear, [(5, 2, 16)], {0: {1: "batch"}},
+                          lambda b, s: [(5, b, 16)]),
+    "attention_view": (AttentionView, [(2, 6, 16)], {0: {0: "batch"}},
+                       lambda b, s: [(b, 6, 16)]),
     "shared_symbol": (TwoInputs, [(3, 2), (3, 4)], {0: {0: "rows"}, 1: {0: "rows"}},
                       lambda b, s: [(b, 2), (b, 4)]),
 }
@@ -72,6 +107,14 @@ def test_random_sizes_match_eager(name, backend):
                   for shape in call_shapes(chooser.randint(1, 9), chooser.randint(10, 30))]
         report = compiled.verify(*inputs, rtol=1e-3, atol=1e-4)
         assert report.passed, f"sizes {[list(i.shape) for i in inputs]}\n{report}"
+
+
+@pytest.mark.parametrize("dynamic", [None, {0: {1: "batch"}}])
+def test_broadcast_weight_matmul_becomes_one_gemm(dynamic):
+    compiled = mlirc.compile(TransposedLinear().eval(), (torch.randn(5, 2, 16),),
+                             dynamic_shapes=dynamic, stop_at="linalg", cache=False)
+    linalg = compiled.ir["linalg"]
+    assert "linalg.batch_matmul" not in linalg and "linalg.matmul" in linalg
 
 
 def test_bounds_and_shared_sizes_are_checked():

@@ -85,6 +85,7 @@ def import_module(model, example_args, context: ir.Context | None = None,
         elif torch_boundary.has_scalar_outputs(program):
             boundary = torch_boundary.ScalarBoundary(model, in_spec, kinds)
             program = _export(boundary, tuple(leaves), bool(leaves))
+        torch_graph.fold_broadcast_weight_matmuls(program)
         if export_dynamic is not None:
             torch_graph.rewrite_dynamic_views(program)
         module = _import_program(program, context)
@@ -156,6 +157,7 @@ def _export(model, args: tuple, has_inputs: bool, dynamic_shapes=None):
                 if not _is_data_dependent(error):
                     raise
                 program = _export_capturing_scalars(model, args, dynamic_shapes, error)
+            torch_graph.views_as_reshapes(program)
             return program.run_decompositions(torch_decompositions.decompositions())
     except (FrontendError, InputError):  # mlirc's own, raised while tracing
         raise

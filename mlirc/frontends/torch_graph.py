@@ -22,6 +22,24 @@ def expose_non_persistent_buffers(program) -> None:
             program.state_dict[spec.target] = program.constants[spec.target]
 
 
+def views_as_reshapes(program) -> None:
+    """Before decomposition, each `view` of the traced graph becomes a
+    `reshape`: a view where the traced strides allow one, a copy where a
+    decomposition gives its input other strides. Hugging Face's GPT-2 views
+    the attention output, which the decomposed attention returns transposed;
+    with a symbolic batch the view then failed ("Cannot view a tensor with
+    shape [s, 128, 768] and strides (768, 768*s, 1)"). Where the traced view
+    was valid, the reshape is the same view."""
+    aten = _torch().ops.aten
+    graph = program.graph_module.graph
+    views = [node for node in graph.nodes
+             if node.op == "call_function" and node.target is aten.view.default]
+    for node in views:
+        node.target = aten.reshape.default
+    if views:
+        program.graph_module.recompile()
+
+
 def copy_weights_listed_with_values(program) -> None:
     """A weight or buffer inside a list argument (swin_t's relative position
     index in `aten.index(table, [None, index])`) goes through an aten.clone
@@ -110,6 +128,95 @@ def rewrite_dynamic_views(program) -> None:
         graph.eliminate_dead_code()  # the size products the views took
         graph.lint()
         program.graph_module.recompile()
+
+
+def fold_broadcast_weight_matmuls(program) -> None:
+    """`x @ w` with x of shape [B, M, K] and a 2-D w, which PyTorch traces
+    as a bmm of x and w expanded to [B, K, N] when it cannot tell that x's
+    layout folds (a symbolic batch, a transposed x), becomes one matmul of
+    [B*M, K] by w: the GEMM with packed, pre-transposed weights instead of B
+    batched products each reading the weight again, and no copies of x and
+    w for the broadcast."""
+    torch = _torch()
+    aten = torch.ops.aten
+    graph = program.graph_module.graph
+    changed = False
+    for node in list(graph.nodes):
+        if node.op != "call_function" or node.target is not aten.bmm.default:
+            continue
+        weight = _broadcast_source(node.args[1], aten)
+        left_value, weight_value = node.args[0].meta.get("val"), weight.meta.get("val")
+        if weight_value is None or weight_value.dim() != 2 or left_value is None or \
+                not isinstance(left_value.shape[1], int):
+            continue
+        rows = left_value.shape[1]
+        left = _broadcast_source(node.args[0], aten)
+        if left.meta.get("val") is None or left.meta["val"].dim() != 3:
+            left = node.args[0]
+        bias_add = _bias_add_after(node, aten)
+        replaced = bias_add or node
+        # (op, its arguments after the running value)
+        steps = [(torch.ops.prims.collapse.default, (0, 1)), (aten.mm.default, (weight,)),
+                 *([(aten.add.Tensor, (bias_add.args[1],))] if bias_add else []),
+                 (aten.unflatten.int, (0, [-1, rows]))]
+        with graph.inserting_before(replaced), left_value.fake_mode:
+            value, current = left.meta["val"], left
+            for target_op, arguments in steps:
+                graph_arguments = (current, *arguments)
+                value = target_op(*(a.meta["val"] if isinstance(a, torch.fx.Node) else a
+                                    for a in graph_arguments))
+                current = graph.call_function(target_op, graph_arguments)
+                current.meta.update({key: replaced.meta[key] for key in _KEPT_META
+                                     if key in replaced.meta}, val=value)
+        replaced.replace_all_uses_with(current)
+        graph.erase_node(replaced)
+        if bias_add:
+            graph.eliminate_dead_code()
+        else:
+            graph.erase_node(node)
+        changed = True
+    if changed:
+        graph.eliminate_dead_code()
+        graph.lint()
+        program.graph_module.recompile()
+
+
+def _bias_add_after(matmul, aten):
+    """The `+ bias` (1-D) that is the only use of `matmul` (through views that
+    keep its shape), or None: added before the unflatten, to the [B*M, N]
+    product, it folds into the GEMM call (blas-offload)."""
+    current = matmul
+    while len(current.users) == 1:
+        user = next(iter(current.users))
+        value, user_value = current.meta.get("val"), user.meta.get("val")
+        if user.target in (aten.view.default, aten._unsafe_view.default) and \
+                value is not None and user_value is not None and \
+                value.dim() == user_value.dim() and \
+                all(_same_size(a, b) for a, b in zip(value.shape, user_value.shape)):
+            current = user
+            continue
+        if user.target is aten.add.Tensor and not user.kwargs and len(user.args) == 2 and \
+                user.args[0] is current and isinstance(user.args[1], _torch().fx.Node):
+            bias = user.args[1].meta.get("val")
+            if bias is not None and bias.dim() == 1 and user_value is not None and \
+                    bias.dtype == user_value.dtype and _same_size(bias.shape[0], value.shape[-1]):
+                return user
+        return None
+    return None
+
+
+def _broadcast_source(node, aten):
+    """The tensor a chain of views and expands that keep or only prepend
+    dimensions starts from (a weight [K, N] behind its [B, K, N] broadcast)."""
+    while getattr(node, "op", None) == "call_function" and node.target in (
+            aten.view.default, aten._unsafe_view.default, aten.reshape.default,
+            aten.expand.default):
+        source, result = node.args[0].meta.get("val"), node.meta.get("val")
+        if source is None or result is None or source.dim() > result.dim() or not all(
+                _same_size(a, b) for a, b in zip(source.shape, result.shape[-source.dim():])):
+            break
+        node = node.args[0]
+    return node
 
 
 # what a replaced node's replacements keep of its metadata (not its shape)

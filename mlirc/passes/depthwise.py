@@ -103,9 +103,12 @@ def _channels_last_init(init):
     """The NHWC form of a convolution's initial output: a per-channel bias
     broadcast (or a fill) made NHWC directly, else a transpose of it."""
     from ..ir import dialects
-    nhwc = _sizes(init, [0, 2, 3, 1])
     owner = init.owner
     name = ir.defining_op_name(init)
+    # a dynamic batch read from the init's destination, not from the init:
+    # a tensor.dim of the NCHW init would keep it (and its work) alive
+    nhwc = _sizes(owner.operands[-1] if name in ("linalg.broadcast", "linalg.fill") else init,
+                  [0, 2, 3, 1])
     if name == "linalg.broadcast" and \
             list(ir.DenseI64ArrayAttr(owner.attributes["dimensions"])) == [0, 2, 3]:
         empty = dialects.tensor.EmptyOp(nhwc, ir.F32Type.get())

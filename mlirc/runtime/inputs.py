@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
-from . import dynamic, structure
+from . import structure
 from .signature import DTYPES, Signature, dtype_of_numpy
 
 
@@ -40,8 +40,7 @@ def flatten_arguments(signature: Signature, args: tuple, kwargs: dict | None = N
                              .replace("'?'", "?"))
         arrays.append(np.require(array, requirements="C"))  # ascontiguousarray makes 0-d 1-d
     if signature.dynamic:  # one size per symbol, within its bounds
-        dynamic.bind(signature.dynamic, [a.shape for a in arrays],
-                     lambda index: _input_name(signature, index))
+        signature.output_shapes(arrays, lambda index: _input_name(signature, index))
     return arrays, used_torch
 
 
