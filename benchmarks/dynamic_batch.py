@@ -82,8 +82,13 @@ def main() -> int:
             else t[:1].repeat(batch, *[1] * (t.dim() - 1)) for t in example)
         dynamic = {index: {0: ("batch", 1, 64)} for index in range(len(example))}
         started = time.perf_counter()
-        compiled_dynamic = mlirc.compile(model, with_batch(2), backend=args.backend,
-                                         dynamic_shapes=dynamic, cache=False)
+        try:
+            compiled_dynamic = mlirc.compile(model, with_batch(2), backend=args.backend,
+                                             dynamic_shapes=dynamic, cache=False)
+        except mlirc.MlircError as error:  # one model's failure does not stop the rest
+            rows.append([name, "-", "-", "-", "-", "-", f"error: {str(error)[:120]}"])
+            print(*rows[-1], flush=True)
+            continue
         dynamic_seconds = time.perf_counter() - started
         for batch in batches:
             inputs = with_batch(batch)
