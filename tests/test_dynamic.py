@@ -87,6 +87,8 @@ MODELS = {
                           lambda b, s: [(5, b, 16)]),
     "attention_view": (AttentionView, [(2, 6, 16)], {0: {0: "batch"}},
                        lambda b, s: [(b, 6, 16)]),
+    "transposed_linear_rows": (TransposedLinear, [(2, 5, 16)], {0: {0: "batch"}},
+                               lambda b, s: [(b, 5, 16)]),
     "shared_symbol": (TwoInputs, [(3, 2), (3, 4)], {0: {0: "rows"}, 1: {0: "rows"}},
                       lambda b, s: [(b, 2), (b, 4)]),
 }
@@ -109,9 +111,12 @@ def test_random_sizes_match_eager(name, backend):
         assert report.passed, f"sizes {[list(i.shape) for i in inputs]}\n{report}"
 
 
-@pytest.mark.parametrize("dynamic", [None, {0: {1: "batch"}}])
-def test_broadcast_weight_matmul_becomes_one_gemm(dynamic):
-    compiled = mlirc.compile(TransposedLinear().eval(), (torch.randn(5, 2, 16),),
+@pytest.mark.parametrize("shape, dynamic", [
+    ((5, 2, 16), None), ((5, 2, 16), {0: {1: "batch"}}),
+    ((2, 5, 16), {0: {0: "batch"}}),  # the symbolic size in the product's rows
+])
+def test_broadcast_weight_matmul_becomes_one_gemm(shape, dynamic):
+    compiled = mlirc.compile(TransposedLinear().eval(), (torch.randn(*shape),),
                              dynamic_shapes=dynamic, stop_at="linalg", cache=False)
     linalg = compiled.ir["linalg"]
     assert "linalg.batch_matmul" not in linalg and "linalg.matmul" in linalg

@@ -146,10 +146,17 @@ def fold_broadcast_weight_matmuls(program) -> None:
             continue
         weight = _broadcast_source(node.args[1], aten)
         left_value, weight_value = node.args[0].meta.get("val"), weight.meta.get("val")
-        if weight_value is None or weight_value.dim() != 2 or left_value is None or \
-                not isinstance(left_value.shape[1], int):
+        if weight_value is None or weight_value.dim() != 2 or left_value is None:
             continue
-        rows = left_value.shape[1]
+        # the [B, M] split of the product's rows, one of them static (unflatten
+        # takes one -1): B is symbolic after a batch-first attention's transpose
+        batch, rows = left_value.shape[0], left_value.shape[1]
+        if isinstance(rows, int):
+            split = [-1, rows]
+        elif isinstance(batch, int):
+            split = [batch, -1]
+        else:
+            continue
         left = _broadcast_source(node.args[0], aten)
         if left.meta.get("val") is None or left.meta["val"].dim() != 3:
             left = node.args[0]
@@ -158,7 +165,7 @@ def fold_broadcast_weight_matmuls(program) -> None:
         # (op, its arguments after the running value)
         steps = [(torch.ops.prims.collapse.default, (0, 1)), (aten.mm.default, (weight,)),
                  *([(aten.add.Tensor, (bias_add.args[1],))] if bias_add else []),
-                 (aten.unflatten.int, (0, [-1, rows]))]
+                 (aten.unflatten.int, (0, split))]
         with graph.inserting_before(replaced), left_value.fake_mode:
             value, current = left.meta["val"], left
             for target_op, arguments in steps:
