@@ -116,10 +116,9 @@ def rewrite_dynamic_views(program) -> None:
                                                           target)),
                                   (axis, list(result_value.shape[axis:axis + len(target)]))))
                 for target_op, arguments, fake_arguments in steps:
-                    current = graph.call_function(target_op, (current, *arguments))
                     value = target_op(value, *fake_arguments)
-                    current.meta.update({key: node.meta[key] for key in _KEPT_META
-                                         if key in node.meta}, val=value)
+                    current = _replacement_call(graph, target_op, (current, *arguments),
+                                                value, node)
                 axis += len(target)
         node.replace_all_uses_with(current)
         graph.erase_node(node)
@@ -172,18 +171,12 @@ def fold_broadcast_weight_matmuls(program) -> None:
                 graph_arguments = (current, *arguments)
                 value = target_op(*(a.meta["val"] if isinstance(a, torch.fx.Node) else a
                                     for a in graph_arguments))
-                current = graph.call_function(target_op, graph_arguments)
-                current.meta.update({key: replaced.meta[key] for key in _KEPT_META
-                                     if key in replaced.meta}, val=value)
+                current = _replacement_call(graph, target_op, graph_arguments, value, replaced)
         replaced.replace_all_uses_with(current)
         graph.erase_node(replaced)
-        if bias_add:
-            graph.eliminate_dead_code()
-        else:
-            graph.erase_node(node)
         changed = True
     if changed:
-        graph.eliminate_dead_code()
+        graph.eliminate_dead_code()  # the bmm (behind a folded add), its broadcasts
         graph.lint()
         program.graph_module.recompile()
 
@@ -223,6 +216,15 @@ def _broadcast_source(node, aten):
                 _same_size(a, b) for a, b in zip(source.shape, result.shape[-source.dim():])):
             break
         node = node.args[0]
+    return node
+
+
+def _replacement_call(graph, target, args: tuple, value, replaced):
+    """A new call node standing (with others) for `replaced`: it keeps the
+    replaced node's source metadata, with its own fake value."""
+    node = graph.call_function(target, args)
+    node.meta.update({key: replaced.meta[key] for key in _KEPT_META if key in replaced.meta},
+                     val=value)
     return node
 
 
