@@ -67,6 +67,21 @@ class AttentionView(nn.Module):
         return out.transpose(1, 2).contiguous().view(batch * length, 16)
 
 
+class PermutedPool(nn.Module):
+    """ConvNeXt's head: a Linear over channels-last, permuted back, then an
+    average pool, which decomposes into a mean and an `as_strided` that the
+    FX importer refuses with a symbolic size (frontends/torch_graph.py reads
+    it as the view it is)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        y = self.fc(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return nn.functional.adaptive_avg_pool2d(y, 1).flatten(1)
+
+
 def _cnn():
     return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
                          nn.MaxPool2d(2), nn.Conv2d(8, 8, 3, stride=2),
@@ -89,6 +104,8 @@ MODELS = {
                        lambda b, s: [(b, 6, 16)]),
     "transposed_linear_rows": (TransposedLinear, [(2, 5, 16)], {0: {0: "batch"}},
                                lambda b, s: [(b, 5, 16)]),
+    "permuted_pool": (PermutedPool, [(2, 8, 5, 5)], {0: {0: "batch"}},
+                      lambda b, s: [(b, 8, 5, 5)]),
     "shared_symbol": (TwoInputs, [(3, 2), (3, 4)], {0: {0: "rows"}, 1: {0: "rows"}},
                       lambda b, s: [(b, 2), (b, 4)]),
 }

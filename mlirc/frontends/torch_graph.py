@@ -85,7 +85,8 @@ def rewrite_dynamic_views(program) -> None:
     changed = False
     for node in list(graph.nodes):
         if node.op != "call_function" or node.target not in (
-                aten.view.default, aten._unsafe_view.default, aten.reshape.default):
+                aten.view.default, aten._unsafe_view.default, aten.reshape.default) \
+                and not _as_strided_is_view(node, aten):
             continue
         source_value, result_value = node.args[0].meta.get("val"), node.meta.get("val")
         if source_value is None or result_value is None or \
@@ -99,6 +100,10 @@ def rewrite_dynamic_views(program) -> None:
                                 f"sizes ({where[-2].strip() if len(where) > 1 else node.name}"
                                 "); it cannot be compiled correctly yet")
         if all(len(a) == 1 for a, _ in groups) and all(len(b) == 1 for _, b in groups):
+            if node.target is aten.as_strided.default:  # the same shape and strides
+                node.replace_all_uses_with(node.args[0])
+                graph.erase_node(node)
+                changed = True
             continue
         current, axis = node.args[0], 0
         sizes = list(node.args[1])
@@ -127,6 +132,34 @@ def rewrite_dynamic_views(program) -> None:
         graph.eliminate_dead_code()  # the size products the views took
         graph.lint()
         program.graph_module.recompile()
+
+
+def _as_strided_is_view(node, aten) -> bool:
+    """An `as_strided` that reads a contiguous tensor as contiguous in another
+    shape: a view. Decompositions write some views this way (the
+    channels-last strides of adaptive_avg_pool2d's [N, C, 1, 1] result in
+    ConvNeXt); the FX importer refuses it when a size is symbolic."""
+    if node.op != "call_function" or node.target is not aten.as_strided.default:
+        return False
+    offset = node.args[3] if len(node.args) > 3 else node.kwargs.get("storage_offset")
+    source_value, result_value = node.args[0].meta.get("val"), node.meta.get("val")
+    if offset not in (None, 0) or source_value is None or result_value is None:
+        return False
+    return (_has_contiguous_strides(list(source_value.shape), list(source_value.stride()))
+            and _has_contiguous_strides(list(result_value.shape), list(node.args[2]))
+            and _same_size(_product(list(source_value.shape)),
+                           _product(list(result_value.shape))))
+
+
+def _has_contiguous_strides(shape: list, strides: list) -> bool:
+    """Row-major strides, where the stride of a size-1 dimension is free."""
+    expected = 1
+    for size, stride in reversed(list(zip(shape, strides))):
+        if not (isinstance(size, int) and size == 1):
+            if isinstance(stride, _torch().fx.Node) or not _same_size(stride, expected):
+                return False
+        expected = expected * size
+    return True
 
 
 def fold_broadcast_weight_matmuls(program) -> None:
