@@ -165,6 +165,17 @@ def test_torch_export_dims_and_user_names():
     assert short.signature.dynamic["outputs"] == [[0, 0, "batch"]]
 
 
+@pytest.mark.parametrize("dynamic", [{0: {0: "batch"}}, ({0: torch.export.Dim("b", max=16)},)])
+def test_batch_one_example_with_a_dynamic_batch(dynamic):
+    # torch.export alone refuses this: it specializes a size-1 example to 1
+    torch.manual_seed(0)
+    model = _cnn().eval()
+    compiled = mlirc.compile(model, (torch.randn(1, 3, 16, 16),), dynamic_shapes=dynamic,
+                             cache=False)
+    for batch in (1, 5):
+        assert compiled.verify(torch.randn(batch, 3, 16, 16), rtol=1e-3, atol=1e-4).passed
+
+
 def test_saved_dynamic_model_keeps_its_sizes(tmp_path):
     compiled = mlirc.compile(nn.Linear(4, 3), (torch.randn(2, 4),), backend="aot",
                              dynamic_shapes={0: {0: ("batch", 1, 32)}}, cache=False)

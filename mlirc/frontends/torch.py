@@ -77,7 +77,8 @@ def import_module(model, example_args, context: ir.Context | None = None,
                              "supported yet")
         module, program, boundary = _import_with_scalars(model, leaves, in_spec, kinds, context)
     else:
-        program = _export(model, args, bool(leaves), export_dynamic)
+        program, args = _export_dynamic_examples(model, args, bool(leaves), export_dynamic)
+        leaves = pytree.tree_flatten((args, {}))[0]
         if torch_complex.has_complex(program):
             torch_complex.check_boundary(program, kinds, export_dynamic)
             boundary = torch_complex.RealPairs(program, leaves)
@@ -122,6 +123,24 @@ def import_module(model, example_args, context: ir.Context | None = None,
                             f"traced: {error}") from None
     sig.attach(module, signature)
     return module, signature
+
+
+def _export_dynamic_examples(model, args: tuple, has_inputs: bool, export_dynamic):
+    """(exported program, the example args it was traced with). torch.export
+    specializes a dynamic dimension whose example size is 1 (or 0) to that
+    constant and refuses the export, so a model compiled from a batch-1
+    example with a dynamic batch is traced again with those dimensions of
+    its examples repeated to size 2."""
+    try:
+        return _export(model, args, has_inputs, export_dynamic), args
+    except FrontendError as error:
+        widened = torch_boundary.widen_unit_dynamic_sizes(args, export_dynamic)
+        if "specialized it to be a constant" not in str(error) or widened is None:
+            raise
+        try:
+            return _export(model, widened, has_inputs, export_dynamic), widened
+        except FrontendError:
+            raise error from None
 
 
 def _import_program(program, context: ir.Context | None) -> ir.Module:

@@ -93,6 +93,31 @@ def dynamic_shapes_for_export(model, args: tuple, dynamic):
     return tuple(specs)
 
 
+def widen_unit_dynamic_sizes(args: tuple, export_dynamic) -> tuple | None:
+    """`args` with each dynamic dimension of example size 0 or 1 made 2 (its
+    values repeated, zeros for an empty one), or None when there is none or
+    the dimensions are not given per positional tensor (torch.export's
+    dynamic_shapes as a dict by name or a nested structure)."""
+    torch = _torch()
+    if not isinstance(export_dynamic, (tuple, list)) or len(export_dynamic) != len(args):
+        return None
+    widened, changed = list(args), False
+    for position, spec in enumerate(export_dynamic):
+        if not isinstance(spec, dict) or not isinstance(args[position], torch.Tensor):
+            continue
+        for axis, dim in spec.items():
+            tensor = widened[position]
+            if not isinstance(axis, int) or tensor.shape[axis] > 1 or \
+                    getattr(dim, "max", 2) < 2:
+                continue
+            shape = list(tensor.shape)
+            shape[axis] = 2
+            widened[position] = tensor.expand(*shape).contiguous() if tensor.shape[axis] \
+                else torch.zeros(shape, dtype=tensor.dtype)
+            changed = True
+    return tuple(widened) if changed else None
+
+
 def dynamic_record(program, user_inputs: list[str], leaves: list,
                     export_dynamic=None) -> dict | None:
     """The signature's record of dynamic dimensions, read off the exported

@@ -61,8 +61,17 @@ def static_loop_extents(op, maps: list) -> list[int] | None:
     """A linalg.generic's loop extents, read from the operands' shapes where
     an indexing map's result is a plain loop index; None if any loop has no
     such operand dimension. A loop seen only along dynamic dimensions (a
-    dynamic batch) counts as 1: it is never the loop split, and the op's
-    size is judged as for one image."""
+    dynamic batch) counts as 1: the op's size is judged as for one image."""
+    extents = _loop_extents(op, maps)[0]
+    return None if any(e is None for e in extents) else extents
+
+
+def dynamic_loops(op, maps: list) -> frozenset[int]:
+    """The loops whose extent only a dynamic dimension gives (a dynamic batch)."""
+    return _loop_extents(op, maps)[1]
+
+
+def _loop_extents(op, maps: list) -> tuple[list, frozenset[int]]:
     extents: list[int | None] = [None] * maps[0].n_dims
     dynamic: set[int] = set()
     for operand, indexing in zip(op.operands, maps):
@@ -76,17 +85,34 @@ def static_loop_extents(op, maps: list) -> list[int] | None:
                 dynamic.add(expr.position)
             else:
                 extents[expr.position] = shape_type.get_dim_size(index)
-    extents = [1 if e is None and loop in dynamic else e for loop, e in enumerate(extents)]
-    return None if any(e is None for e in extents) else extents
+    only_dynamic = frozenset(loop for loop in dynamic if extents[loop] is None)
+    return [1 if loop in only_dynamic else e for loop, e in enumerate(extents)], only_dynamic
 
 
 def parallel_tile_sizes(iterators: list[str], extents: list[int], min_iterations: int,
-                        tasks: int, contiguous: frozenset[int] = frozenset()) -> list[int] | None:
+                        tasks: int, contiguous: frozenset[int] = frozenset(),
+                        dynamic: frozenset[int] = frozenset()) -> list[int] | None:
     """Tile sizes (0: loop not tiled) that make one parallel loop a loop of
     tiles, or None when the op is too small or has no loop worth splitting.
     Loops in `contiguous` run along some operand's last dimension: splitting
     one of those (a transpose's) would give each tile a sliver of every cache
-    line, so another loop is taken first where there is one."""
+    line, so another loop is taken first where there is one. A `dynamic`
+    parallel loop (extent 1 in `extents`, known at run time) outside the
+    chosen one is split too, one index per tile: the tiles then cover
+    batch x rows, as many at batch 1 as a static compile makes and as many
+    at batch 8 as it makes splitting the batch."""
+    sizes = _one_loop_tile_sizes(iterators, extents, min_iterations, tasks, contiguous)
+    if sizes is None:
+        return None
+    chosen = next(loop for loop, size in enumerate(sizes) if size)
+    for loop in dynamic:
+        if loop < chosen and iterators[loop] == "parallel":
+            sizes[loop] = 1
+    return sizes
+
+
+def _one_loop_tile_sizes(iterators: list[str], extents: list[int], min_iterations: int,
+                         tasks: int, contiguous: frozenset[int]) -> list[int] | None:
     total = 1
     for extent in extents:
         total *= extent
@@ -181,7 +207,8 @@ class ParallelTiles(PythonPass):
                     continue
                 iterators = _iterator_kinds(op)
                 sizes = parallel_tile_sizes(iterators, extents, self.min_iterations,
-                                            self.tasks, _contiguous_loops(maps))
+                                            self.tasks, _contiguous_loops(maps),
+                                            dynamic_loops(op, maps))
                 if sizes is None:
                     continue
                 op.attributes[DECISION] = ir.DenseI64ArrayAttr.get(sizes)

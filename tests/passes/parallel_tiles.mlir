@@ -114,3 +114,20 @@ func.func @to_channels_first(%x: memref<1x56x56x96xf32>, %y: memref<1x96x56x56xf
   }
   return
 }
+
+// A dynamic batch outside the split loop is split too: the tiles cover
+// batch x rows, as many at batch 1 as a static compile's and as many at
+// batch 8 as one splitting the batch would make.
+// CHECK-LABEL: func.func @dynamic_batch_to_channels_last
+// CHECK: scf.forall ({{.*}}, {{.*}}) in (%{{.*}}, 56)
+// CHECK: mlirc.parallel_tiles = array<i64: 1, 1, 0, 0>
+func.func @dynamic_batch_to_channels_last(%x: memref<?x96x56x56xf32>,
+                                          %y: memref<?x56x56x96xf32>) {
+  linalg.generic {indexing_maps = [#nchw_of_nhwc, #id4],
+                  iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%x : memref<?x96x56x56xf32>) outs(%y : memref<?x56x56x96xf32>) {
+  ^bb0(%a: f32, %b: f32):
+    linalg.yield %a : f32
+  }
+  return
+}
