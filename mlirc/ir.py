@@ -45,6 +45,7 @@ InsertionPoint = ir.InsertionPoint
 AffineMapAttr = ir.AffineMapAttr
 AffineDimExpr = ir.AffineDimExpr
 ShapedType = ir.ShapedType
+MemRefType = ir.MemRefType
 VectorType = ir.VectorType
 FloatAttr = ir.FloatAttr
 DenseElementsAttr = ir.DenseElementsAttr
@@ -59,7 +60,7 @@ infer_convolution_dimensions = linalg.infer_convolution_dimensions
 
 __all__ = [
     "dialects", "rewrite", "SymbolTable", "Type", "Attribute", "IntegerType", "AffineMap", "FlatSymbolRefAttr", "F32Type", "InsertionPoint",
-    "BoolAttr", "Operation", "AffineMapAttr", "AffineDimExpr", "ShapedType", "VectorType", "FloatAttr",
+    "BoolAttr", "Operation", "AffineMapAttr", "AffineDimExpr", "ShapedType", "MemRefType", "VectorType", "FloatAttr",
     "DenseElementsAttr", "DenseIntElementsAttr", "ArrayAttr", "DenseI32ArrayAttr",
     "DenseI64ArrayAttr", "IndexType", "infer_contraction_dimensions",
     "infer_convolution_dimensions",

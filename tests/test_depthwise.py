@@ -1,7 +1,8 @@
 """Depthwise convolutions on the native backends: channels-last, tiled and
 vectorized (passes/depthwise.py), against PyTorch on the shapes the zoo's
 models have (strides 1 and 2, padding, dilation, rows not a multiple of the
-tile) and on ones the pass leaves alone (too few channels)."""
+tile, channels with no divisor a vector wide) and on ones the pass leaves
+alone (too few channels)."""
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ CASES = {  # channels, size, kernel, stride, padding, dilation, vectorized
     "5x5-rows-of-7": (24, 7, 5, 1, 2, 1, True),
     "dilated": (16, 12, 3, 1, 2, 2, True),
     "11-channels": (88, 14, 3, 1, 1, 1, True),
+    "58-channels": (58, 28, 3, 1, 1, 1, True),  # no divisor of 4..16: one tile of 58
     "two-channels": (2, 9, 3, 1, 1, 1, False),
 }
 

@@ -245,7 +245,11 @@ class BlasOffload(PythonPass):
         """`override`: (the user's kernel or None, whether it must run, the
         tuned kernel of a ConvShape or None)."""
         infos = [memref_info(v, dynamic=True) for v in op.operands]
-        if any(i is None or i[0] != 4 or i[1] != "f32" or not i[2] for i in infos) or \
+        # The input may be a view whose images are row-major but not packed
+        # one after the other (ShuffleNet's channel split: a subview of half
+        # the channels); the kernels read the image stride from its descriptor.
+        if any(i is None or i[0] != 4 or i[1] != "f32" for i in infos) or \
+                not all(i[2] for i in infos[1:]) or not images_row_major(op.operands[0]) or \
                 not static_but_batch(op.operands[0]) or not static_but_batch(op.operands[2]) \
                 or "?" in str(op.operands[1].type):
             return  # a dynamic batch is fine: the kernels read it from the descriptor
@@ -253,6 +257,8 @@ class BlasOffload(PythonPass):
             window_pair(op, "dilations")
         epilogue = match_epilogue(op) if self.fold_into_conv else None
         padding = match_padding(op, epilogue) if self.fold_into_conv else None
+        if padding is not None and not images_row_major(padding.source):
+            padding = None  # the kernel reads the padded copy instead
         memref, func, arith = ir.dialects.memref, ir.dialects.func, ir.dialects.arith
         generic = generic_memref_type(4, "f32")
         i64 = ir.IntegerType.get_signless(64)
@@ -408,6 +414,20 @@ def _static_shape(value) -> list[int]:
 def static_but_batch(value) -> bool:
     """Whether a memref's sizes are all static but perhaps the first."""
     return "?" not in str(value.type)[7:].split(",")[0].split("x", 1)[-1]
+
+
+def images_row_major(value) -> bool:
+    """Whether each image of a rank-4 [N, C, H, W] memref is row-major and
+    contiguous (strides [any, H*W, W, 1]), whatever its offset and image
+    stride: what the convolution kernels read."""
+    memref_type = ir.MemRefType(value.type)
+    if memref_type.rank != 4 or any(memref_type.is_dynamic_dim(d) for d in (1, 2, 3)):
+        return False
+    try:
+        strides, _ = memref_type.get_strides_and_offset()
+    except (ValueError, RuntimeError):  # a layout that is not strided
+        return False
+    return strides[1:] == _row_major_strides(list(memref_type.shape)[1:])
 
 
 def _row_major_strides(shape: list[int]) -> list[int]:

@@ -55,6 +55,10 @@ def tile_sizes(output_nhwc: list[int], pixels: int, channels: int) -> list[int] 
     would have dynamic sizes, which the vectorizer declines)."""
     _, _, width, depth = output_nhwc
     tile_width, tile_depth = largest_divisor(width, pixels), largest_divisor(depth, channels)
+    if tile_depth < 4 and 4 <= depth <= 4 * channels:
+        # no divisor makes a useful vector (58 = 2 x 29 channels in
+        # ShuffleNet): all the channels in one tile, a few vectors wide
+        tile_depth = depth
     if tile_depth < 4:
         return None  # too few channels for a vector
     return [1, 1, tile_width, tile_depth, 1, 0]

@@ -31,6 +31,26 @@ def conv2d_depthwise():
     return nn.Conv2d(8, 8, 3, padding=1, groups=8)
 
 
+class ChannelSplitConvs(nn.Module):
+    """ShuffleNet's channel split: each half of the channels feeds a
+    convolution (1x1, and 3x3 padded) as a view of the input, whose images
+    lie one input image apart."""
+
+    def __init__(self):
+        super().__init__()
+        self.pointwise = nn.Conv2d(6, 5, 1)
+        self.padded = nn.Conv2d(6, 5, 3, padding=1)
+
+    def forward(self, x):
+        first, second = x.chunk(2, dim=1)
+        return torch.cat([self.padded(first), torch.relu(self.pointwise(second))], dim=1)
+
+
+@case(inputs=lambda: (randn(3, 12, 9, 9),), module=True)
+def conv2d_channel_split():
+    return ChannelSplitConvs()
+
+
 @case(inputs=lambda: (randn(2, 4, 7, 7),), module=True)
 def conv_transpose2d():
     return nn.ConvTranspose2d(4, 3, 3, stride=2, padding=1)

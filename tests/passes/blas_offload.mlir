@@ -74,6 +74,35 @@ func.func @conv(%in: memref<1x3x9x9xf32>, %f: memref<4x3x3x3xf32>, %out: memref<
   return
 }
 
+// An input that is half the channels of another buffer (ShuffleNet's
+// channel split): each image is row-major, so the kernel reads it through
+// its descriptor (offset and image stride).
+// CHECK-LABEL: func.func @conv_channel_split
+// CHECK: %[[HALF:.*]] = memref.subview
+// CHECK: %[[IN:.*]] = memref.cast %[[HALF]]
+// CHECK: call @mlirc_conv2d_nchw_f32(%[[IN]]
+// CHECK-NOT: linalg.conv_2d_nchw_fchw
+func.func @conv_channel_split(%x: memref<2x8x5x5xf32>, %f: memref<4x4x1x1xf32>, %out: memref<2x4x5x5xf32>) {
+  %half = memref.subview %x[0, 4, 0, 0] [2, 4, 5, 5] [1, 1, 1, 1]
+    : memref<2x8x5x5xf32> to memref<2x4x5x5xf32, strided<[200, 25, 5, 1], offset: 100>>
+  linalg.conv_2d_nchw_fchw {dilations = dense<1> : tensor<2xi64>, strides = dense<1> : tensor<2xi64>}
+    ins(%half, %f : memref<2x4x5x5xf32, strided<[200, 25, 5, 1], offset: 100>>, memref<4x4x1x1xf32>)
+    outs(%out : memref<2x4x5x5xf32>)
+  return
+}
+
+// Rows that are not contiguous (a column slice) keep the convolution in MLIR.
+// CHECK-LABEL: func.func @conv_column_slice
+// CHECK: linalg.conv_2d_nchw_fchw
+func.func @conv_column_slice(%x: memref<1x4x5x8xf32>, %f: memref<4x4x1x1xf32>, %out: memref<1x4x5x5xf32>) {
+  %part = memref.subview %x[0, 0, 0, 0] [1, 4, 5, 5] [1, 1, 1, 1]
+    : memref<1x4x5x8xf32> to memref<1x4x5x5xf32, strided<[160, 40, 8, 1]>>
+  linalg.conv_2d_nchw_fchw {dilations = dense<1> : tensor<2xi64>, strides = dense<1> : tensor<2xi64>}
+    ins(%part, %f : memref<1x4x5x5xf32, strided<[160, 40, 8, 1]>>, memref<4x4x1x1xf32>)
+    outs(%out : memref<1x4x5x5xf32>)
+  return
+}
+
 // Integer matmuls stay in MLIR.
 // CHECK-LABEL: func.func @integer
 // CHECK: linalg.matmul
