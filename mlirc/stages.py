@@ -26,6 +26,7 @@ from .passes.math_approx import ApproximateMath
 from .passes.reassociate import ReassociateReductions
 from .passes.depthwise import DepthwiseChannelsLast
 from .passes.vectorize import Vectorize
+from .passes.grouped_conv import SplitGroupedConvs
 from .passes.parallel_tiles import ParallelTiles
 
 
@@ -154,10 +155,11 @@ def _native_stages(blas: bool = True, vectorize: bool = False) -> list[Stage]:
                     "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}",
                     "buffer-deallocation-pipeline",
                     "func.func(canonicalize)")]),
-        *([Stage("blas", "matmul, batch_matmul, conv2d and pooling offloaded to the BLAS "
+        *([Stage("blas", "matmul, batch_matmul, conv2d (a grouped one per group) and pooling "
+                 "offloaded to the BLAS "
                  "shim's calls; transposes, and a convolution's padding, bias, residual add "
                  "and ReLU, folded into them",
-                 [GenericFillCopy(), BlasOffload(), PoolOffload(),
+                 [GenericFillCopy(), SplitGroupedConvs(), BlasOffload(), PoolOffload(),
                   MlirPass("func.func(canonicalize)")])]
           if blas else []),
         Stage("parallel", "each large linalg op's outer parallel loop split into tiles "

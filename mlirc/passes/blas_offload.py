@@ -89,8 +89,13 @@ def _packs(operands) -> bool:
 
 
 def _is_constant(value, constants: set[str]) -> bool:
-    """Whether `value` is a constant global, or a transposed view of one."""
+    """Whether `value` is a constant global, or a transposed view or a
+    subview of one (a subview's offsets are static: the same elements on
+    every call)."""
     if ir.defining_op_name(value) == "memref.transpose":
+        value = value.owner.operands[0]
+    elif ir.defining_op_name(value) == "memref.subview" and \
+            len(value.owner.operands) == 1:  # no dynamic offsets, sizes or strides
         value = value.owner.operands[0]
     if ir.defining_op_name(value) != "memref.get_global":
         return False
@@ -245,17 +250,21 @@ class BlasOffload(PythonPass):
         """`override`: (the user's kernel or None, whether it must run, the
         tuned kernel of a ConvShape or None)."""
         infos = [memref_info(v, dynamic=True) for v in op.operands]
-        # The input may be a view whose images are row-major but not packed
-        # one after the other (ShuffleNet's channel split: a subview of half
-        # the channels); the kernels read the image stride from its descriptor.
+        # The input and output may be views whose images are row-major but
+        # not packed one after the other (ShuffleNet's channel split, a group
+        # of a grouped convolution): the kernels read the offset and image
+        # stride from the descriptor; the filter must be contiguous.
+        image, filter_, output = op.operands
         if any(i is None or i[0] != 4 or i[1] != "f32" for i in infos) or \
-                not all(i[2] for i in infos[1:]) or not images_row_major(op.operands[0]) or \
-                not static_but_batch(op.operands[0]) or not static_but_batch(op.operands[2]) \
-                or "?" in str(op.operands[1].type):
+                not images_row_major(image) or not images_row_major(output) or \
+                not (infos[1][2] or images_row_major(filter_, whole=True)) or \
+                not static_but_batch(image) or not static_but_batch(output) \
+                or "?" in str(filter_.type):
             return  # a dynamic batch is fine: the kernels read it from the descriptor
         (stride_h, stride_w), (dilation_h, dilation_w) = window_pair(op, "strides"), \
             window_pair(op, "dilations")
-        epilogue = match_epilogue(op) if self.fold_into_conv else None
+        # an epilogue (bias, residual, ReLU) folds only into a whole buffer
+        epilogue = match_epilogue(op) if self.fold_into_conv and infos[2][2] else None
         padding = match_padding(op, epilogue) if self.fold_into_conv else None
         if padding is not None and not images_row_major(padding.source):
             padding = None  # the kernel reads the padded copy instead
@@ -416,10 +425,11 @@ def static_but_batch(value) -> bool:
     return "?" not in str(value.type)[7:].split(",")[0].split("x", 1)[-1]
 
 
-def images_row_major(value) -> bool:
+def images_row_major(value, whole: bool = False) -> bool:
     """Whether each image of a rank-4 [N, C, H, W] memref is row-major and
     contiguous (strides [any, H*W, W, 1]), whatever its offset and image
-    stride: what the convolution kernels read."""
+    stride: what the convolution kernels read; `whole`: the images are also
+    packed one after the other (a contiguous view)."""
     memref_type = ir.MemRefType(value.type)
     if memref_type.rank != 4 or any(memref_type.is_dynamic_dim(d) for d in (1, 2, 3)):
         return False
@@ -427,6 +437,9 @@ def images_row_major(value) -> bool:
         strides, _ = memref_type.get_strides_and_offset()
     except (ValueError, RuntimeError):  # a layout that is not strided
         return False
+    if whole:
+        return not memref_type.is_dynamic_dim(0) and \
+            strides == _row_major_strides(list(memref_type.shape))
     return strides[1:] == _row_major_strides(list(memref_type.shape)[1:])
 
 

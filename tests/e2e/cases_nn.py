@@ -26,6 +26,12 @@ def conv2d_groups():
     return nn.Conv2d(8, 16, 3, padding=1, groups=4)
 
 
+@case(inputs=lambda: (randn(3, 24, 11, 11),), module=True)
+def conv2d_groups_stride_2_relu():
+    """RegNet's block: groups 8 channels wide, stride 2, then ReLU."""
+    return nn.Sequential(nn.Conv2d(24, 24, 3, stride=2, padding=1, groups=3), nn.ReLU())
+
+
 @case(inputs=lambda: (randn(2, 8, 12, 12),), module=True)
 def conv2d_depthwise():
     return nn.Conv2d(8, 8, 3, padding=1, groups=8)
