@@ -88,6 +88,22 @@ def _cnn():
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5))
 
 
+def _grouped_split():
+    """A grouped convolution (one kernel call per group) and a convolution on
+    half the channels (a view whose images are not packed one after the
+    other), both on a dynamic batch."""
+    class GroupedSplit(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.grouped = nn.Conv2d(16, 16, 3, stride=2, padding=1, groups=2)
+            self.pointwise = nn.Conv2d(8, 8, 1)
+
+        def forward(self, x):
+            first, second = torch.relu(self.grouped(x)).chunk(2, dim=1)
+            return torch.cat([first, self.pointwise(second)], dim=1)
+    return GroupedSplit()
+
+
 MODELS = {
     # name: (model, example shapes, dynamic, shape of a call from its sizes)
     "linear_3d": (lambda: nn.Linear(16, 8), [(2, 5, 16)],
@@ -106,6 +122,8 @@ MODELS = {
                                lambda b, s: [(b, 5, 16)]),
     "permuted_pool": (PermutedPool, [(2, 8, 5, 5)], {0: {0: "batch"}},
                       lambda b, s: [(b, 8, 5, 5)]),
+    "grouped_split": (_grouped_split, [(2, 16, 9, 9)], {0: {0: "batch"}},
+                      lambda b, s: [(b, 16, 9, 9)]),
     "shared_symbol": (TwoInputs, [(3, 2), (3, 4)], {0: {0: "rows"}, 1: {0: "rows"}},
                       lambda b, s: [(b, 2), (b, 4)]),
 }

@@ -33,8 +33,12 @@ def _unsplit(value):
         return None
     source = value.owner.operands[0]
     source_type = ir.MemRefType(source.type)
-    if source_type.rank != 4 or not source_type.has_static_shape or \
-            str(source_type.element_type) != "f32":
+    # static but perhaps the batch, with static strides
+    if source_type.rank != 4 or str(source_type.element_type) != "f32" or \
+            any(source_type.is_dynamic_dim(d) for d in (1, 2, 3)) or \
+            not all(source_type.is_static_stride_or_offset(v)
+                    for v in [*source_type.get_strides_and_offset()[0],
+                              source_type.get_strides_and_offset()[1]]):
         return None
     return source
 
@@ -42,17 +46,28 @@ def _unsplit(value):
 def _group_view(source, dim: int, group: int, size: int):
     """Rank-4 subview of `source`: `size` entries of dimension `dim` from
     `group * size`."""
-    sizes = list(ir.MemRefType(source.type).shape)
+    source_type = ir.MemRefType(source.type)
+    strides, offset = source_type.get_strides_and_offset()
+    sizes = list(source_type.shape)
     sizes[dim] = size
     offsets = [group * size if d == dim else 0 for d in range(4)]
-    return ir.dialects.memref.subview(source, offsets, sizes, [1, 1, 1, 1])
+    layout = ir.Attribute.parse(f"strided<[{', '.join(map(str, strides))}], "
+                                f"offset: {offset + offsets[dim] * strides[dim]}>")
+    view_type = ir.MemRefType.get(sizes, source_type.element_type, layout)
+    if source_type.is_dynamic_dim(0):  # a dynamic batch, read at run time
+        index = ir.IndexType.get()
+        sizes[0] = ir.dialects.memref.dim(source, ir.dialects.arith.constant(index, 0))
+    return ir.dialects.memref.subview(source, offsets, sizes, [1, 1, 1, 1],
+                                      result_type=view_type)
 
 
 def split_grouped(op) -> bool:
     """Replaces one grouped convolution by a convolution per group; False
-    when its operands are not views of static f32 NCHW/FCHW buffers."""
+    when its operands are not views of f32 NCHW/FCHW buffers, static but
+    perhaps the batch."""
     image, filter_, output = (_unsplit(v) for v in op.operands)
-    if image is None or filter_ is None or output is None:
+    if image is None or filter_ is None or output is None or \
+            ir.MemRefType(filter_.type).is_dynamic_dim(0):
         return False
     _, groups, channels, _, _ = ir.MemRefType(op.operands[0].type).shape
     _, filters, _, _, _ = ir.MemRefType(op.operands[1].type).shape
