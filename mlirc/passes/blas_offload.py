@@ -74,8 +74,9 @@ def memref_info(value, dynamic: bool = False) -> tuple[int, str, bool] | None:
 def window_pair(op, key: str) -> tuple[int, int]:
     """The (h, w) of a convolution's or pooling's `strides` or `dilations`
     (dense<2> or dense<[2, 1]>)."""
-    values = [int(x) for x in re.search(rf"{key} = dense<([^>]*)>", str(op)).group(1)
-              .strip("[]").split(",")]
+    # from the attribute, not from str(op): printing one op numbers the
+    # values of its whole function (quadratic over a model's convolutions)
+    values = [int(x) for x in ir.DenseIntElementsAttr(op.attributes[key])]
     return values[0], values[-1]
 
 
@@ -185,7 +186,7 @@ class BlasOffload(PythonPass):
         # Only contiguous row-major operands: the shim reads BLAS layouts off
         # the strides, which other layouts would break.
         if len(op.operands) != 3 or any(i is None or i[0] != rank or not i[2] for i in infos) \
-                or len({i[1] for i in infos}) != 1 or "indexing_maps" in str(op):
+                or len({i[1] for i in infos}) != 1 or "indexing_maps" in op.get_asm(use_local_scope=True):
             return
         element = infos[0][1]
         operands = list(op.operands)
@@ -397,8 +398,7 @@ class BlasOffload(PythonPass):
                 break  # overwritten or freed: nothing after reads this transpose
             return value  # another reader needs the materialised transpose
         swap = list(range(rank - 2)) + [rank - 1, rank - 2]
-        permutation = [int(x) for x in re.search(r"permutation = \[([\d, ]+)\]",
-                                                 str(transpose)).group(1).split(",")]
+        permutation = list(ir.DenseI64ArrayAttr(transpose.attributes["permutation"]))
         source = transpose.operands[0]
         info = memref_info(source)
         if permutation != swap or info is None or not info[2]:

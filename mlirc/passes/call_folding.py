@@ -424,7 +424,7 @@ def _is_channel_bias(op, output) -> bool:
     source = op.operands[0]
     return (str(source.type) == f"memref<{str(output.type).split('x')[1]}xf32>"
             and ir.defining_op_name(source) == "memref.get_global"
-            and "dimensions = [0, 2, 3]" in str(op))
+            and list(ir.DenseI64ArrayAttr(op.attributes["dimensions"])) == [0, 2, 3])
 
 
 def _is_zero(value) -> bool:
