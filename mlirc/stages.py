@@ -27,6 +27,7 @@ from .passes.reassociate import ReassociateReductions
 from .passes.depthwise import DepthwiseChannelsLast
 from .passes.vectorize import Vectorize
 from .passes.grouped_conv import SplitGroupedConvs
+from .passes.flatten_elementwise import FlattenElementwise
 from .passes.parallel_tiles import ParallelTiles
 
 
@@ -162,7 +163,8 @@ def _native_stages(blas: bool = True, vectorize: bool = False) -> list[Stage]:
                  [GenericFillCopy(), SplitGroupedConvs(), BlasOffload(), PoolOffload(),
                   MlirPass("func.func(canonicalize)")])]
           if blas else []),
-        Stage("parallel", "each large linalg op's outer parallel loop split into tiles "
+        Stage("parallel", "elementwise ops on contiguous buffers flattened to one loop; "
+              "each large linalg op's outer parallel loop split into tiles "
               "(scf.forall; the op keeps the tile sizes chosen as mlirc.parallel_tiles), "
               "run on all cores by the kernel library's threads",
               [*_mlir(
@@ -171,7 +173,7 @@ def _native_stages(blas: bool = True, vectorize: bool = False) -> list[Stage]:
                   "func.func(refback-munge-memref-copy)",
                   # the same loops, with iterator types to choose from
                   "func.func(linalg-generalize-named-ops)"),
-               ParallelTiles()]),
+               FlattenElementwise(), ParallelTiles()]),
         Stage("loops", "scf loops over memrefs: linalg, tm_tensor and affine lowered; "
               "buffers freed after their last use, a residual convolution writing over its "
               "dead residual; parallel tile loops as OpenMP worksharing loops",
