@@ -21,6 +21,9 @@ from .base import PythonPass, register_pass
 from .marked_scripts import apply_marked, mark
 
 MARK = "mlirc.flatten"
+# on a flattened op whose batch is dynamic: its elements per image, by which
+# the parallel stage sizes its tiles (the one loop's extent is unknown)
+PER_IMAGE = "mlirc.elements_per_image"
 
 _SCRIPT = """
 module attributes {{transform.with_named_sequence}} {{
@@ -67,11 +70,35 @@ class FlattenElementwise(PythonPass):
 
     def run(self, module_op) -> None:
         with module_op.context, ir.Location.unknown():
-            scripts = []
+            scripts, per_image = [], []
             for op in [op for op in ir.walk_ops(module_op) if is_flattenable(op)]:
                 parent = op.parent
                 if parent is None or parent.name != "func.func":
                     continue  # inside a loop another pass made: left alone
+                output_type = ir.MemRefType(op.operands[-1].type)
+                if output_type.is_dynamic_dim(0):
+                    if any(output_type.is_dynamic_dim(d) for d in range(1, output_type.rank)):
+                        continue  # more than a dynamic batch: left alone
+                    elements = 1
+                    for size in list(output_type.shape)[1:]:
+                        elements *= size
+                    per_image.append((op.operands[-1], elements))
                 mark(op, MARK, len(scripts))
                 scripts.append(_SCRIPT.format(mark=MARK, index=len(scripts)))
             apply_marked(module_op, MARK, scripts)
+            if per_image:
+                _record_elements_per_image(module_op, per_image)
+
+
+def _record_elements_per_image(module_op, per_image: list) -> None:
+    """Sets PER_IMAGE on each flattened op (found by its output, a
+    collapse_shape of the original op's output)."""
+    i64 = ir.IntegerType.get_signless(64)
+    for op in ir.walk_ops(module_op):
+        if op.name != "linalg.generic" or \
+                ir.defining_op_name(op.operands[-1]) != "memref.collapse_shape":
+            continue
+        source = op.operands[-1].owner.operands[0]
+        for output, elements in per_image:
+            if source == output:
+                op.attributes[PER_IMAGE] = ir.IntegerAttr.get(i64, elements)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from .. import ir
 from .base import PythonPass, register_pass
+from .flatten_elementwise import PER_IMAGE
 from .marked_scripts import apply_marked, mark
 
 MARK = "mlirc.parallel_tile"
@@ -86,6 +87,10 @@ def _loop_extents(op, maps: list) -> tuple[list, frozenset[int]]:
             else:
                 extents[expr.position] = shape_type.get_dim_size(index)
     only_dynamic = frozenset(loop for loop in dynamic if extents[loop] is None)
+    if PER_IMAGE in op.attributes and len(extents) == 1 and only_dynamic:
+        # a flattened elementwise op on a dynamic batch: tiles sized as for
+        # one image, as many more as there are images
+        return [ir.IntegerAttr(op.attributes[PER_IMAGE]).value], frozenset()
     return [1 if loop in only_dynamic else e for loop, e in enumerate(extents)], only_dynamic
 
 

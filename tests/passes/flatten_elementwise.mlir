@@ -20,9 +20,11 @@ func.func @silu(%a: memref<1x8x7x7xf32>, %b: memref<1x8x7x7xf32>) {
   return
 }
 
-// With a dynamic batch too.
+// With a dynamic batch too; the op keeps its elements per image, by which
+// the parallel stage sizes its tiles.
 // CHECK-LABEL: func.func @dynamic_batch
 // CHECK: memref.collapse_shape %arg0 {{\[\[}}0, 1, 2, 3]] : memref<?x8x7x7xf32> into memref<?xf32>
+// CHECK: linalg.generic {{.*}} attrs = {mlirc.elements_per_image = 392 : i64}
 func.func @dynamic_batch(%a: memref<?x8x7x7xf32>, %b: memref<?x8x7x7xf32>) {
   linalg.generic {indexing_maps = [#id4, #id4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
     ins(%a : memref<?x8x7x7xf32>) outs(%b : memref<?x8x7x7xf32>) {

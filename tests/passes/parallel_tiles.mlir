@@ -131,3 +131,18 @@ func.func @dynamic_batch_to_channels_last(%x: memref<?x96x56x56xf32>,
   }
   return
 }
+
+// A flattened elementwise op on a dynamic batch: tiles sized as for one
+// image (32768 elements: 8 tiles of 4096), over all the images.
+// CHECK-LABEL: func.func @flattened_dynamic_batch
+// CHECK: scf.forall
+// CHECK: mlirc.parallel_tiles = array<i64: 4096>
+func.func @flattened_dynamic_batch(%a: memref<?xf32>, %b: memref<?xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(d0) -> (d0)>, affine_map<(d0) -> (d0)>], iterator_types = ["parallel"]}
+    ins(%a : memref<?xf32>) outs(%b : memref<?xf32>) attrs = {mlirc.elements_per_image = 32768 : i64} {
+  ^bb0(%x: f32, %y: f32):
+    %s = arith.addf %x, %x : f32
+    linalg.yield %s : f32
+  }
+  return
+}
