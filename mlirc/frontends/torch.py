@@ -134,8 +134,10 @@ def _export_dynamic_examples(model, args: tuple, has_inputs: bool, export_dynami
     try:
         return _export(model, args, has_inputs, export_dynamic), args
     except FrontendError as error:
+        if "specialized it to be a constant" not in str(error):
+            raise
         widened = torch_boundary.widen_unit_dynamic_sizes(args, export_dynamic)
-        if "specialized it to be a constant" not in str(error) or widened is None:
+        if widened is None:
             raise
         try:
             return _export(model, widened, has_inputs, export_dynamic), widened

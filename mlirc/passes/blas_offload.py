@@ -259,8 +259,7 @@ class BlasOffload(PythonPass):
         if any(i is None or i[0] != 4 or i[1] != "f32" for i in infos) or \
                 not images_row_major(image) or not images_row_major(output) or \
                 not (infos[1][2] or images_row_major(filter_, whole=True)) or \
-                not static_but_batch(image) or not static_but_batch(output) \
-                or "?" in str(filter_.type):
+                "?" in str(filter_.type):
             return  # a dynamic batch is fine: the kernels read it from the descriptor
         (stride_h, stride_w), (dilation_h, dilation_w) = window_pair(op, "strides"), \
             window_pair(op, "dilations")
@@ -431,16 +430,24 @@ def images_row_major(value, whole: bool = False) -> bool:
     stride: what the convolution kernels read; `whole`: the images are also
     packed one after the other (a contiguous view)."""
     memref_type = ir.MemRefType(value.type)
-    if memref_type.rank != 4 or any(memref_type.is_dynamic_dim(d) for d in (1, 2, 3)):
+    layout = strides_and_offset(memref_type)
+    if memref_type.rank != 4 or any(memref_type.is_dynamic_dim(d) for d in (1, 2, 3)) or \
+            layout is None:
         return False
-    try:
-        strides, _ = memref_type.get_strides_and_offset()
-    except (ValueError, RuntimeError):  # a layout that is not strided
-        return False
+    strides = layout[0]
     if whole:
         return not memref_type.is_dynamic_dim(0) and \
             strides == _row_major_strides(list(memref_type.shape))
     return strides[1:] == _row_major_strides(list(memref_type.shape)[1:])
+
+
+def strides_and_offset(memref_type) -> tuple[list[int], int] | None:
+    """A memref type's strides and offset (dynamic ones as MLIR's sentinel),
+    or None for a layout that is not strided."""
+    try:
+        return memref_type.get_strides_and_offset()
+    except (ValueError, RuntimeError):
+        return None
 
 
 def _row_major_strides(shape: list[int]) -> list[int]:

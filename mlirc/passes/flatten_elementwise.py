@@ -14,6 +14,7 @@ scale) keeps its op's nest as it is.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .. import ir
@@ -50,7 +51,7 @@ def is_flattenable(op) -> bool:
             any(str(m) != identity for m in maps):
         return False
     body = op.regions[0].blocks[0].operations
-    if any(o.name == "linalg.index" or o.name == "arith.constant" or
+    if any(o.name == "arith.constant" or
            not o.name.startswith(("arith.", "math.", "linalg.yield")) for o in body):
         return False  # what linalg takes for elementwise: scalar arith and math only
     for value in op.operands:
@@ -79,10 +80,7 @@ class FlattenElementwise(PythonPass):
                 if output_type.is_dynamic_dim(0):
                     if any(output_type.is_dynamic_dim(d) for d in range(1, output_type.rank)):
                         continue  # more than a dynamic batch: left alone
-                    elements = 1
-                    for size in list(output_type.shape)[1:]:
-                        elements *= size
-                    per_image.append((op.operands[-1], elements))
+                    per_image.append((op.operands[-1], math.prod(output_type.shape[1:])))
                 mark(op, MARK, len(scripts))
                 scripts.append(_SCRIPT.format(mark=MARK, index=len(scripts)))
             apply_marked(module_op, MARK, scripts)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from .. import ir
 from .base import PythonPass, register_pass
+from .blas_offload import strides_and_offset
 
 GROUPED = "linalg.conv_2d_ngchw_gfchw"
 
@@ -33,12 +34,11 @@ def _unsplit(value):
         return None
     source = value.owner.operands[0]
     source_type = ir.MemRefType(source.type)
+    layout = strides_and_offset(source_type)
     # static but perhaps the batch, with static strides
     if source_type.rank != 4 or str(source_type.element_type) != "f32" or \
-            any(source_type.is_dynamic_dim(d) for d in (1, 2, 3)) or \
-            not all(source_type.is_static_stride_or_offset(v)
-                    for v in [*source_type.get_strides_and_offset()[0],
-                              source_type.get_strides_and_offset()[1]]):
+            any(source_type.is_dynamic_dim(d) for d in (1, 2, 3)) or layout is None or \
+            not all(source_type.is_static_stride_or_offset(v) for v in [*layout[0], layout[1]]):
         return None
     return source
 

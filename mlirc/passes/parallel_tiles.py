@@ -63,16 +63,12 @@ def static_loop_extents(op, maps: list) -> list[int] | None:
     an indexing map's result is a plain loop index; None if any loop has no
     such operand dimension. A loop seen only along dynamic dimensions (a
     dynamic batch) counts as 1: the op's size is judged as for one image."""
-    extents = _loop_extents(op, maps)[0]
-    return None if any(e is None for e in extents) else extents
+    return loop_extents(op, maps)[0]
 
 
-def dynamic_loops(op, maps: list) -> frozenset[int]:
-    """The loops whose extent only a dynamic dimension gives (a dynamic batch)."""
-    return _loop_extents(op, maps)[1]
-
-
-def _loop_extents(op, maps: list) -> tuple[list, frozenset[int]]:
+def loop_extents(op, maps: list) -> tuple[list[int] | None, frozenset[int]]:
+    """(static_loop_extents, the loops whose extent only a dynamic dimension
+    gives: a dynamic batch)."""
     extents: list[int | None] = [None] * maps[0].n_dims
     dynamic: set[int] = set()
     for operand, indexing in zip(op.operands, maps):
@@ -91,7 +87,8 @@ def _loop_extents(op, maps: list) -> tuple[list, frozenset[int]]:
         # a flattened elementwise op on a dynamic batch: tiles sized as for
         # one image, as many more as there are images
         return [ir.IntegerAttr(op.attributes[PER_IMAGE]).value], frozenset()
-    return [1 if loop in only_dynamic else e for loop, e in enumerate(extents)], only_dynamic
+    extents = [1 if loop in only_dynamic else e for loop, e in enumerate(extents)]
+    return (None if any(e is None for e in extents) else extents), only_dynamic
 
 
 def parallel_tile_sizes(iterators: list[str], extents: list[int], min_iterations: int,
@@ -207,13 +204,12 @@ class ParallelTiles(PythonPass):
                 if op.name != "linalg.generic" or not _at_top_level(op):
                     continue
                 maps = indexing_maps(op)
-                extents = static_loop_extents(op, maps)
+                extents, dynamic = loop_extents(op, maps)
                 if extents is None:
                     continue
                 iterators = _iterator_kinds(op)
                 sizes = parallel_tile_sizes(iterators, extents, self.min_iterations,
-                                            self.tasks, _contiguous_loops(maps),
-                                            dynamic_loops(op, maps))
+                                            self.tasks, _contiguous_loops(maps), dynamic)
                 if sizes is None:
                     continue
                 op.attributes[DECISION] = ir.DenseI64ArrayAttr.get(sizes)
