@@ -270,15 +270,22 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_tune(args) -> int:
-    from .analysis.tuner import print_progress, tune
+    from .analysis import iree_tuner, tuner
     source, inputs, _ = _load_source(args.source)
     if args.jobs < 1:
         raise InputError("--jobs must be at least 1")
+    if args.backend == "iree-cpu":
+        tune, what = iree_tuner.tune, "IREE tile sizes"
+    elif args.backend in ("jit", "aot"):
+        tune, what = tuner.tune, "kernels"
+    else:
+        raise InputError(f"mlirc tune measures the native backends' kernels (jit, aot) or "
+                         f"iree-cpu's tile sizes, not {args.backend}")
     report = tune(source, inputs or (), db=args.db, jobs=args.jobs, ray_address=args.ray,
-                  measure_missing=not args.report, progress=print_progress,
+                  measure_missing=not args.report, progress=tuner.print_progress,
                   input_shapes=_parse_input_shapes(args.input_shape))
     print(report.table())
-    print(f"\ncompile with --tuning-db {args.db} (tuning_db=) to use these kernels")
+    print(f"\ncompile with --tuning-db {args.db} (tuning_db=) to use these {what}")
     return 0
 
 
@@ -374,7 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--refresh-machine", action="store_true",
                      help="measure the machine's peak and bandwidths again")
     sub = source_command("tune", cmd_tune, "measure each convolution's candidate kernels "
-                                           "and keep the fastest in a tuning database")
+                                           "(--backend iree-cpu: each IREE dispatch's tile "
+                                           "sizes) and keep the fastest in a tuning database")
     sub.add_argument("--db", default="mlirc-tuning.db", help="the tuning database (SQLite)")
     sub.add_argument("--jobs", type=int, default=1,
                      help="measure in this many processes (each gets cores / jobs threads)")

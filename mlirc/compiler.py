@@ -95,7 +95,9 @@ def compile(model, example_args=(), *, backend: str = "jit",
       the choice shows in the IR as each call's `mlirc.kernel`.
     tuning_db: a tuning database written by `mlirc tune`: each convolution
       runs the kernel measured fastest for its problem on this machine
-      (choices in `kernels` win; without a blas stage nothing changes).
+      (choices in `kernels` win; without a blas stage nothing changes); on
+      iree-cpu, IREE's dispatches get the tile sizes `mlirc tune --backend
+      iree-cpu` measured fastest (a tuning spec).
     target_cpu: aot only: the CPUs the library's code is for. "x86-64-v3"
       (the default on x86-64 machines with AVX2) runs on every AVX2 machine,
       its kernels picking their AVX-512 copy where the CPU has it;
@@ -119,6 +121,9 @@ def compile(model, example_args=(), *, backend: str = "jit",
         imported.first.text = ir.module_text(imported.module, debug_info=True)
     _report(imported.first, pipeline, dump_dir, on_stage)
     options = {"opt_level": opt_level, "name": name, "iree_flags": list(iree_flags)}
+    if tuning_db is not None and backend == "iree-cpu":
+        from .analysis.tuning_db import iree_spec_flags
+        options["iree_flags"] = iree_spec_flags(tuning_db) + options["iree_flags"]
     if backend == "aot":
         options["target_cpu"] = aot_target(target_cpu)
     elif target_cpu is not None:

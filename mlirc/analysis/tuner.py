@@ -327,6 +327,12 @@ def _run(todo: list, jobs: int, ray_address: str | None, threads: int):
 
 
 def _run_on_ray(todo: list, address: str):
+    yield from ray_tasks(_measure_task, [(p, k, 1) for p, k in todo], address)
+
+
+def ray_tasks(function, argument_tuples: list, address: str):
+    """Runs function(*arguments) for each tuple as a one-CPU Ray task on the
+    cluster at `address` ('local' starts one); yields results as they end."""
     try:
         import ray
     except ImportError:
@@ -334,8 +340,8 @@ def _run_on_ray(todo: list, address: str):
     if not ray.is_initialized():
         ray.init(address=None if address == "local" else address, ignore_reinit_error=True,
                  log_to_driver=False)
-    remote = ray.remote(num_cpus=1)(_measure_task)
-    pending = [remote.remote(p, k, 1) for p, k in todo]
+    remote = ray.remote(num_cpus=1)(function)
+    pending = [remote.remote(*arguments) for arguments in argument_tuples]
     while pending:
         ready, pending = ray.wait(pending, num_returns=1)
         yield ray.get(ready[0])

@@ -34,7 +34,10 @@ SCHEMA = """CREATE TABLE IF NOT EXISTS measurements (
 CREATE TABLE IF NOT EXISTS choices (
     problem TEXT NOT NULL, machine TEXT NOT NULL, versions TEXT NOT NULL,
     threads INTEGER NOT NULL, kernel TEXT NOT NULL,
-    PRIMARY KEY (problem, machine, versions, threads))"""
+    PRIMARY KEY (problem, machine, versions, threads));
+CREATE TABLE IF NOT EXISTS iree_roots (
+    problem TEXT PRIMARY KEY, matcher TEXT NOT NULL, operand_types TEXT NOT NULL,
+    translation_info TEXT NOT NULL)"""
 
 
 def machine_key() -> str:
@@ -120,10 +123,41 @@ class TuningDB:
             chosen[problem] = kernel  # rows on `threads` come last and win
         return chosen
 
+    def remember_root(self, problem: str, matcher: str, operand_types: list[str],
+                      translation_info: str) -> None:
+        """What a tuning spec needs to find an IREE dispatch root again."""
+        with self.connection:
+            self.connection.execute("INSERT OR REPLACE INTO iree_roots VALUES (?, ?, ?, ?)",
+                                    (problem, matcher, "\n".join(operand_types),
+                                     translation_info))
+
+    def iree_spec_entries(self, threads: int | None = None) -> list[tuple[str, list[str], str]]:
+        """(matcher, operand types, compilation_info) of each IREE root the
+        tuner gave a config on this machine (decisions on `threads` threads
+        where there are some)."""
+        from .iree_dispatch import LoweringConfig
+        rows = self.connection.execute(
+            "SELECT c.problem, c.kernel, c.threads, r.matcher, r.operand_types, "
+            "r.translation_info FROM choices c JOIN iree_roots r ON c.problem = r.problem "
+            "WHERE c.machine = ? AND c.versions = ?", (self.machine, self.versions))
+        chosen: dict[str, tuple[str, list[str], str]] = {}
+        for problem, key, used, matcher, types, translation in sorted(
+                rows, key=lambda row: row[2] == threads):
+            config = LoweringConfig.from_key(key)
+            if config is None or not str(translation).startswith(
+                    "#iree_codegen.translation_info<"):
+                continue
+            info = (f"#iree_codegen.compilation_info<lowering_config = {config.attribute()}, "
+                    f"translation_info = {translation}>")
+            chosen[problem] = (matcher, str(types).split("\n"), info)
+        return list(chosen.values())
+
 
 def _valid(candidate, seconds) -> bool:
     from ..kernels.choice import CONV_KERNELS
-    return candidate in CONV_KERNELS and isinstance(seconds, (int, float)) and \
+    from .iree_dispatch import LoweringConfig
+    known = candidate in CONV_KERNELS or LoweringConfig.from_key(candidate) is not None
+    return known and isinstance(seconds, (int, float)) and \
         math.isfinite(seconds) and seconds > 0
 
 
@@ -137,3 +171,30 @@ def kernel_choices(path) -> dict[str, str]:
         return database.best_choices(thread_count())
     finally:
         database.close()
+
+
+def iree_spec_flags(db_path) -> list[str]:
+    """The iree-compile flag that applies the database's IREE choices for
+    this machine (none when it holds none), the spec written once under the
+    cache folder by its content."""
+    import hashlib
+
+    from ..settings import cache_dir
+    from .iree_dispatch import tuning_spec
+    if not Path(db_path).exists():
+        raise InputError(f"tuning database {db_path}: no such file (run `mlirc tune` first)")
+    database = TuningDB(db_path)
+    try:
+        entries = database.iree_spec_entries(thread_count())
+    finally:
+        database.close()
+    if not entries:
+        return []
+    text = tuning_spec(entries)
+    path = cache_dir() / "iree-specs" / f"{hashlib.sha256(text.encode()).hexdigest()[:20]}.mlir"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        partial.write_text(text)
+        partial.replace(path)
+    return [f"--iree-codegen-tuning-spec-path={path}"]

@@ -32,6 +32,17 @@ TARGETS = {t.backend: t for t in [
 ]}
 
 
+def cpu_flag() -> str:
+    """iree-compile's CPU: this one, or the x86-64 level MLIRC_TARGET_ISA
+    restricts mlirc to (so that the AVX2 path measures IREE's AVX2 code too)."""
+    from ..kernels.buildspec import MARCH
+    from ..kernels.host import host
+    info = host()
+    if info.level != info.machine_level and info.machine in ("x86_64", "AMD64"):
+        return f"--iree-llvmcpu-target-cpu={MARCH[info.level]}"
+    return "--iree-llvmcpu-target-cpu=host"
+
+
 def device_available(driver: str) -> tuple[bool, str]:
     """Whether iree.runtime can open a device for `driver`, and why not."""
     import iree.runtime as runtime
@@ -90,6 +101,9 @@ class IreeBackend:
 
     def compile_flags(self, options: dict, signature: Signature) -> list[str]:
         flags = list(self.target.flags)
+        if self.target.hal_target == "llvm-cpu":
+            flags = [cpu_flag() if f.startswith("--iree-llvmcpu-target-cpu=") else f
+                     for f in flags]
         if any(s.dtype == "f64" for s in signature.inputs + signature.outputs):
             # IREE demotes f64 to f32 by default, which would change the
             # function's signature; keep f64 where the model's interface has it.
